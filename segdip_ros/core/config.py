@@ -1,0 +1,131 @@
+"""Typed, frozen configuration of the SegDIP engine, with named presets.
+
+The paper (Malik et al., SegDIP) fixes the architecture and the losses; what it leaves open
+(learning rate, clip value, iteration counts, ...) is set here and documented in the README
+with the benchmark figures that decided it.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ['ModelConfig', 'LossConfig', 'SessionConfig', 'paper_preset', 'default_preset',
+           'PRESETS', 'config_from_dict', 'config_to_dict']
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Network shape. Paper values: width 128, 4 encoder and 3 decoder layers, meshgrid input."""
+
+    num_classes: int = 2          # N, size of the segmentation head
+    width: int = 128              # filters per conv layer
+    encoder_layers: int = 4       # each halves the resolution (stride 2)
+    decoder_layers: int = 3       # each doubles it (nearest-neighbour upsampling)
+    kernel_size: int = 3
+    leaky_slope: float = 0.2      # Deep Image Prior's default
+    input_code: str = 'meshgrid'  # 'meshgrid' (paper), 'meshgrid+rgb', 'fourier', 'noise'
+    fourier_bands: int = 0        # extra sin/cos bands of the meshgrid for 'fourier'
+
+    def validate(self) -> None:
+        if self.num_classes < 2:
+            raise ConfigError(f'num_classes must be >= 2, got {self.num_classes}')
+        if self.width < 1:
+            raise ConfigError(f'width must be >= 1, got {self.width}')
+        if self.encoder_layers < self.decoder_layers:
+            raise ConfigError(f'encoder_layers ({self.encoder_layers}) must be >= decoder_layers '
+                              f'({self.decoder_layers})')
+        if self.kernel_size % 2 != 1:
+            raise ConfigError(f'kernel_size must be odd, got {self.kernel_size}')
+        if self.input_code not in ('meshgrid', 'meshgrid+rgb', 'fourier', 'noise'):
+            raise ConfigError(f'unknown input_code {self.input_code!r}')
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss weights. TCL lambda 0.001 is the paper's value."""
+
+    reconstruction_weight: float = 1.0
+    annotation_weight: float = 1.0
+    tcl: bool = True              # Temporal Consistency Loss on/off
+    tcl_lambda: float = 0.001     # weight of unannotated pixels in the TCL
+
+    def validate(self) -> None:
+        if self.tcl_lambda < 0 or self.tcl_lambda > 1:
+            raise ConfigError(f'tcl_lambda must be in [0, 1], got {self.tcl_lambda}')
+        if self.reconstruction_weight < 0 or self.annotation_weight < 0:
+            raise ConfigError('loss weights must be >= 0')
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Everything a TrainingSession needs: model, loss, optimiser and runtime choices."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    working_size: int = 256        # long side of the working resolution, px (paper: < 300)
+    learning_rate: float = 0.01
+    grad_clip: float = 1.0         # max global grad norm
+    warmup_iterations: int = 200   # reconstruction-only iterations on a new image
+    iterations_per_click: int = 50
+    click_radius: int = 0          # px at working resolution; 0 = one pixel (paper)
+    device: str = 'auto'           # 'auto', 'cpu', 'cuda', 'cuda:N'
+    amp: str = 'auto'              # 'auto', 'off', 'bf16', 'fp16'
+    seed: int = 0
+    refine: str = 'none'           # post-processing of probabilities: 'none', 'grabcut'
+
+    def validate(self) -> None:
+        self.model.validate()
+        self.loss.validate()
+        if not 16 <= self.working_size <= 4096:
+            raise ConfigError(f'working_size must be in [16, 4096], got {self.working_size}')
+        if self.learning_rate <= 0:
+            raise ConfigError(f'learning_rate must be > 0, got {self.learning_rate}')
+        if self.grad_clip <= 0:
+            raise ConfigError(f'grad_clip must be > 0, got {self.grad_clip}')
+        if self.click_radius < 0:
+            raise ConfigError(f'click_radius must be >= 0, got {self.click_radius}')
+        if self.amp not in ('auto', 'off', 'bf16', 'fp16'):
+            raise ConfigError(f"amp must be 'auto', 'off', 'bf16' or 'fp16', got {self.amp!r}")
+        if self.refine not in ('none', 'grabcut'):
+            raise ConfigError(f"refine must be 'none' or 'grabcut', got {self.refine!r}")
+
+    def with_classes(self, num_classes: int) -> SessionConfig:
+        """The same configuration for another number of classes."""
+        return replace(self, model=replace(self.model, num_classes=num_classes))
+
+
+def paper_preset(num_classes: int = 2, **overrides: Any) -> SessionConfig:
+    """The configuration as the paper writes it: width 128, one-pixel clicks, plain TCL."""
+    cfg = SessionConfig(model=ModelConfig(num_classes=num_classes, width=128),
+                        loss=LossConfig(), working_size=256, learning_rate=0.001,
+                        warmup_iterations=200, iterations_per_click=50, click_radius=0)
+    return replace(cfg, **overrides)
+
+
+def default_preset(num_classes: int = 2, **overrides: Any) -> SessionConfig:
+    """The engine's tuned default (see README, 'Defaults and why')."""
+    cfg = SessionConfig(model=ModelConfig(num_classes=num_classes, width=32),
+                        loss=LossConfig(), working_size=160, learning_rate=0.01,
+                        warmup_iterations=150, iterations_per_click=40, click_radius=2)
+    return replace(cfg, **overrides)
+
+
+PRESETS = {'paper': paper_preset, 'default': default_preset}
+
+
+def config_to_dict(cfg: SessionConfig) -> dict[str, Any]:
+    """Plain nested dict (JSON-safe), stored in every checkpoint."""
+    return asdict(cfg)
+
+
+def config_from_dict(data: dict[str, Any]) -> SessionConfig:
+    """Inverse of config_to_dict; unknown keys raise ConfigError."""
+    try:
+        d = dict(data)
+        model = ModelConfig(**d.pop('model', {}))
+        loss = LossConfig(**d.pop('loss', {}))
+        return SessionConfig(model=model, loss=loss, **d)
+    except TypeError as err:
+        raise ConfigError(f'bad configuration dict: {err}') from err
