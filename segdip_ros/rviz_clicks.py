@@ -322,10 +322,11 @@ _INVALID = re.compile(r'[^a-z0-9_]+')
 def class_topic_name(name: str) -> str:
     """Return the ROS topic token for a class name.
 
-    Rule: accents dropped (NFKD, then ASCII only); lower-case; every run of characters other than ``a-z``, ``0-9`` and ``_`` becomes one
-    ``_``; repeated ``_`` collapse; leading and trailing ``_`` are dropped; a token starting
-    with a digit gets the prefix ``class_``. ``'Traffic Sign'`` -> ``'traffic_sign'``,
-    ``'3D-box'`` -> ``'class_3d_box'``. Raises ValueError when nothing usable is left.
+    Rule: accents dropped (NFKD, then ASCII only); lower-case; every run of characters other
+    than ``a-z``, ``0-9`` and ``_`` becomes one ``_``; repeated ``_`` collapse; leading and
+    trailing ``_`` are dropped; a token starting with a digit gets the prefix ``class_``.
+    ``'Traffic Sign'`` -> ``'traffic_sign'``, ``'3D-box'`` -> ``'class_3d_box'``.
+    Raises ValueError when nothing usable is left.
     """
     if not isinstance(name, str):
         raise ValueError(f'class name must be a string, got {type(name).__name__}')

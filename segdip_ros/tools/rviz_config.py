@@ -123,7 +123,8 @@ def make_rviz_config(class_names: Sequence[str], node_name: str = 'segdip', name
         'Name': 'Current View', 'Near Clip Distance': 0.01,
         'Scale': round(1.0 / plane_scale, 6),  # screen px per metre: one screen px per pixel
         'Target Frame': '<Fixed Frame>', 'Value': 'TopDownOrtho (rviz_default_plugins)',
-        'X': round(image_width * plane_scale / 2, 6), 'Y': round(-image_height * plane_scale / 2, 6),
+        'X': round(image_width * plane_scale / 2, 6),
+        'Y': round(-image_height * plane_scale / 2, 6),
     }
     return {
         'Panels': [
