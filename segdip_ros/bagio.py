@@ -205,13 +205,15 @@ class BagReader:
 
     Annotations and ground truth are small and read first, so that frames can stream; ground
     truth is matched to frames by header stamp. `image_topic=None` picks the image topic that is
-    not the ground truth (preferring /camera/image_raw).
+    not the ground truth (preferring /camera/image_raw). A named topic missing from the bag
+    raises BagError, except the ground truth when `gt_optional`.
     """
 
     path: Path
     image_topic: str | None = None
     annotation_topic: str | None = '/segdip/annotations'
     gt_topic: str | None = '/ground_truth/mask'
+    gt_optional: bool = False         # a missing ground-truth topic means "no ground truth"
     topics: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -221,6 +223,8 @@ class BagReader:
             self.topics = {c.topic: c.msgtype for c in reader.connections}
         finally:
             reader.close()
+        if self.gt_optional and self.gt_topic not in self.topics:
+            self.gt_topic = None
         self.image_topic = self._pick_image_topic()
         for name, topic in (('annotation', self.annotation_topic), ('ground-truth', self.gt_topic)):
             if topic and topic not in self.topics:

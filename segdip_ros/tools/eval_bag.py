@@ -1,0 +1,228 @@
+"""segdip_eval_bag: offline tracking evaluation of SegDIP on a rosbag2, as the node runs live.
+
+Reads the camera topic (Image or CompressedImage), the annotations (std_msgs/String JSON) and,
+if present, ground-truth masks; drives a TrainingSession with the node's frame-switch rule
+(segdip_ros.tracking_eval.FrameTracker); writes the predicted class-id masks to a NEW bag
+(/segdip/mask, mono8, header copied from the image) and to PNGs; reports per-frame and mean J and
+F (first frame excluded) and seconds per frame in results.json / results.md /
+j_over_frames.png, plus overlay.mp4.
+
+``--dataset DIR``: DIR holds several bags (one per sub-folder), or frames in DAVIS layout
+(images/<seq>/), which are first written as bags with simulated clicks (``--clicks``, default 3)
+under OUT/bags/. One table then gives every sequence and the mean over sequences.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from segdip_ros.bagio import BagError, BagReader, BagWriter, image_msg
+from segdip_ros.tracking_eval import (FrameScore, FrameTracker, SequenceResult, TrackingSchedule,
+                                      assign_annotations, track_sequence, write_dataset_report,
+                                      write_sequence_report)
+
+__all__ = ['evaluate_bag', 'build_parser', 'run', 'main']
+
+_DEFAULT_GT = '/ground_truth/mask'
+_COLOURS = np.array([[0, 0, 0], [255, 60, 60], [60, 200, 60], [60, 120, 255], [240, 200, 0],
+                     [200, 0, 200], [0, 200, 200], [255, 128, 0]], np.uint8)
+
+
+def overlay(rgb: np.ndarray, labels: np.ndarray, gt: np.ndarray | None) -> np.ndarray:
+    """RGB frame with the predicted classes blended in and the ground-truth outline in white."""
+    out = rgb.copy()
+    lab = labels.astype(np.int64)
+    sel = (lab != 0) & (lab != 255)
+    colours = _COLOURS[np.clip(lab, 0, len(_COLOURS) - 1)]
+    out[sel] = (0.5 * out[sel] + 0.5 * colours[sel]).astype(np.uint8)
+    if gt is not None:
+        contours, _ = cv2.findContours((gt > 0).astype(np.uint8), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(out, contours, -1, (255, 255, 255), 1)
+    return out
+
+
+class _Progress:
+    """A one-line progress bar on stderr (silent when disabled)."""
+
+    def __init__(self, name: str, total: int, enabled: bool) -> None:
+        self.name, self.total, self.enabled = name, max(total, 1), enabled
+
+    def update(self, score: FrameScore) -> None:
+        if not self.enabled:
+            return
+        done = score.index + 1
+        bar = '#' * int(20 * done / self.total)
+        j = '' if score.j is None else f' J={score.j:.3f}'
+        sys.stderr.write(f'\r{self.name} [{bar:<20}] {done}/{self.total}{j} '
+                         f'{score.seconds:.2f} s/frame ')
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write('\n')
+
+
+def make_session(args: argparse.Namespace) -> Any:
+    """A TrainingSession with the chosen preset and overrides."""
+    from segdip_ros.core import PRESETS, TrainingSession
+    cfg = PRESETS[args.preset](num_classes=args.num_classes)
+    over = {k: v for k, v in (('working_size', args.working_size), ('device', args.device),
+                              ('seed', args.seed), ('warmup_iterations', args.warmup))
+            if v is not None}
+    cfg = replace(cfg, **over)
+    if args.width is not None:
+        cfg = replace(cfg, model=replace(cfg.model, width=args.width))
+    return TrainingSession(cfg)
+
+
+def evaluate_bag(bag: Path, out_dir: Path, args: argparse.Namespace,
+                 name: str | None = None) -> SequenceResult:
+    """Evaluate one bag; writes masks (bag and PNGs), overlay video and the reports."""
+    reader = BagReader(Path(bag), image_topic=args.image_topic,
+                       annotation_topic=args.annotation_topic or None,
+                       gt_topic=args.gt_topic or None,
+                       gt_optional=args.gt_topic == _DEFAULT_GT)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out_bag = Path(args.out_bag) if args.out_bag and name is None else out_dir / 'mask_bag'
+    if out_bag.exists():
+        raise BagError(f'output bag {out_bag} exists already; remove it or choose --out-bag')
+    png_dir = out_dir / 'masks'
+    png_dir.mkdir(exist_ok=True)
+    total = reader.frame_count()
+    if args.max_frames:
+        total = min(total, args.max_frames)
+    schedule = TrackingSchedule(args.iterations_first, args.iterations_per_frame,
+                                warmup=args.warmup != 0)
+    tracker = FrameTracker(make_session(args), schedule)
+    progress = _Progress(name or Path(bag).name, total, not args.quiet)
+    video: list[Any] = [None]
+
+    with BagWriter(out_bag, args.storage) as writer:
+        def on_frame(frame: Any, pred: Any, score: FrameScore) -> None:
+            labels = pred.labels
+            writer.write(args.mask_topic, image_msg(labels, frame.stamp_ns, frame.frame_id,
+                                                    'mono8'), frame.recv_ns)
+            cv2.imwrite(str(png_dir / f'{frame.index:05d}.png'), labels)
+            if not args.no_video:
+                if video[0] is None:
+                    h, w = labels.shape
+                    video[0] = cv2.VideoWriter(str(out_dir / 'overlay.mp4'),
+                                               cv2.VideoWriter_fourcc(*'mp4v'), args.video_fps,
+                                               (w, h))
+                video[0].write(cv2.cvtColor(overlay(frame.image, labels, frame.gt),
+                                            cv2.COLOR_RGB2BGR))
+            progress.update(score)
+
+        try:
+            pairs = assign_annotations(reader.frames(args.max_frames), reader.annotations())
+            result = track_sequence(name or Path(bag).name, tracker, pairs, on_frame)
+        finally:
+            progress.close()
+            if video[0] is not None:
+                video[0].release()
+    result.settings = {'bag': str(bag), 'image_topic': reader.image_topic,
+                       'iterations_first': args.iterations_first,
+                       'iterations_per_frame': args.iterations_per_frame,
+                       'config': _config_dict(tracker.session.cfg)}
+    write_sequence_report(result, out_dir)
+    if reader.gt_topic is None:
+        print(f'{result.name}: no ground-truth topic, J and F not computed', file=sys.stderr)
+    return result
+
+
+def _config_dict(cfg: Any) -> dict[str, Any]:
+    from segdip_ros.core import config_to_dict
+    return config_to_dict(cfg)
+
+
+def _dataset_bags(root: Path, out: Path, args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """(name, bag path) per sequence: sub-folder bags, or bags made from DAVIS-layout frames."""
+    if (root / 'images').is_dir():
+        from segdip_ros.tools.make_bag import (list_sequences, load_sequence, simulate_clicks,
+                                               write_sequence_bag)
+        bags = []
+        for seq in list_sequences(root):
+            path = out / 'bags' / seq
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                frames = load_sequence(root, seq, args.max_frames)
+                if frames[0][1] is None:
+                    raise BagError(f'sequence {seq} has no first-frame mask to simulate clicks')
+                write_sequence_bag(path, frames, simulate_clicks(frames[0][1], args.clicks))
+            bags.append((seq, path))
+        return bags
+    bags = sorted((p.name, p) for p in root.iterdir() if (p / 'metadata.yaml').exists())
+    if not bags:
+        raise BagError(f'{root} holds neither bags (sub-folders with metadata.yaml) nor '
+                       'frames in DAVIS layout (images/<seq>/)')
+    return bags
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='segdip_eval_bag', description=__doc__.split('\n')[0])
+    p.add_argument('bag', nargs='?', type=Path, help='rosbag2 directory')
+    p.add_argument('--dataset', type=Path, help='folder of bags or DAVIS-layout frames')
+    p.add_argument('--out', type=Path, default=Path('segdip_eval'), help='output folder')
+    p.add_argument('--out-bag', type=Path, help='mask bag (default OUT/mask_bag)')
+    p.add_argument('--storage', choices=('sqlite3', 'mcap'), default='sqlite3',
+                   help='storage of the mask bag')
+    p.add_argument('--image-topic', help='default: the bag\'s camera topic')
+    p.add_argument('--annotation-topic', default='/segdip/annotations', help="'' for none")
+    p.add_argument('--gt-topic', default=_DEFAULT_GT, help="'' for none")
+    p.add_argument('--mask-topic', default='/segdip/mask')
+    p.add_argument('--iterations-first', type=int, default=300)
+    p.add_argument('--iterations-per-frame', type=int, default=30)
+    p.add_argument('--preset', choices=('default', 'paper'), default='default')
+    p.add_argument('--num-classes', type=int, default=2)
+    p.add_argument('--working-size', type=int, help='override the preset')
+    p.add_argument('--width', type=int, help='override the preset network width')
+    p.add_argument('--warmup', type=int, help='warm-up iterations (0 = none; preset default)')
+    p.add_argument('--device', help='auto, cpu, cuda, cuda:N')
+    p.add_argument('--seed', type=int)
+    p.add_argument('--max-frames', type=int)
+    p.add_argument('--clicks', type=int, default=3, help='simulated clicks for --dataset frames')
+    p.add_argument('--no-video', action='store_true')
+    p.add_argument('--video-fps', type=float, default=10.0)
+    p.add_argument('--quiet', action='store_true', help='no progress bar')
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate; prints the summary table on stdout and returns 0."""
+    if (args.bag is None) == (args.dataset is None):
+        raise BagError('give either a bag or --dataset DIR')
+    t = time.perf_counter()
+    if args.dataset is not None:
+        results = [evaluate_bag(bag, args.out / name, args, name=name)
+                   for name, bag in _dataset_bags(args.dataset, args.out, args)]
+        write_dataset_report(results, args.out)
+    else:
+        results = [evaluate_bag(args.bag, args.out, args)]
+    print((args.out / 'results.md').read_text() if args.dataset else
+          f'{results[0].name}: J={results[0].j_mean:.3f} F={results[0].f_mean:.3f} '
+          f'{results[0].seconds_per_frame:.2f} s/frame ({len(results[0].frames)} frames)')
+    print(f'results in {args.out} ({time.perf_counter() - t:.0f} s)', file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from segdip_ros.core import SegDipError
+    try:
+        return run(args)
+    except (BagError, SegDipError, OSError) as err:
+        print(f'segdip_eval_bag: error: {err}', file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
