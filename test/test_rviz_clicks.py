@@ -1,4 +1,5 @@
 """Tests of segdip_ros.rviz_clicks: image plane both ways, overlay cloud, camera projection."""
+import importlib.util
 import sys
 import types
 
@@ -184,8 +185,8 @@ def test_same_or_empty_frame_passes_without_tf():
 
 
 def test_other_frame_refused_without_tf2():
-    if 'tf2_ros' in sys.modules:
-        pytest.skip('tf2 installed: covered by the fake-tf2 test')
+    if importlib.util.find_spec('tf2_ros') and importlib.util.find_spec('tf2_geometry_msgs'):
+        pytest.skip('tf2 installed: the tf2 path is covered by the fake-tf2 test')
     with pytest.raises(ClickGeometryError,
                        match="tf2.*not available.*frame 'map'.*camera frame 'cam_optical'"):
         transform_point_to_frame(_stamped('map'), 'cam_optical', tf_buffer=object())
