@@ -27,6 +27,9 @@ class ModelConfig:
     leaky_slope: float = 0.2      # Deep Image Prior's default
     input_code: str = 'meshgrid'  # 'meshgrid' (paper), 'meshgrid+rgb', 'fourier', 'noise'
     fourier_bands: int = 0        # extra sin/cos bands of the meshgrid for 'fourier'
+    seg_trunk_grad: float = 1.0   # scale of the segmentation gradient into the shared layers
+                                  # (1 = paper; < 1 keeps the features on the image)
+    seg_head_hidden: int = 0      # 0: 1x1 conv head (paper); > 0: 3x3 conv of this width first
 
     def validate(self) -> None:
         if self.num_classes < 2:
@@ -38,6 +41,8 @@ class ModelConfig:
                               f'({self.decoder_layers})')
         if self.kernel_size % 2 != 1:
             raise ConfigError(f'kernel_size must be odd, got {self.kernel_size}')
+        if not 0.0 <= self.seg_trunk_grad <= 1.0:
+            raise ConfigError(f'seg_trunk_grad must be in [0, 1], got {self.seg_trunk_grad}')
         if self.input_code not in ('meshgrid', 'meshgrid+rgb', 'fourier', 'noise'):
             raise ConfigError(f'unknown input_code {self.input_code!r}')
 

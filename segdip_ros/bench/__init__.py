@@ -1,0 +1,16 @@
+"""Interactive-segmentation benchmark (issue 4): SegDIP against GrabCut and the random walker.
+
+Simulated RITM / f-BRS clicker, NoC@85/90 and IoU-vs-clicks curves, JSON / Markdown / PNG
+reports. Run it as `segdip-bench` (see docs/benchmark.md). Imports no ROS.
+"""
+from .base import Method, MethodSettings, working_shape
+from .clicker import Clicker, SimClick, next_click
+from .datasets import Sample, list_samples, load_sample
+from .methods import METHODS, make_method, register, segdip_factory
+from .runner import ImageRecord, run_image, run_method
+from .scoring import noc, stability, summarize
+
+__all__ = ['Method', 'MethodSettings', 'working_shape', 'Clicker', 'SimClick', 'next_click',
+           'Sample', 'list_samples', 'load_sample', 'METHODS', 'make_method', 'register',
+           'segdip_factory', 'ImageRecord', 'run_image', 'run_method', 'noc', 'stability',
+           'summarize']

@@ -1,0 +1,431 @@
+"""TrainingSession: one SegDIP network trained online for one scene (an image or a video).
+
+The session is the engine's facade: numpy in, numpy out, coordinates in original image pixels.
+It owns the model, the optimiser (AMSGrad, clipped gradients), the annotations of the current
+frame and the previous prediction that the Temporal Consistency Loss uses as its target.
+All public methods are thread-safe, so a ROS callback may add a click while another thread trains.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .annotations import Annotation, annotation_from_dict, rasterise, validate_annotation
+from .config import SessionConfig, config_from_dict, config_to_dict, default_preset
+from .device import resolve_amp_dtype, resolve_device
+from .errors import CheckpointError, ImageError, TrainingError
+from .losses import reconstruction_loss, tcl_loss, tcl_target
+from .model import SegDipNet, input_channels, make_input_code
+
+__all__ = ['TrainingSession', 'StepResult', 'Prediction', 'working_size_for', 'check_rgb']
+
+UNLABELLED_ID = 255
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What `step(n)` did. Losses are those of the last finite iteration."""
+
+    iterations: int
+    loss: float
+    reconstruction_loss: float
+    annotation_loss: float
+    seconds: float
+    nonfinite_iterations: int = 0
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """labels: (H, W) uint8 class ids at original size, 255 where nothing is labelled yet.
+    probabilities: (H, W, N) float32, summing to 1 over the last axis."""
+
+    labels: np.ndarray
+    probabilities: np.ndarray
+
+
+def check_rgb(rgb: Any) -> np.ndarray:
+    """Validate an RGB frame: (H, W, 3) uint8 with H, W >= 1, else ImageError."""
+    if not isinstance(rgb, np.ndarray):
+        raise ImageError(f'image must be a numpy array, got {type(rgb).__name__}')
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ImageError(f'image must have shape (H, W, 3), got {rgb.shape}')
+    if rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        raise ImageError(f'image is empty: shape {rgb.shape}')
+    if rgb.dtype != np.uint8:
+        raise ImageError(f'image must be uint8, got {rgb.dtype}')
+    return rgb
+
+
+def working_size_for(height: int, width: int, long_side: int, multiple: int) -> tuple[int, int]:
+    """(h, w) with the long side at most `long_side` (never upscaled beyond the original, but at
+    least `multiple`), aspect kept, each a multiple of `multiple` so strided layers line up."""
+    scale = min(1.0, long_side / max(height, width))
+
+    def snap(v: float) -> int:
+        return max(multiple, int(round(v / multiple)) * multiple)
+    return snap(height * scale), snap(width * scale)
+
+
+class TrainingSession:
+    """Online SegDIP training for one scene. See docs/ENGINE_API.md for the whole API."""
+
+    def __init__(self, cfg: SessionConfig | None = None):
+        cfg = cfg or default_preset()
+        cfg.validate()
+        self.cfg = cfg
+        self.num_classes = cfg.model.num_classes
+        self.device = resolve_device(cfg.device)
+        self._amp_dtype = resolve_amp_dtype(cfg.amp, self.device)
+        self._lock = threading.RLock()
+        self._model: SegDipNet | None = None
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._image: np.ndarray | None = None
+        self._target: torch.Tensor | None = None      # (1, 3, h, w) in [0, 1]
+        self._code: torch.Tensor | None = None        # (1, C, h, w)
+        self._work_size: tuple[int, int] | None = None
+        self._annotations: list[Annotation] = []
+        self._labels: torch.Tensor | None = None      # (h, w) int64, -1 = unlabelled
+        self._prev_probs: torch.Tensor | None = None  # (1, N, h, w) TCL target base
+        self._has_labels = False                       # annotated now or on an earlier frame
+        self._cache: tuple[tuple[int, int], Prediction] | None = None
+        self._version = 0                              # bumps on every annotation change
+        self.iteration = 0
+        self.frame_index = 0
+
+    # ----- properties -------------------------------------------------------------------
+    @property
+    def has_image(self) -> bool:
+        return self._image is not None
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """(height, width) of the original image, or None before set_image."""
+        return None if self._image is None else self._image.shape[:2]
+
+    @property
+    def work_size(self) -> tuple[int, int] | None:
+        """(height, width) of the working resolution, or None before set_image."""
+        return self._work_size
+
+    @property
+    def annotations(self) -> tuple[Annotation, ...]:
+        """Annotations of the current frame, oldest first."""
+        with self._lock:
+            return tuple(self._annotations)
+
+    @property
+    def image(self) -> np.ndarray | None:
+        """The current original frame (H, W, 3) uint8."""
+        return self._image
+
+    @property
+    def has_labels(self) -> bool:
+        """True once the model has annotations to learn from (now or on an earlier frame)."""
+        return self._has_labels
+
+    # ----- scene and frames -------------------------------------------------------------
+    def set_image(self, rgb: np.ndarray) -> None:
+        """Start a new scene: a fresh model, no annotations, `rgb` as reconstruction target."""
+        rgb = check_rgb(rgb)
+        with self._lock:
+            mult = 2 ** (self.cfg.model.encoder_layers - 1)
+            self._work_size = working_size_for(rgb.shape[0], rgb.shape[1], self.cfg.working_size, mult)
+            self._image = rgb.copy()
+            self._target = self._to_tensor(rgb)
+            self._build_model()
+            self._annotations = []
+            self._labels = torch.full(self._work_size, -1, dtype=torch.long, device=self.device)
+            self._prev_probs = None
+            self._has_labels = False
+            self.iteration = 0
+            self.frame_index = 0
+            self._touch()
+
+    def next_frame(self, rgb: np.ndarray) -> None:
+        """Tracking: keep the model, make `rgb` the reconstruction target. Annotations are per
+        frame (as in the paper): the new frame starts with none, TCL carries the labels."""
+        rgb = check_rgb(rgb)
+        with self._lock:
+            self._require_image()
+            if rgb.shape != self._image.shape:
+                raise ImageError(f'next frame has shape {rgb.shape}, the session has '
+                                 f'{self._image.shape}; call set_image() to start a new scene')
+            self._image = rgb.copy()
+            self._target = self._to_tensor(rgb)
+            if self.cfg.model.input_code == 'meshgrid+rgb':
+                self._code = self._make_code()
+            self._annotations = []
+            self._labels = torch.full(self._work_size, -1, dtype=torch.long, device=self.device)
+            self.frame_index += 1
+            self._touch()
+
+    # ----- annotations ------------------------------------------------------------------
+    def add_annotation(self, annotation: Annotation) -> int:
+        """Add a click, stroke or box of the current frame; returns its index.
+
+        Raises AnnotationError (outside the image, unknown class, degenerate) and leaves the
+        session unchanged.
+        """
+        with self._lock:
+            self._require_image()
+            h, w = self._image.shape[:2]
+            validate_annotation(annotation, w, h, self.num_classes)
+            self._annotations.append(annotation)
+            self._update_labels()
+            return len(self._annotations) - 1
+
+    def undo(self) -> Annotation | None:
+        """Remove and return the last annotation of the current frame (None if there is none)."""
+        with self._lock:
+            if not self._annotations:
+                return None
+            last = self._annotations.pop()
+            self._update_labels()
+            return last
+
+    def clear(self) -> int:
+        """Remove every annotation of the current frame; returns how many were removed."""
+        with self._lock:
+            n = len(self._annotations)
+            self._annotations = []
+            if self._image is not None:
+                self._update_labels()
+            return n
+
+    # ----- training ---------------------------------------------------------------------
+    def warmup(self, iterations: int | None = None) -> StepResult:
+        """Reconstruction-only iterations before the first click (paper, section 3.6)."""
+        n = self.cfg.warmup_iterations if iterations is None else iterations
+        return self.step(n)
+
+    def step(self, iterations: int = 1) -> StepResult:
+        """Run `iterations` optimiser steps. A non-finite loss skips its update (counted in the
+        result); running out of memory raises TrainingError and leaves the session usable."""
+        if iterations < 0:
+            raise ValueError(f'iterations must be >= 0, got {iterations}')
+        self._require_image()
+        t0 = time.perf_counter()
+        last = (float('nan'),) * 3
+        nonfinite = 0
+        for _ in range(iterations):
+            with self._lock:
+                try:
+                    losses = self._one_iteration()
+                except torch.cuda.OutOfMemoryError as err:
+                    self._optimizer.zero_grad(set_to_none=True)
+                    torch.cuda.empty_cache()
+                    raise TrainingError(f'out of memory on {self.device} at working size '
+                                        f'{self._work_size}: lower working_size or width') from err
+            if losses is None:
+                nonfinite += 1
+            else:
+                last = losses
+        return StepResult(iterations, last[0], last[1], last[2], time.perf_counter() - t0, nonfinite)
+
+    def _one_iteration(self) -> tuple[float, float, float] | None:
+        model, opt, loss_cfg = self._model, self._optimizer, self.cfg.loss
+        opt.zero_grad(set_to_none=True)
+        with self._autocast():
+            rgb, logits = model(self._code)
+        probs = torch.softmax(logits.float(), dim=1)
+        rec = reconstruction_loss(rgb, self._target)
+        loss = loss_cfg.reconstruction_weight * rec
+        seg = torch.zeros((), device=self.device)
+        if self._has_labels:
+            annotated = self._labels >= 0
+            if loss_cfg.tcl:
+                target = tcl_target(self._prev_probs, self._labels, self.num_classes)
+                lam = loss_cfg.tcl_lambda if self._prev_probs is not None else 0.0
+                weights = torch.where(annotated, 1.0, lam)
+            else:
+                target = tcl_target(None, self._labels, self.num_classes)
+                weights = annotated.float()
+            seg = tcl_loss(probs, target, weights)
+            loss = loss + loss_cfg.annotation_weight * seg
+        if not torch.isfinite(loss):
+            opt.zero_grad(set_to_none=True)
+            return None
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
+        opt.step()
+        self._prev_probs = probs.detach()
+        self.iteration += 1
+        return float(loss.detach()), float(rec.detach()), float(seg.detach())
+
+    # ----- outputs ----------------------------------------------------------------------
+    def predict(self) -> Prediction:
+        """Class ids and probabilities at original size for the current model."""
+        with self._lock:
+            self._require_image()
+            key = (self.iteration, self._version)
+            if self._cache is not None and self._cache[0] == key:
+                return self._cache[1]
+            probs = self.working_probabilities()                  # (1, N, h, w)
+            h, w = self._image.shape[:2]
+            up = F.interpolate(probs, size=(h, w), mode='bilinear', align_corners=False)[0]
+            up = up / up.sum(dim=0, keepdim=True)
+            probs_np = up.permute(1, 2, 0).contiguous().cpu().numpy().astype(np.float32)
+            labels = probs_np.argmax(axis=2).astype(np.uint8)
+            if not self._has_labels:
+                labels[:] = UNLABELLED_ID
+            pred = Prediction(labels, probs_np)
+            self._cache = (key, pred)
+            return pred
+
+    @torch.no_grad()
+    def working_probabilities(self) -> torch.Tensor:
+        """(1, N, h, w) float32 class probabilities at working resolution."""
+        with self._lock:
+            self._require_image()
+            with self._autocast():
+                _, logits = self._model(self._code)
+            return torch.softmax(logits.float(), dim=1)
+
+    @torch.no_grad()
+    def reconstruction(self) -> np.ndarray:
+        """The network's RGB reconstruction, (H, W, 3) uint8 at original size."""
+        with self._lock:
+            self._require_image()
+            with self._autocast():
+                rgb, _ = self._model(self._code)
+            img = (rgb.float()[0].permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).byte().cpu().numpy()
+            h, w = self._image.shape[:2]
+            return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    # ----- checkpoints ------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: config, model, optimiser, image, annotations."""
+        with self._lock:
+            self._require_image()
+            to_cpu = lambda t: None if t is None else t.detach().cpu()  # noqa: E731
+            return {
+                'format': CHECKPOINT_FORMAT,
+                'config': config_to_dict(self.cfg),
+                'model': {k: v.cpu() for k, v in self._model.state_dict().items()},
+                'optimizer': _optimizer_state_to_cpu(self._optimizer.state_dict()),
+                'image': self._image.copy(),
+                'annotations': [a.to_dict() for a in self._annotations],
+                'prev_probs': to_cpu(self._prev_probs),
+                'has_labels': self._has_labels,
+                'iteration': self.iteration,
+                'frame_index': self.frame_index,
+            }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state from state_dict(); raises CheckpointError when it does not fit."""
+        try:
+            if state.get('format') != CHECKPOINT_FORMAT:
+                raise CheckpointError(f"unsupported checkpoint format {state.get('format')!r}")
+            saved = config_from_dict(state['config'])
+            if saved.model != self.cfg.model or saved.working_size != self.cfg.working_size:
+                raise CheckpointError('checkpoint model/working size differ from this session: '
+                                      f'{saved.model} at {saved.working_size} vs {self.cfg.model} '
+                                      f'at {self.cfg.working_size}')
+            annotations = [annotation_from_dict(d) for d in state['annotations']]
+            with self._lock:
+                self.set_image(state['image'])
+                self._model.load_state_dict(state['model'])
+                self._optimizer.load_state_dict(state['optimizer'])
+                self._annotations = annotations
+                self._update_labels()
+                prev = state.get('prev_probs')
+                self._prev_probs = None if prev is None else prev.to(self.device)
+                self._has_labels = bool(state['has_labels'])
+                self.iteration = int(state['iteration'])
+                self.frame_index = int(state['frame_index'])
+                self._touch()
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise CheckpointError(f'cannot restore checkpoint: {err}') from err
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any], device: str | None = None) -> TrainingSession:
+        """A new session from state_dict(), optionally on another device."""
+        try:
+            cfg = config_from_dict(state['config'])
+        except (KeyError, TypeError) as err:
+            raise CheckpointError(f'checkpoint has no valid config: {err}') from err
+        if device is not None:
+            cfg = replace(cfg, device=device)
+        session = cls(cfg)
+        session.load_state_dict(state)
+        return session
+
+    def save(self, path: str) -> None:
+        """Write state_dict() to `path` (atomically: a crash never leaves half a file)."""
+        import os
+        tmp = f'{path}.tmp'
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str, device: str | None = None) -> TrainingSession:
+        """A session from a file written by save()."""
+        try:
+            state = torch.load(path, map_location='cpu', weights_only=False)
+        except (OSError, RuntimeError, EOFError, ValueError) as err:
+            raise CheckpointError(f'cannot read checkpoint {path}: {err}') from err
+        return cls.from_state_dict(state, device=device)
+
+    # ----- internals --------------------------------------------------------------------
+    def _require_image(self) -> None:
+        if self._image is None:
+            raise RuntimeError('An image must be set with .set_image(...) first.')
+
+    def _touch(self) -> None:
+        self._version += 1
+        self._cache = None
+
+    def _to_tensor(self, rgb: np.ndarray) -> torch.Tensor:
+        h, w = self._work_size
+        small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+        t = torch.from_numpy(small).permute(2, 0, 1)[None].float() / 255.0
+        return t.to(self.device)
+
+    def _make_code(self) -> torch.Tensor:
+        h, w = self._work_size
+        gen = torch.Generator().manual_seed(self.cfg.seed)
+        return make_input_code(self.cfg.model, h, w, rgb=self._target, generator=gen).to(self.device)
+
+    def _build_model(self) -> None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.cfg.seed)
+            model = SegDipNet(self.cfg.model, input_channels(self.cfg.model))
+        self._model = model.to(self.device)
+        self._optimizer = torch.optim.Adam(self._model.parameters(), lr=self.cfg.learning_rate,
+                                           amsgrad=True)
+        self._code = self._make_code()
+
+    def _update_labels(self) -> None:
+        labels = rasterise(self._annotations, self._image.shape[:2], self._work_size,
+                           self.cfg.click_radius)
+        self._labels = torch.from_numpy(labels).to(self.device)
+        if self._annotations:
+            self._has_labels = True
+        elif self.frame_index == 0:
+            self._has_labels = False
+        self._touch()
+
+    def _autocast(self):
+        if self._amp_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self._amp_dtype)
+
+
+def _optimizer_state_to_cpu(state: dict[str, Any]) -> dict[str, Any]:
+    def move(v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            return v.cpu()
+        if isinstance(v, dict):
+            return {k: move(x) for k, x in v.items()}
+        return v
+    return move(state)
