@@ -206,7 +206,7 @@ class BagReader:
     Annotations and ground truth are small and read first, so that frames can stream; ground
     truth is matched to frames by header stamp. `image_topic=None` picks the image topic that is
     not the ground truth (preferring /camera/image_raw). A named topic missing from the bag
-    raises BagError, except the ground truth when `gt_optional`.
+    raises BagError, except ground truth / annotations when marked optional.
     """
 
     path: Path
@@ -214,6 +214,7 @@ class BagReader:
     annotation_topic: str | None = '/segdip/annotations'
     gt_topic: str | None = '/ground_truth/mask'
     gt_optional: bool = False         # a missing ground-truth topic means "no ground truth"
+    annotation_optional: bool = False  # a missing annotation topic means "no annotations"
     topics: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -225,6 +226,8 @@ class BagReader:
             reader.close()
         if self.gt_optional and self.gt_topic not in self.topics:
             self.gt_topic = None
+        if self.annotation_optional and self.annotation_topic not in self.topics:
+            self.annotation_topic = None
         self.image_topic = self._pick_image_topic()
         for name, topic in (('annotation', self.annotation_topic), ('ground-truth', self.gt_topic)):
             if topic and topic not in self.topics:

@@ -31,6 +31,7 @@ from segdip_ros.tracking_eval import (FrameScore, FrameTracker, SequenceResult, 
 __all__ = ['evaluate_bag', 'build_parser', 'run', 'main']
 
 _DEFAULT_GT = '/ground_truth/mask'
+_DEFAULT_ANN = '/segdip/annotations'
 _COLOURS = np.array([[0, 0, 0], [255, 60, 60], [60, 200, 60], [60, 120, 255], [240, 200, 0],
                      [200, 0, 200], [0, 200, 200], [255, 128, 0]], np.uint8)
 
@@ -89,7 +90,10 @@ def evaluate_bag(bag: Path, out_dir: Path, args: argparse.Namespace,
     reader = BagReader(Path(bag), image_topic=args.image_topic,
                        annotation_topic=args.annotation_topic or None,
                        gt_topic=args.gt_topic or None,
-                       gt_optional=args.gt_topic == _DEFAULT_GT)
+                       gt_optional=args.gt_topic == _DEFAULT_GT,
+                       annotation_optional=args.annotation_topic == _DEFAULT_ANN)
+    if reader.annotation_topic is None and args.annotation_topic:
+        print(f'{bag}: no annotation topic; the network gets no labels', file=sys.stderr)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     out_bag = Path(args.out_bag) if args.out_bag and name is None else out_dir / 'mask_bag'
@@ -176,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--storage', choices=('sqlite3', 'mcap'), default='sqlite3',
                    help='storage of the mask bag')
     p.add_argument('--image-topic', help='default: the bag\'s camera topic')
-    p.add_argument('--annotation-topic', default='/segdip/annotations', help="'' for none")
+    p.add_argument('--annotation-topic', default=_DEFAULT_ANN, help="'' for none")
     p.add_argument('--gt-topic', default=_DEFAULT_GT, help="'' for none")
     p.add_argument('--mask-topic', default='/segdip/mask')
     p.add_argument('--iterations-first', type=int, default=300)
