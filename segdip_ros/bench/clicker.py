@@ -1,0 +1,100 @@
+"""The simulated user of the RITM / f-BRS evaluation, for binary and multi-class masks.
+
+RITM (isegm/inference/clicker.py) puts the next click at the pixel farthest from the boundary of
+an error region: it takes the L2 distance transform of the false-negative and false-positive masks
+(each padded by one pixel, so the image border counts as boundary), excludes pixels already
+clicked, and clicks positive when the FN maximum is strictly larger than the FP maximum, negative
+otherwise. Ignored pixels are left out of both error masks.
+
+Binary FN/FP are exactly the per-class error regions of classes 1 and 0 ("ground truth c,
+predicted something else"), so one function serves both tasks: for every class present in the
+ground truth it takes the distance transform of that class's error region and clicks, labelled
+with that class, where the distance is largest. Ties go to the lower class id, which in the
+binary case reproduces RITM's "negative on ties".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = ['SimClick', 'Clicker', 'next_click', 'error_distance']
+
+
+@dataclass(frozen=True)
+class SimClick:
+    """A simulated click in ORIGINAL pixels: x = column, y = row, label = class id
+    (binary: 1 positive, 0 negative). distance = its distance to the error-region boundary, px."""
+
+    x: int
+    y: int
+    label: int
+    distance: float
+
+    @property
+    def positive(self) -> bool:
+        return self.label == 1
+
+    def to_list(self) -> list[int]:
+        return [self.x, self.y, self.label]
+
+
+def error_distance(error: np.ndarray) -> np.ndarray:
+    """HxW float32 L2 distance of each error pixel to the nearest non-error pixel or the image
+    border (RITM pads the mask with one zero pixel), 0 outside the error region."""
+    padded = np.pad(error.astype(np.uint8), 1, mode='constant')
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return dist[1:-1, 1:-1]
+
+
+def next_click(pred: np.ndarray, gt: np.ndarray, ignore_id: int,
+               clicked: np.ndarray | None = None) -> SimClick | None:
+    """Where the simulated user clicks next, or None when no valid pixel is wrong.
+
+    pred, gt: HxW integer labels at the same (original) resolution; pixels with
+    gt == ignore_id are never clicked. clicked: HxW bool of pixels already clicked (excluded).
+    """
+    pred = np.asarray(pred)
+    gt = np.asarray(gt)
+    if pred.shape != gt.shape:
+        raise ValueError(f'prediction shape {pred.shape} differs from ground truth {gt.shape}')
+    valid = gt != ignore_id
+    best: SimClick | None = None
+    for c in np.unique(gt[valid]):
+        error = (gt == c) & (pred != c) & valid
+        if not error.any():
+            continue
+        dist = error_distance(error)
+        if clicked is not None:
+            dist[clicked] = 0
+        peak = float(dist.max())
+        if peak <= 0 or (best is not None and peak <= best.distance):
+            continue
+        ys, xs = np.nonzero(dist == peak)
+        best = SimClick(int(xs[0]), int(ys[0]), int(c), peak)
+    return best
+
+
+class Clicker:
+    """Stateful simulated user for one image: remembers clicked pixels and its click list."""
+
+    def __init__(self, gt: np.ndarray, ignore_id: int) -> None:
+        self.gt = np.asarray(gt)
+        self.ignore_id = int(ignore_id)
+        self._clicked = np.zeros(self.gt.shape, bool)
+        self.clicks: list[SimClick] = []
+
+    def first_click(self, empty_label: int = 0) -> SimClick | None:
+        """The click made before any prediction, on a map filled with `empty_label`: 0 for binary
+        (the object pixel farthest from its boundary), -1 for multi-class (every class region is
+        an error, so the click goes to the centre of the largest region of any class)."""
+        return self.click(np.full(self.gt.shape, empty_label, np.int32))
+
+    def click(self, pred: np.ndarray) -> SimClick | None:
+        """Next click given the current prediction (HxW labels), recorded; None if all correct."""
+        c = next_click(pred, self.gt, self.ignore_id, self._clicked)
+        if c is not None:
+            self._clicked[c.y, c.x] = True
+            self.clicks.append(c)
+        return c

@@ -1,0 +1,38 @@
+"""Registry of benchmarked methods: name -> factory(MethodSettings) -> Method.
+
+Peers need only OpenCV / scikit-image; SegDIP methods import the engine (and torch) only when
+built. To add a method, e.g. an engine ablation, one line is enough:
+
+    register('segdip-w64', segdip_factory(
+        lambda n: default_preset(n, model=ModelConfig(num_classes=n, width=64))))
+"""
+from __future__ import annotations
+
+from .base import Method, MethodFactory, MethodSettings
+from .peers import GrabCutMethod, NearestClickMethod, RandomWalkerMethod
+from .segdip_methods import SEGDIP_METHODS, segdip_factory
+
+__all__ = ['METHODS', 'register', 'make_method', 'segdip_factory']
+
+METHODS: dict[str, MethodFactory] = {
+    'grabcut': lambda s: GrabCutMethod(s, nearest=False),
+    'grabcut-nearest': lambda s: GrabCutMethod(s, nearest=True),
+    'randomwalker': RandomWalkerMethod,
+    'nearest': NearestClickMethod,
+    **SEGDIP_METHODS,
+}
+
+
+def register(name: str, factory: MethodFactory) -> None:
+    """Add (or replace) a method in the registry under `name`."""
+    METHODS[name] = factory
+
+
+def make_method(name: str, settings: MethodSettings) -> Method:
+    """Build a registered method; KeyError names the known ones."""
+    try:
+        factory = METHODS[name]
+    except KeyError:
+        known = ', '.join(sorted(METHODS))
+        raise KeyError(f'unknown method {name!r}; known: {known}') from None
+    return factory(settings)

@@ -1,0 +1,113 @@
+"""SegDIP wrapped as a benchmark Method: one TrainingSession per image, trained from the clicks.
+
+reset(): set_image + warmup (reconstruction only). add_click(): add a Click, then train for
+`iterations_per_click` steps, or for `seconds_per_click` of wall-clock time when that is set
+(the interactive setting: a user waits a fixed time, not a fixed count). The engine and torch are
+imported only when a SegDIP method is built, so peers-only runs stay light.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from .base import Method, MethodFactory, MethodSettings
+
+if TYPE_CHECKING:
+    from segdip_ros.core import SessionConfig, TrainingSession
+
+__all__ = ['SegDipMethod', 'segdip_factory', 'SEGDIP_METHODS', 'TIMED_CHUNK']
+
+TIMED_CHUNK = 5  # iterations between clock checks in --seconds-per-click mode
+
+ConfigMaker = Callable[[int], 'SessionConfig']
+
+
+class SegDipMethod:
+    """A TrainingSession behind the Method protocol (binary: class 1 is the object)."""
+
+    learned = True
+    multiclass = True
+
+    def __init__(self, name: str, make_config: ConfigMaker, settings: MethodSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self._make_config = make_config
+        self._session: TrainingSession | None = None
+        self._iterations = 0
+
+    def config(self, seed: int) -> SessionConfig:
+        """The preset for this run: the run's working size, seed and training budget imposed."""
+        s = self.settings
+        cfg = self._make_config(s.num_classes)
+        cfg = replace(cfg, seed=int(seed), working_size=s.working_size, device=s.device)
+        if s.iterations_per_click is not None:
+            cfg = replace(cfg, iterations_per_click=s.iterations_per_click)
+        if s.warmup_iterations is not None:
+            cfg = replace(cfg, warmup_iterations=s.warmup_iterations)
+        if s.click_radius is not None:
+            cfg = replace(cfg, click_radius=s.click_radius)
+        cfg.validate()
+        return cfg
+
+    def reset(self, image: np.ndarray, seed: int) -> None:
+        from segdip_ros.core import TrainingSession
+        cfg = self.config(seed)
+        self._iterations = cfg.iterations_per_click
+        self._session = TrainingSession(cfg)
+        self._session.set_image(image)
+        self._session.warmup()
+
+    def add_click(self, x: int, y: int, label: int) -> None:
+        from segdip_ros.core import Click
+        s = self._require()
+        s.add_annotation(Click(x=float(x), y=float(y), class_id=int(label)))
+        budget = self.settings.seconds_per_click
+        if budget is None:
+            s.step(self._iterations)
+            return
+        start = time.perf_counter()
+        while time.perf_counter() - start < budget:
+            s.step(TIMED_CHUNK)
+
+    def predict(self) -> np.ndarray:
+        labels = self._require().predict().labels
+        if self.settings.num_classes == 2:
+            return (labels == 1).astype(np.uint8)
+        return labels.astype(np.uint8)
+
+    def _require(self) -> TrainingSession:
+        if self._session is None:
+            raise RuntimeError('reset(image, seed) must be called before clicks or predict()')
+        return self._session
+
+
+def segdip_factory(make_config: ConfigMaker, name: str = 'segdip') -> MethodFactory:
+    """Factory for the registry: `make_config(num_classes) -> SessionConfig`."""
+    def build(settings: MethodSettings) -> Method:
+        return SegDipMethod(name, make_config, settings)
+    return build
+
+
+def _default(n: int) -> SessionConfig:
+    from segdip_ros.core import default_preset
+    return default_preset(num_classes=n)
+
+
+def _paper(n: int) -> SessionConfig:
+    from segdip_ros.core import paper_preset
+    return paper_preset(num_classes=n)
+
+
+def _no_tcl(n: int) -> SessionConfig:
+    cfg = _default(n)
+    return replace(cfg, loss=replace(cfg.loss, tcl=False))
+
+
+SEGDIP_METHODS: dict[str, MethodFactory] = {
+    'segdip': segdip_factory(_default, 'segdip'),
+    'segdip-paper': segdip_factory(_paper, 'segdip-paper'),
+    'segdip-notcl': segdip_factory(_no_tcl, 'segdip-notcl'),
+}
