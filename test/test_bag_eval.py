@@ -132,7 +132,7 @@ def test_frame_tracker_follows_the_frame_switch_rule() -> None:
 def _tiny_args(tmp: Path) -> list[str]:
     return ['--out', str(tmp / 'eval'), '--iterations-first', '20', '--iterations-per-frame', '4',
             '--warmup', '10', '--working-size', '48', '--width', '8', '--device', 'cpu',
-            '--quiet']
+            '--threads', '1', '--quiet']
 
 
 @pytest.mark.skipif(not (DATA / 'davis_dev' / 'images').is_dir(), reason='shared data absent')

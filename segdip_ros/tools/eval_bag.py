@@ -192,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--warmup', type=int, help='warm-up iterations (0 = none; preset default)')
     p.add_argument('--device', help='auto, cpu, cuda, cuda:N')
     p.add_argument('--seed', type=int)
+    p.add_argument('--threads', type=int,
+                   help='torch CPU threads (1 is much faster when other jobs share the cores)')
     p.add_argument('--max-frames', type=int)
     p.add_argument('--clicks', type=int, default=3, help='simulated clicks for --dataset frames')
     p.add_argument('--no-video', action='store_true')
@@ -201,9 +203,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate; prints the summary table on stdout and returns 0."""
+    """Evaluate; prints the summary on stdout and returns 0. `--threads` is restored after,
+    so calling run() from a test does not change torch for the rest of the process."""
     if (args.bag is None) == (args.dataset is None):
         raise BagError('give either a bag or --dataset DIR')
+    if args.threads is not None and args.threads < 1:
+        raise BagError(f'--threads must be >= 1, got {args.threads}')
+    import torch
+    saved = torch.get_num_threads()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(saved)
+
+
+def _run(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     if args.dataset is not None:
         results = [evaluate_bag(bag, args.out / name, args, name=name)

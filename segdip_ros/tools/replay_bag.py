@@ -91,7 +91,7 @@ class _Replayer:
                 continue
             is_image = msgtype in (IMAGE_TYPE, COMPRESSED_TYPE) and topic == self.image_topic
             reliable = step or not (is_image and best_effort)
-            depth = 1 if is_image and not step else 100
+            depth = 100 if step else 10
             self.pubs[topic] = self.node.create_publisher(cls, topic, _qos(reliable, depth))
         if not self.pubs:
             raise ReplayError(f'no publishable topic in {bag} ({self.stats.skipped_topics})')
