@@ -173,8 +173,12 @@ class RandomWalkerMethod(_ClickPeer):
             return np.zeros(seeds.shape, np.uint8)
         if len(present) == 1:
             return np.full(seeds.shape, present[0], np.uint8)
+        # consecutive seed labels 1..K (0 = unseeded): skimage returns its labels compacted
+        lut = np.zeros(int(present.max()) + 2, np.int32)
+        lut[present + 1] = np.arange(1, len(present) + 1)
         data = self._image.astype(np.float64) / 255.0
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', UserWarning)  # seeds cut off from the rest
-            out = random_walker(data, seeds + 1, beta=self.beta, mode='bf', channel_axis=-1)
-        return (out - 1).clip(0, 255).astype(np.uint8)
+            out = random_walker(data, lut[seeds + 1], beta=self.beta, mode='bf',
+                                channel_axis=-1)
+        return present[np.clip(out, 1, len(present)) - 1].astype(np.uint8)
