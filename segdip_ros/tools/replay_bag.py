@@ -205,13 +205,16 @@ def replay(bag: str | Path, *, rate: float = 1.0, clock: bool = False, loop: boo
            start_offset: float = 0.0, step: bool = False, image_topic: str | None = None,
            mask_topic: str = '/segdip/mask', topics: Sequence[str] | None = None,
            best_effort_images: bool = False, step_timeout: float = 60.0,
-           collect_masks: bool = False, context: Any = None, domain_id: int | None = None,
+           collect_masks: bool = False, delay: float = 0.0, context: Any = None,
+           domain_id: int | None = None,
            stop: threading.Event | None = None) -> ReplayStats:
     """Publish the bag's messages; see the module docstring for the modes.
 
     With `context=None` a context is created (on `domain_id`) and shut down at the end;
     otherwise the caller's initialised context is used and left running. `stop` ends the
-    replay early (e.g. from another thread). Raises BagError / ReplayError.
+    replay early (e.g. from another thread). `delay` seconds pass (spinning) between creating
+    the publishers and the first message, so discovery can match them (as ros2 bag play
+    --delay). Raises BagError / ReplayError.
     """
     import rclpy
     if rate <= 0:
@@ -232,6 +235,9 @@ def replay(bag: str | Path, *, rate: float = 1.0, clock: bool = False, loop: boo
         reader = open_reader(r.reader.path)
         start_ns = reader.start_time + int(start_offset * 1e9)
         reader.close()
+        end = time.monotonic() + max(0.0, delay)
+        while time.monotonic() < end:
+            r.executor.spin_once(timeout_sec=0.02)
         t0 = time.monotonic()
         if step:
             r.wait_subscribers(step_timeout, stop)
@@ -261,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--topics', nargs='+', help='only these topics')
     p.add_argument('--best-effort-images', action='store_true')
     p.add_argument('--step-timeout', type=float, default=60.0, help='seconds per mask')
+    p.add_argument('--delay', type=float, default=0.0,
+                   help='seconds to wait after creating publishers (discovery)')
     p.add_argument('--domain-id', type=int)
     return p
 
@@ -270,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
                    start_offset=args.start_offset, step=args.step, image_topic=args.image_topic,
                    mask_topic=args.mask_topic, topics=args.topics,
                    best_effort_images=args.best_effort_images, step_timeout=args.step_timeout,
-                   domain_id=args.domain_id)
+                   delay=args.delay, domain_id=args.domain_id)
     print(f'published {stats.published} messages ({stats.frames} frames) in '
           f'{stats.wall_seconds:.1f} s', file=sys.stderr)
     return 0
