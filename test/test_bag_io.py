@@ -25,7 +25,8 @@ def make_frames_dir(root: Path, seq: str = 'toy', n: int = 4, h: int = 24, w: in
         rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         mask = np.zeros((h, w), np.uint8)
         mask[6:18, 4 + k:16 + k] = 255
-        cv2.imwrite(str(root / 'images' / seq / f'{k:05d}.png'), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        cv2.imwrite(str(root / 'images' / seq / f'{k:05d}.png'), bgr)
         cv2.imwrite(str(root / 'masks' / seq / f'{k:05d}.png'), mask)
         frames.append((rgb, mask))
     return frames
