@@ -1,0 +1,141 @@
+"""Images and messages the node publishes, built from a frame and its TrainingSession.
+
+Every image output copies the header of the frame it was computed for (never now()), so
+bag replay and message synchronizers line masks up with camera frames. Outputs are built
+only for topics somebody subscribes to, and rebuilt only when the model or the annotations
+changed; otherwise the cached messages are sent again (late-joining RViz displays).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+from segdip_ros.core import Annotation, Box, Click, Stroke, TrainingSession
+from segdip_ros.ros_convert import float_to_32fc1_msg, labels_to_mono8_msg, rgb_to_image_msg
+from segdip_ros.rviz_clicks import ImagePlane, overlay_to_cloud
+
+__all__ = ['render_overlay', 'label_info_json', 'diagnostics_msg', 'OutputPublisher',
+           'UNLABELLED']
+
+UNLABELLED = 255
+OVERLAY_ALPHA = 0.45
+
+
+def render_overlay(rgb: np.ndarray, labels: np.ndarray, annotations: Sequence[Annotation],
+                   colors: Sequence[tuple[int, int, int]], alpha: float = OVERLAY_ALPHA
+                   ) -> np.ndarray:
+    """(H, W, 3) uint8 RGB: the image blended with class colours where labelled (labels !=
+    255), class boundaries darkened, annotations drawn on top (clicks as dots with a white
+    ring, strokes as lines, boxes as rectangles) in their class colour."""
+    palette = np.zeros((256, 3), np.float32)
+    palette[:len(colors)] = np.asarray(colors, np.float32)
+    out = rgb.astype(np.float32)
+    labelled = labels != UNLABELLED
+    if labelled.any():
+        tint = palette[labels]
+        out[labelled] = (1 - alpha) * out[labelled] + alpha * tint[labelled]
+        edges = cv2.morphologyEx(labels, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+        out[edges & labelled] *= 0.4
+    out = np.clip(out, 0, 255).astype(np.uint8)
+    h, w = labels.shape
+    r = max(2, int(round(max(h, w) / 160)))
+    for a in annotations:
+        color = tuple(int(c) for c in colors[int(a.class_id)]) \
+            if 0 <= int(a.class_id) < len(colors) else (255, 255, 255)
+        if isinstance(a, Click):
+            centre = (int(round(a.x)), int(round(a.y)))
+            cv2.circle(out, centre, r + 1, (255, 255, 255), -1, cv2.LINE_AA)
+            cv2.circle(out, centre, r, color, -1, cv2.LINE_AA)
+        elif isinstance(a, Stroke):
+            pts = np.round(np.asarray(a.points, np.float64)).astype(np.int32).reshape(-1, 1, 2)
+            cv2.polylines(out, [pts], False, color, max(1, int(round(a.width))), cv2.LINE_AA)
+        elif isinstance(a, Box):
+            cv2.rectangle(out, (int(a.x0), int(a.y0)), (int(a.x1), int(a.y1)), color, 1)
+    return out
+
+
+def label_info_json(names: Sequence[str], colors: Sequence[tuple[int, int, int]]) -> str:
+    """The latched ~/label_info text: class ids, names, colours and the unlabelled id."""
+    return json.dumps({
+        'classes': [{'id': i, 'name': n, 'color': [int(c) for c in colors[i]],
+                     'color_hex': '#%02x%02x%02x' % tuple(colors[i])}
+                    for i, n in enumerate(names)],
+        'unlabelled_id': UNLABELLED,
+        'mask_encoding': 'mono8'})
+
+
+def diagnostics_msg(stamp: Any, name: str, hardware_id: str, values: dict[str, Any],
+                    level: int, message: str) -> DiagnosticArray:
+    """One DiagnosticStatus with the values as strings (diagnostic_msgs carries text only)."""
+    st = DiagnosticStatus(level=bytes([level]) if isinstance(DiagnosticStatus().level, bytes)
+                          else level, name=name, message=message, hardware_id=hardware_id)
+    st.values = [KeyValue(key=k, value=(f'{v:.4g}' if isinstance(v, float) else str(v)))
+                 for k, v in values.items()]
+    arr = DiagnosticArray()
+    arr.header.stamp = stamp
+    arr.status = [st]
+    return arr
+
+
+class OutputPublisher:
+    """Builds and publishes mask, overlay, reconstruction, confidence and the image plane.
+
+    `pubs` maps 'mask', 'overlay', 'reconstruction', 'confidence', 'image_plane' to rclpy
+    publishers. `colors` and plane settings may be replaced live (attributes).
+    """
+
+    def __init__(self, pubs: dict[str, Any], colors: Sequence[tuple[int, int, int]]) -> None:
+        self.pubs = pubs
+        self.colors = list(colors)
+        self.plane = ImagePlane()
+        self.plane_stride = 2
+        self.plane_period = 0.5           # s; 0 = off
+        self._key: Any = None
+        self._msgs: dict[str, Any] = {}
+        self._overlay: np.ndarray | None = None
+        self._plane_due = 0.0
+        self.last_overlay: np.ndarray | None = None
+
+    def _wanted(self, name: str) -> bool:
+        pub = self.pubs.get(name)
+        return pub is not None and pub.get_subscription_count() > 0
+
+    def overlay_for(self, rgb: np.ndarray, session: TrainingSession) -> np.ndarray:
+        """The overlay of the session's current state (used by ~/save too)."""
+        return render_overlay(rgb, session.predict().labels, session.annotations, self.colors)
+
+    def publish(self, frame: Any, session: TrainingSession, final: bool, now: float) -> None:
+        """Publish outputs of `frame` (a node_trainer.Frame); `now` is a monotonic time."""
+        key = (frame.stamp_ns, id(frame), session.iteration, session.annotations,
+               tuple(self.colors))
+        if key != self._key:
+            self._key = key
+            self._msgs = {}
+            self._overlay = None
+        header = frame.header
+        wants = {n: self._wanted(n) for n in ('mask', 'overlay', 'reconstruction', 'confidence')}
+        plane_due = self.plane_period > 0 and now >= self._plane_due and self._wanted(
+            'image_plane')
+        if wants['mask'] and 'mask' not in self._msgs:
+            self._msgs['mask'] = labels_to_mono8_msg(session.predict().labels, header)
+        if (wants['overlay'] or plane_due or final) and self._overlay is None:
+            self._overlay = self.overlay_for(frame.rgb, session)
+            self.last_overlay = self._overlay
+        if wants['overlay'] and 'overlay' not in self._msgs:
+            self._msgs['overlay'] = rgb_to_image_msg(self._overlay, header)
+        if wants['reconstruction'] and 'reconstruction' not in self._msgs:
+            self._msgs['reconstruction'] = rgb_to_image_msg(session.reconstruction(), header)
+        if wants['confidence'] and 'confidence' not in self._msgs:
+            conf = session.predict().probabilities.max(axis=2)
+            self._msgs['confidence'] = float_to_32fc1_msg(conf, header)
+        for name, msg in self._msgs.items():
+            if wants.get(name):
+                self.pubs[name].publish(msg)
+        if plane_due:
+            self._plane_due = now + self.plane_period
+            cloud = overlay_to_cloud(self._overlay, header, self.plane, self.plane_stride)
+            self.pubs['image_plane'].publish(cloud)

@@ -1,0 +1,467 @@
+"""The node's training thread: frames and annotation commands in, a TrainingSession trained.
+
+Why a thread of its own: an optimiser step takes tens of milliseconds on a CPU, and a ROS
+callback must never wait for it. Callbacks only hand over the newest frame (one slot: a newer
+frame replaces an unused one, which is counted as dropped) and queue commands; this thread
+applies them between short chunks of iterations (~0.1 s), trains, and calls the output
+function at the publish rate. No rclpy here.
+
+Engine call sequence (the same rule as segdip_ros.tracking_eval.FrameTracker):
+- new scene (first frame, ~/reset, image size change): set_image, warm-up
+  (cfg.warmup_iterations, annotations held back so it stays reconstruction-only), then
+  `iterations_first` iterations;
+- every accepted annotation adds `iterations_per_click` iterations to the current budget;
+- tracking: when the budget is spent and a newer frame is waiting, the output of the finished
+  frame is published (`final=True`), then next_frame(newest) with `frame_switch_iterations`;
+- still: the frame stays until ~/next_frame; with nothing to do the thread sleeps.
+
+Annotations carry the stamp of the frame they were made on (0 = none: the current frame).
+A stamp newer than the current frame is held until that frame becomes current; an older one
+(its frame was dropped or passed) goes to the current frame, so no click is ever lost.
+Annotations that arrive before any image are kept and applied to the first frame.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import numpy as np
+
+from segdip_ros.core import SegDipError, SessionConfig, TrainingError, TrainingSession
+from segdip_ros.node_inputs import Command, command_to_dict
+from segdip_ros.node_store import SessionStore
+
+__all__ = ['Frame', 'Schedule', 'TrainerStats', 'Request', 'Trainer']
+
+MAX_HELD = 1000          # annotations waiting for a future frame
+CHUNK_SECONDS = 0.1      # target duration of one chunk of iterations
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded camera frame. header: the message header (copied to every output)."""
+
+    rgb: np.ndarray
+    header: Any
+    stamp_ns: int
+    frame_id: str = ''
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Iteration counts and periods the thread follows; replaced as a whole on a live change."""
+
+    mode: str = 'tracking'
+    frame_switch_iterations: int = 30
+    iterations_first: int = 300
+    iterations_per_click: int = 40
+    publish_period: float = 0.2
+    autosave_period: float = 30.0
+
+
+@dataclass
+class TrainerStats:
+    """Counters for diagnostics and tests (written by the thread, read anywhere)."""
+
+    state: str = 'waiting for image'
+    iteration: int = 0
+    frame_index: int = 0
+    iterations_per_second: float = 0.0
+    loss: float = float('nan')
+    frames_used: int = 0
+    frames_dropped: int = 0
+    scenes: int = 0
+    annotations_accepted: int = 0
+    annotations_rejected: int = 0
+    checkpoints: int = 0
+    publishes: int = 0
+    last_error: str = ''
+
+
+@dataclass
+class Request:
+    """A service request for the thread; `done` is set with `ok` and `message`."""
+
+    op: str
+    done: threading.Event = field(default_factory=threading.Event)
+    ok: bool = False
+    message: str = ''
+
+    def finish(self, ok: bool, message: str) -> None:
+        self.ok, self.message = ok, message
+        self.done.set()
+
+
+PublishFn = Callable[[Frame, TrainingSession, bool], None]
+OverlayFn = Callable[[Frame, TrainingSession], np.ndarray]
+
+
+class Trainer:
+    """Owns the TrainingSession; all engine calls happen on its thread (see module doc).
+
+    Args:
+        make_config: engine configuration for a new scene (read again at every scene start,
+            so learning-rate and TCL changes apply at the next reset).
+        schedule: iteration counts and periods.
+        publish: called with (frame, session, final) at the publish rate and at the end of
+            each frame's budget.
+        warn: warn(category, message) for problems (the node rate-limits them).
+        info: info(message) for normal events.
+        store: persistence, or None.
+        overlay: overlay image for ~/save.
+    """
+
+    def __init__(self, make_config: Callable[[], SessionConfig], schedule: Schedule,
+                 publish: PublishFn, warn: Callable[[str, str], None],
+                 info: Callable[[str], None], store: SessionStore | None = None,
+                 overlay: OverlayFn | None = None) -> None:
+        self._make_config = make_config
+        self.schedule = schedule
+        self._publish_fn = publish
+        self._warn = warn
+        self._info = info
+        self._store = store
+        self._overlay = overlay
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pending: Frame | None = None
+        self._commands: deque[Command] = deque()
+        self._requests: deque[Request] = deque()
+        self._held: list[Command] = []
+        self.session: TrainingSession | None = None
+        self.current: Frame | None = None
+        self._warmup_left = 0
+        self._budget = 0
+        self._next_publish = 0.0
+        self._last_save = time.monotonic()
+        self._saved_iteration = -1
+        self.stats = TrainerStats()
+
+    # ----- called from ROS callbacks (any thread) ----------------------------------------
+    def submit_frame(self, frame: Frame) -> None:
+        """Offer the newest frame; an unused older one is replaced (counted as dropped)."""
+        with self._lock:
+            if self._pending is not None:
+                self.stats.frames_dropped += 1
+            self._pending = frame
+        self._wake.set()
+
+    def submit(self, command: Command) -> None:
+        """Queue an annotation command; applied in order on the thread."""
+        with self._lock:
+            self._commands.append(command)
+        self._wake.set()
+
+    def request(self, op: str) -> Request:
+        """Queue 'reset', 'next_frame' or 'save'; wait on the returned Request's `done`."""
+        req = Request(op)
+        with self._lock:
+            self._requests.append(req)
+        self._wake.set()
+        return req
+
+    def set_schedule(self, schedule: Schedule) -> None:
+        self.schedule = schedule
+        self._wake.set()
+
+    def resume(self, session: TrainingSession, frame: Frame) -> None:
+        """Start from a restored session (before start()); its frame becomes current."""
+        self.session, self.current = session, frame
+        self.stats.state, self.stats.iteration = 'idle', session.iteration
+        self.stats.frame_index = session.frame_index
+        self._saved_iteration = session.iteration
+
+    @property
+    def pending_commands(self) -> int:
+        return len(self._commands) + len(self._held)
+
+    # ----- thread ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name='segdip_trainer', daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop the thread, save a last checkpoint; True when it ended within `timeout`."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._tick()
+            except Exception as err:  # noqa: BLE001 - the thread must survive anything
+                self.stats.last_error = repr(err)
+                self._warn('trainer', f'training loop error (continuing): {err!r}')
+                self._stop.wait(0.5)
+        self._autosave(force=True)
+
+    def _tick(self) -> None:
+        self._handle_requests()
+        sched = self.schedule
+        if self.session is None or self.current is None:
+            frame = self._take_pending()
+            if frame is None:
+                self.stats.state = 'waiting for image'
+                self._idle()
+                return
+            self._start_scene(frame)
+            return
+        if self._warmup_left > 0:
+            self.stats.state = 'warm-up'
+            n = self._chunk(self._warmup_left)
+            self._step(n)
+            self._warmup_left -= n
+            self._maybe_publish()
+            return
+        self._apply_commands()
+        if self._budget <= 0 and sched.mode == 'tracking' and self._pending is not None:
+            self._publish(final=True)
+            self._switch(self._take_pending())
+            return
+        if self._budget > 0:
+            self.stats.state = 'training'
+            n = self._chunk(self._budget)
+            self._step(n)
+            self._budget -= n
+            if self._budget <= 0:
+                self._publish(final=True)
+            else:
+                self._maybe_publish()
+            return
+        self.stats.state = 'idle'
+        self._autosave()
+        self._idle()
+
+    # ----- scenes and frames -------------------------------------------------------------
+    def _take_pending(self) -> Frame | None:
+        with self._lock:
+            frame, self._pending = self._pending, None
+        return frame
+
+    def _start_scene(self, frame: Frame) -> None:
+        """Fresh model on `frame` (first frame, reset or size change), then warm-up."""
+        session = TrainingSession(self._make_config())
+        session.set_image(frame.rgb)
+        self.session, self.current = session, frame
+        self._warmup_left = session.cfg.warmup_iterations
+        self._budget = self.schedule.iterations_first
+        self.stats.scenes += 1
+        self.stats.frames_used += 1
+        self.stats.frame_index = 0
+        self._info(f'new scene {frame.rgb.shape[1]}x{frame.rgb.shape[0]} (working size '
+                   f'{session.work_size[1]}x{session.work_size[0]}, device {session.device}); '
+                   f'warm-up {self._warmup_left} iterations')
+        self._release_held(frame.stamp_ns)
+
+    def _switch(self, frame: Frame | None) -> bool:
+        """Make `frame` the reconstruction target (next_frame), or a new scene if its size
+        differs. False when there is no frame."""
+        if frame is None:
+            return False
+        if frame.rgb.shape != self.session.image.shape:
+            old = self.session.image.shape
+            self._warn('size', f'image size changed from {old[1]}x{old[0]} to '
+                       f'{frame.rgb.shape[1]}x{frame.rgb.shape[0]}: restarting the session '
+                       '(model and current annotations start over; the log keeps them)')
+            self._start_scene(frame)
+            return True
+        self.session.next_frame(frame.rgb)
+        self.current = frame
+        self._budget = self.schedule.frame_switch_iterations
+        self.stats.frames_used += 1
+        self.stats.frame_index = self.session.frame_index
+        self._release_held(frame.stamp_ns)
+        return True
+
+    def _release_held(self, stamp_ns: int) -> None:
+        """Queue (at the front) held commands whose frame is now current or already passed."""
+        ready = [c for c in self._held if c.stamp_ns <= stamp_ns]
+        if ready:
+            self._held = [c for c in self._held if c.stamp_ns > stamp_ns]
+            with self._lock:
+                self._commands.extendleft(reversed(ready))
+
+    # ----- commands ----------------------------------------------------------------------
+    def _apply_commands(self) -> None:
+        changed = False
+        while True:
+            with self._lock:
+                if not self._commands:
+                    break
+                cmd = self._commands.popleft()
+            cur = self.current.stamp_ns
+            if cmd.stamp_ns > cur:
+                if len(self._held) >= MAX_HELD:
+                    dropped = self._held.pop(0)
+                    self._warn('held', f'too many annotations wait for future frames; dropped '
+                               f'the oldest ({command_to_dict(dropped)})')
+                self._held.append(cmd)
+                continue
+            if cmd.stamp_ns and cmd.stamp_ns < cur:
+                self._warn('late', 'an annotation arrived for a frame the node has already left '
+                           '(or dropped); applied to the current frame')
+            changed |= self._apply(cmd)
+        if changed:
+            self._autosave(force=True)
+
+    def _apply(self, cmd: Command) -> bool:
+        s = self.session
+        if cmd.kind == 'add':
+            try:
+                s.add_annotation(cmd.annotation)
+            except SegDipError as err:
+                self.stats.annotations_rejected += 1
+                self._warn('annotation', f'annotation from {cmd.source or "input"} refused: {err}')
+                return False
+            self.stats.annotations_accepted += 1
+            self._budget = max(self._budget, 0) + self.schedule.iterations_per_click
+        elif cmd.kind == 'undo':
+            if s.undo() is None:
+                return False
+        elif cmd.kind == 'clear':
+            if s.clear() == 0:
+                return False
+        else:
+            return False
+        self._log(replace(cmd, stamp_ns=self.current.stamp_ns))
+        self._wake.set()
+        return True
+
+    def _log(self, cmd: Command) -> None:
+        if self._store is not None:
+            try:
+                self._store.append(command_to_dict(cmd))
+            except OSError as err:
+                self._warn('store', f'cannot append to the annotation log: {err}')
+
+    # ----- requests ----------------------------------------------------------------------
+    def _handle_requests(self) -> None:
+        while True:
+            with self._lock:
+                if not self._requests:
+                    return
+                req = self._requests.popleft()
+            try:
+                ok, message = getattr(self, f'_req_{req.op}')()
+            except Exception as err:  # noqa: BLE001 - answer the caller, keep the thread
+                ok, message = False, f'{req.op} failed: {err}'
+            req.finish(ok, message)
+
+    def _req_reset(self) -> tuple[bool, str]:
+        if self.current is None:
+            return True, 'nothing to reset (no image yet)'
+        if self.session is not None and self.session.annotations:
+            self._log(Command('clear', None, self.current.stamp_ns, 'reset'))
+        self.stats.frames_used -= 1  # the same frame again
+        self._start_scene(self.current)
+        self._autosave(force=True)
+        return True, 'session reset: fresh model on the current frame, warm-up restarted'
+
+    def _req_next_frame(self) -> tuple[bool, str]:
+        if self.session is None:
+            return False, 'no image has arrived yet'
+        if not self._switch(self._take_pending()):
+            return False, 'no newer frame has arrived since the current one'
+        return True, f'switched to frame {self.stats.frame_index} (stamp {self.current.stamp_ns})'
+
+    def _req_undo(self) -> tuple[bool, str]:
+        return self._edit('undo')
+
+    def _req_clear(self) -> tuple[bool, str]:
+        return self._edit('clear')
+
+    def _edit(self, kind: str) -> tuple[bool, str]:
+        """undo/clear from a service, after everything queued before it."""
+        cmd = Command(kind, None, 0, 'service')
+        if self.session is None or self.current is None or self._warmup_left > 0:
+            self.submit(cmd)
+            return True, f'{kind} queued: it applies once the first frame is warmed up'
+        self._apply_commands()
+        before = len(self.session.annotations)
+        if not self._apply(cmd):
+            return False, f'nothing to {kind}: the current frame has no annotations'
+        self._autosave(force=True)
+        return True, f'{kind}: {before - len(self.session.annotations)} annotation(s) removed'
+
+    def _req_save(self) -> tuple[bool, str]:
+        if self._store is None:
+            return False, 'session_dir is empty: set it to save samples'
+        if self.session is None or self.current is None:
+            return False, 'no image has arrived yet'
+        if self._warmup_left <= 0:
+            self._apply_commands()  # include annotations queued before the request
+        pred = self.session.predict()
+        overlay = self._overlay(self.current, self.session) if self._overlay else self.current.rgb
+        anns = [a.to_dict() for a in self.session.annotations]
+        paths = self._store.save_sample(self.current.rgb, pred.labels, overlay, anns,
+                                        self.current.stamp_ns, self.current.frame_id)
+        self._autosave(force=True)
+        return True, f'saved {len(paths)} files: ' + ', '.join(str(p) for p in paths)
+
+    # ----- training and output -----------------------------------------------------------
+    def _chunk(self, remaining: int) -> int:
+        rate = self.stats.iterations_per_second
+        n = int(rate * CHUNK_SECONDS) if rate > 0 else 2
+        return max(1, min(remaining, n, 100))
+
+    def _step(self, n: int) -> None:
+        try:
+            r = self.session.step(n)
+        except TrainingError as err:
+            self._warn('training', str(err))
+            self.stats.last_error = str(err)
+            self._stop.wait(1.0)
+            return
+        if r.seconds > 0:
+            rate = r.iterations / r.seconds
+            old = self.stats.iterations_per_second
+            self.stats.iterations_per_second = rate if old == 0 else 0.7 * old + 0.3 * rate
+        if np.isfinite(r.loss):
+            self.stats.loss = r.loss
+        self.stats.iteration = self.session.iteration
+
+    def _maybe_publish(self) -> None:
+        if time.monotonic() >= self._next_publish:
+            self._publish(final=False)
+
+    def _publish(self, final: bool) -> None:
+        self._next_publish = time.monotonic() + self.schedule.publish_period
+        if self.session is None or self.current is None:
+            return
+        try:
+            self._publish_fn(self.current, self.session, final)
+            self.stats.publishes += 1
+        except Exception as err:  # noqa: BLE001 - a bad output must not stop training
+            self._warn('publish', f'cannot publish outputs: {err!r}')
+
+    def _idle(self) -> None:
+        timeout = max(0.01, min(0.5, self._next_publish - time.monotonic()))
+        self._wake.wait(timeout)
+        self._wake.clear()
+        self._maybe_publish()
+
+    def _autosave(self, force: bool = False) -> None:
+        if self._store is None or self.session is None or self.current is None \
+                or not self.session.has_image:
+            return
+        period = self.schedule.autosave_period
+        due = force or (period > 0 and time.monotonic() - self._last_save >= period)
+        if not due or (not force and self.session.iteration == self._saved_iteration):
+            return
+        try:
+            self._store.save_checkpoint(self.session, self.current.stamp_ns,
+                                        self.current.frame_id)
+            self.stats.checkpoints += 1
+        except (OSError, RuntimeError) as err:
+            self._warn('store', f'cannot write checkpoint: {err}')
+        self._last_save = time.monotonic()
+        self._saved_iteration = self.session.iteration

@@ -1,0 +1,338 @@
+"""segdip_node: SegDIP interactive segmentation as a ROS 2 node (a thin adapter).
+
+Inputs: `image` (or `image/compressed`), `camera_info`, `~/click` (Point, pixels),
+`~/click_stamped` (PointStamped), `~/stroke` (PolygonStamped), `~/box` (RegionOfInterest),
+`~/annotations` (String JSON), `~/clicked_point` and `~/clicked_point/<class>` (RViz points).
+Outputs: `~/mask`, `~/overlay`, `~/reconstruction`, `~/confidence`, `~/image_plane`,
+`~/label_info` (latched), `/diagnostics`. Services: `~/reset`, `~/undo`, `~/clear`,
+`~/next_frame`, `~/save`. Details in docs/node.md.
+
+The work is elsewhere: parameters in node_params, message parsing in node_inputs, training in
+node_trainer (its own thread), messages in node_outputs, RViz clicks in node_rviz, disk in
+node_store. This file wires them to rclpy.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import rclpy
+import rclpy.logging
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Point, PointStamped, PolygonStamped
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, RegionOfInterest
+from std_msgs.msg import Header, String
+from std_srvs.srv import Trigger
+
+from segdip_ros.core import CheckpointError
+from segdip_ros.node_inputs import (Command, InputError, WarningLimiter, check_class,
+                                    parse_annotation_json, point_to_click, polygon_to_stroke,
+                                    roi_to_box, stamp_to_ns)
+from segdip_ros.node_outputs import OutputPublisher, diagnostics_msg, label_info_json
+from segdip_ros.node_params import (PARAMS, NodeSettings, declare_all, engine_config,
+                                    read_settings)
+from segdip_ros.node_rviz import ClickMapper, make_tf_buffer
+from segdip_ros.node_store import SessionStore
+from segdip_ros.node_trainer import Frame, Schedule, Trainer
+from segdip_ros.ros_convert import (ImageConversionError, compressed_msg_to_rgb, copy_header,
+                                    image_msg_to_rgb)
+from segdip_ros.rviz_clicks import ClickGeometryError, ImagePlane, class_topic_names
+
+__all__ = ['SegDipNode', 'main', 'IMAGE_QOS', 'OUTPUT_QOS']
+
+IMAGE_QOS = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
+                       history=qos_profile_sensor_data.history)
+OUTPUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+INPUT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)  # never lose clicks
+SERVICE_WAIT = 5.0  # s a service waits for the training thread
+
+
+class SegDipNode(Node):
+    """The node. Raises ValueError (with the reason) when a parameter is invalid at start."""
+
+    def __init__(self, node_name: str = 'segdip', **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        declare_all(self)
+        self.settings: NodeSettings = read_settings(lambda n: self.get_parameter(n).value)
+        s = self.settings
+        if s.torch_threads > 0:
+            import torch  # noqa: PLC0415 - only to cap CPU use
+            torch.set_num_threads(s.torch_threads)
+        self.warnings = WarningLimiter(self.get_logger().warning)
+        self.frames_received = 0
+        self.frames_rejected = 0
+        self.inputs_rejected = 0
+        self._last_size: tuple[int, int] | None = None
+        qos_opts = QoSOverridingOptions.with_default_policies
+
+        pubs = {name: self.create_publisher(Image, f'~/{name}', OUTPUT_QOS,
+                                            qos_overriding_options=qos_opts())
+                for name in ('mask', 'overlay', 'reconstruction', 'confidence')}
+        pubs['image_plane'] = self.create_publisher(PointCloud2, '~/image_plane', OUTPUT_QOS)
+        self.outputs = OutputPublisher(pubs, s.class_colors)
+        self._label_pub = self.create_publisher(String, '~/label_info', LATCHED_QOS)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        tf_buffer, self._tf_listener = make_tf_buffer(self)
+        self.clicks = ClickMapper(ImagePlane(), s.image_plane_stride, tf_buffer)
+        self._apply_live(s)
+
+        self.store = SessionStore(s.session_dir) if s.session_dir else None
+        self.trainer = Trainer(lambda: engine_config(self.settings), self._schedule(s),
+                               self._publish, self._warn, self.get_logger().info, self.store,
+                               lambda frame, session: self.outputs.overlay_for(frame.rgb,
+                                                                               session))
+        self._resume()
+
+        if s.image_transport == 'compressed':
+            self.create_subscription(CompressedImage, 'image/compressed', self._on_compressed,
+                                     IMAGE_QOS, qos_overriding_options=qos_opts())
+        else:
+            self.create_subscription(Image, 'image', self._on_image, IMAGE_QOS,
+                                     qos_overriding_options=qos_opts())
+        self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, IMAGE_QOS)
+        self.create_subscription(Point, '~/click', self._on_click, INPUT_QOS)
+        self.create_subscription(PointStamped, '~/click_stamped', self._on_click_stamped,
+                                 INPUT_QOS)
+        self.create_subscription(PolygonStamped, '~/stroke', self._on_stroke, INPUT_QOS)
+        self.create_subscription(RegionOfInterest, '~/box', self._on_box, INPUT_QOS)
+        self.create_subscription(String, '~/annotations', self._on_annotations, INPUT_QOS)
+        self.create_subscription(PointStamped, '~/clicked_point',
+                                 lambda m: self._on_rviz_point(m, None), INPUT_QOS)
+        for cid, token in enumerate(class_topic_names(s.class_names)):
+            self.create_subscription(PointStamped, f'~/clicked_point/{token}',
+                                     lambda m, c=cid: self._on_rviz_point(m, c), INPUT_QOS)
+        group = MutuallyExclusiveCallbackGroup()  # services may wait; inputs keep flowing
+        for op in ('reset', 'undo', 'clear', 'next_frame', 'save'):
+            self.create_service(Trigger, f'~/{op}', lambda req, resp, o=op: self._serve(o, resp),
+                                callback_group=group)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        steady = Clock(clock_type=ClockType.STEADY_TIME)  # diagnostics also without /clock
+        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics, clock=steady)
+        self._diag_last = (time.monotonic(), 0)
+        self.trainer.start()
+        self.get_logger().info(
+            f'segdip ready: {s.num_classes} classes {list(s.class_names)}, mode {s.mode}, '
+            f'device {s.device}, subscribed to '
+            f'{self.resolve_topic_name("image/compressed" if s.image_transport == "compressed" else "image")}')
+
+    # ----- setup helpers ----------------------------------------------------------------------
+    @staticmethod
+    def _schedule(s: NodeSettings) -> Schedule:
+        return Schedule(mode=s.mode, frame_switch_iterations=s.frame_switch_iterations,
+                        iterations_first=s.iterations_first,
+                        iterations_per_click=engine_config(s).iterations_per_click,
+                        publish_period=1.0 / s.publish_rate, autosave_period=s.autosave_period)
+
+    def _apply_live(self, s: NodeSettings) -> None:
+        """Apply settings that may change while running (colours, image plane, schedule)."""
+        self.outputs.colors = list(s.class_colors)
+        self.outputs.plane = ImagePlane(s.image_plane_scale, s.image_plane_frame)
+        self.outputs.plane_stride = s.image_plane_stride
+        self.outputs.plane_period = 1.0 / s.image_plane_rate if s.image_plane_rate > 0 else 0.0
+        self.clicks.plane, self.clicks.stride = self.outputs.plane, s.image_plane_stride
+        self._label_pub.publish(String(data=label_info_json(s.class_names, s.class_colors)))
+
+    def _resume(self) -> None:
+        if self.store is None:
+            return
+        try:
+            loaded = self.store.load_checkpoint(engine_config(self.settings))
+        except CheckpointError as err:
+            moved = self.store.set_aside()
+            self._warn('resume', f'checkpoint in {self.store.dir} does not fit the current '
+                       f'parameters ({err}); moved it to {moved} and starting fresh')
+            return
+        if loaded is None:
+            return
+        session, stamp_ns, frame_id = loaded
+        header = Header(stamp=Time(sec=stamp_ns // 1_000_000_000,
+                                   nanosec=stamp_ns % 1_000_000_000), frame_id=frame_id)
+        self.trainer.resume(session, Frame(session.image, header, stamp_ns, frame_id))
+        self._last_size = session.image_size
+        self.get_logger().info(
+            f'resumed session from {self.store.dir}: {len(session.annotations)} annotation(s) '
+            f'on the current frame, {len(self.store.read_log())} in the log, iteration '
+            f'{session.iteration}')
+
+    def _warn(self, category: str, message: str) -> None:
+        self.warnings.report(category, message)
+
+    # ----- images -------------------------------------------------------------------------------
+    def _take_frame(self, msg: Any, decode: Any) -> None:
+        self.frames_received += 1
+        try:
+            rgb = decode(msg)
+        except ImageConversionError as err:
+            self.frames_rejected += 1
+            self._warn('image', f'image dropped: {err}')
+            return
+        size = rgb.shape[:2]
+        if self._last_size is not None and size != self._last_size \
+                and self.settings.mode == 'tracking':
+            self.get_logger().info(f'image size {size[1]}x{size[0]} differs from '
+                                   f'{self._last_size[1]}x{self._last_size[0]}')
+        self._last_size = size
+        header = copy_header(msg.header)
+        self.trainer.submit_frame(Frame(rgb, header, stamp_to_ns(header.stamp), header.frame_id))
+
+    def _on_image(self, msg: Image) -> None:
+        self._take_frame(msg, image_msg_to_rgb)
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self._take_frame(msg, compressed_msg_to_rgb)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            self.clicks.set_camera_info(msg)
+        except ClickGeometryError as err:
+            self._warn('camera_info', f'camera_info ignored: {err}')
+
+    # ----- annotations ------------------------------------------------------------------------
+    def _image_size(self) -> tuple[int, int] | None:
+        cur = self.trainer.current
+        return cur.rgb.shape[:2] if cur is not None else self._last_size
+
+    def _submit(self, make: Any, stamp_ns: int, source: str) -> None:
+        """Build an annotation with `make()`; queue it or warn once about why not."""
+        try:
+            ann = make()
+            check_class(int(ann.class_id), self.settings.num_classes)
+        except InputError as err:
+            self.inputs_rejected += 1
+            self._warn(err.key, f'{source}: {err}')
+            return
+        self.trainer.submit(Command('add', ann, stamp_ns, source))
+
+    def _on_click(self, msg: Point) -> None:
+        cls = self.settings.active_class
+        self._submit(lambda: point_to_click(msg.x, msg.y, cls, self._image_size()), 0, '~/click')
+
+    def _on_click_stamped(self, msg: PointStamped) -> None:
+        cls = self.settings.active_class
+        self._submit(lambda: point_to_click(msg.point.x, msg.point.y, cls, self._image_size()),
+                     stamp_to_ns(msg.header.stamp), '~/click_stamped')
+
+    def _on_stroke(self, msg: PolygonStamped) -> None:
+        s = self.settings
+        self._submit(lambda: polygon_to_stroke(msg.polygon.points, s.active_class,
+                                               s.stroke_width),
+                     stamp_to_ns(msg.header.stamp), '~/stroke')
+
+    def _on_box(self, msg: RegionOfInterest) -> None:
+        cls = self.settings.active_class
+        self._submit(lambda: roi_to_box(msg, cls), 0, '~/box')
+
+    def _on_annotations(self, msg: String) -> None:
+        try:
+            cmd = parse_annotation_json(msg.data, self.settings.num_classes)
+        except InputError as err:
+            self.inputs_rejected += 1
+            self._warn(err.key, str(err))
+            return
+        self.trainer.submit(cmd)
+
+    def _on_rviz_point(self, msg: PointStamped, class_id: int | None) -> None:
+        """RViz Publish Point: class from the topic, or active_class on ~/clicked_point.
+        RViz stamps points with its own now(), so they go to the current frame."""
+        size = self._image_size()
+        if size is None:
+            self.inputs_rejected += 1
+            self._warn('rviz', 'RViz click refused: no image has arrived yet')
+            return
+        cls = self.settings.active_class if class_id is None else class_id
+        try:
+            x, y = self.clicks.to_pixel(msg, size[1], size[0])
+        except ClickGeometryError as err:
+            self.inputs_rejected += 1
+            self._warn('rviz', f'RViz click refused: {err}')
+            return
+        self._submit(lambda: point_to_click(x, y, cls, size), 0, '~/clicked_point')
+
+    # ----- services, parameters, outputs ------------------------------------------------------
+    def _serve(self, op: str, response: Trigger.Response) -> Trigger.Response:
+        req = self.trainer.request(op)
+        if req.done.wait(SERVICE_WAIT):
+            response.success, response.message = req.ok, req.message
+        else:
+            response.success = False
+            response.message = (f'{op}: the training thread did not answer within '
+                                f'{SERVICE_WAIT:.0f} s; the request stays queued')
+        return response
+
+    def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
+        changes = {p.name: p.value for p in params if p.name in PARAMS}
+        try:
+            new = read_settings(lambda n: self.get_parameter(n).value, changes)
+        except (ValueError, TypeError) as err:
+            return SetParametersResult(successful=False, reason=str(err))
+        self.settings = new
+        self.trainer.set_schedule(self._schedule(new))
+        self._apply_live(new)
+        return SetParametersResult(successful=True)
+
+    def _publish(self, frame: Frame, session: Any, final: bool) -> None:
+        self.outputs.publish(frame, session, final, time.monotonic())
+
+    def _publish_diagnostics(self) -> None:
+        st = self.trainer.stats
+        session = self.trainer.session
+        values = {
+            'state': st.state, 'mode': self.settings.mode,
+            'device': str(session.device) if session is not None else self.settings.device,
+            'iterations_per_second': st.iterations_per_second, 'loss': st.loss,
+            'iteration': st.iteration, 'frame_index': st.frame_index,
+            'frames_received': self.frames_received, 'frames_dropped': st.frames_dropped,
+            'frames_rejected': self.frames_rejected, 'frames_used': st.frames_used,
+            'annotations': len(session.annotations) if session is not None and
+            session.has_image else 0,
+            'annotations_accepted': st.annotations_accepted,
+            'annotations_rejected': st.annotations_rejected + self.inputs_rejected,
+            'annotations_pending': self.trainer.pending_commands,
+            'checkpoints': st.checkpoints, 'warnings': self.warnings.emitted,
+        }
+        level = 0 if not st.last_error else 1
+        msg = diagnostics_msg(self.get_clock().now().to_msg(), f'{self.get_name()}: training',
+                              values['device'], values, level, st.state)
+        self._diag_pub.publish(msg)
+
+    def destroy_node(self) -> None:
+        """Stop the training thread (it writes a last checkpoint) before the node goes."""
+        self.trainer.stop()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script `segdip_node`."""
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        node = SegDipNode()
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ValueError as err:  # an invalid parameter at start-up
+        rclpy.logging.get_logger('segdip').error(f'cannot start: {err}')
+        code = 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == '__main__':
+    sys.exit(main())
