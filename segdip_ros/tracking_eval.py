@@ -208,6 +208,17 @@ def track_sequence(name: str, tracker: FrameTracker,
     return result.finish()
 
 
+def _json_safe(obj: Any) -> Any:
+    """NaN (nothing scored) -> null, so results.json is strict JSON for any reader."""
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
 def _fmt(v: float | None) -> str:
     return '-' if v is None or v != v else f'{v:.3f}'
 
@@ -216,7 +227,7 @@ def write_sequence_report(result: SequenceResult, out_dir: Path) -> None:
     """results.json, results.md and j_over_frames.png for one sequence."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / 'results.json').write_text(json.dumps(asdict(result), indent=1, allow_nan=True))
+    (out_dir / 'results.json').write_text(json.dumps(_json_safe(asdict(result)), indent=1))
     lines = [f'# {result.name}', '',
              f'J (mean IoU, frame 0 excluded): {_fmt(result.j_mean)}  ',
              f'F (boundary F measure): {_fmt(result.f_mean)}  ',
@@ -270,7 +281,7 @@ def write_dataset_report(results: Sequence[SequenceResult], out_dir: Path) -> di
                  'J&F': nanmean([(r.j_mean + r.f_mean) / 2 for r in results])},
         'settings': results[0].settings if results else {},
     }
-    (out_dir / 'results.json').write_text(json.dumps(summary, indent=1, allow_nan=True))
+    (out_dir / 'results.json').write_text(json.dumps(_json_safe(summary), indent=1))
     lines = ['| sequence | frames | J | F | s/frame | first frame s |', '|---|---|---|---|---|---|']
     lines += [f'| {r.name} | {len(r.frames)} | {_fmt(r.j_mean)} | {_fmt(r.f_mean)} | '
               f'{_fmt(r.seconds_per_frame)} | {_fmt(r.first_frame_seconds)} |' for r in results]
