@@ -4,9 +4,12 @@ The frame-switch rule lives here (`FrameTracker`) so that the ROS node and the o
 evaluation run the very same sequence of engine calls:
 
 - first frame: ``set_image``, ``warmup`` (cfg.warmup_iterations), apply the frame's annotations,
-  ``step(iterations_first)``;
+  ``step(iterations_first + iterations_per_click * n_added)``;
 - every later frame: ``next_frame(rgb)``, apply that frame's annotations (normally none),
   ``step(iterations_per_frame + iterations_per_click * n_added)``.
+
+(node_trainer.Trainer does the same: each accepted annotation adds iterations_per_click to the
+current budget; undo and clear add nothing.)
 
 Scores follow DAVIS: J = IoU and F = boundary F measure of the object (label != 0 and != 255 in
 the prediction, mask > 0 in the ground truth), averaged over frames with the first (annotated)
@@ -36,6 +39,7 @@ class TrackingSchedule:
     iterations_first: int = 300      # after the first frame's annotations
     iterations_per_frame: int = 30   # after each switch of the reconstruction target
     warmup: bool = True              # reconstruction-only warm-up before the first annotations
+    iterations_per_click: int | None = None  # per accepted annotation; None = session config's
 
     def __post_init__(self) -> None:
         if self.iterations_first < 0 or self.iterations_per_frame < 0:
@@ -83,11 +87,11 @@ class FrameTracker:
         else:
             s.next_frame(rgb)
         added = sum(self.apply(a) for a in annotations)
-        if first:
-            iters = self.schedule.iterations_first
-        else:
-            iters = (self.schedule.iterations_per_frame
-                     + added * int(getattr(s.cfg, 'iterations_per_click', 0)))
+        per_click = self.schedule.iterations_per_click
+        if per_click is None:
+            per_click = int(getattr(s.cfg, 'iterations_per_click', 0))
+        base = self.schedule.iterations_first if first else self.schedule.iterations_per_frame
+        iters = base + added * per_click
         if iters:
             s.step(iters)
         return s.predict()

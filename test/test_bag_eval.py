@@ -121,10 +121,14 @@ def test_frame_tracker_follows_the_frame_switch_rule() -> None:
     assert tr.process(None, [click, {'type': 'undo'}, click, {'type': 'clear'}]) == 'prediction'
     tr.process(None, [])
     tr.process(None, [click, {**click, 'class_id': 5}])
-    assert s.calls == ['set_image', 'warmup', 'Click', 'undo', 'Click', 'clear', ('step', 300),
+    assert s.calls == ['set_image', 'warmup', 'Click', 'undo', 'Click', 'clear', ('step', 314),
                        'next_frame', ('step', 30),
                        'next_frame', 'Click', ('step', 30 + 7)]
     assert len(tr.errors) == 1 and 'class_id 5' in tr.errors[0]
+    s2 = FakeSession([])
+    FrameTracker(s2, TrackingSchedule(10, 3, warmup=False, iterations_per_click=2)).process(
+        None, [click])
+    assert s2.calls == ['set_image', 'Click', ('step', 12)]
     with pytest.raises(ValueError, match='must be >= 0'):
         TrackingSchedule(iterations_first=-1)
 
