@@ -121,3 +121,41 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert 'images/ and masks/' in capsys.readouterr().err
     assert main(['list']) == 0
     assert 'segdip-notcl' in capsys.readouterr().out
+
+
+def test_segdip_method_imposes_run_settings_on_the_preset():
+    m = make_method('segdip-notcl', MethodSettings(working_size=96, click_radius=0,
+                                                   iterations_per_click=7, warmup_iterations=3))
+    cfg = m.config(seed=4)
+    assert (cfg.working_size, cfg.click_radius, cfg.seed) == (96, 0, 4)
+    assert (cfg.iterations_per_click, cfg.warmup_iterations) == (7, 3)
+    assert cfg.loss.tcl is False
+    paper = make_method('segdip-paper', MethodSettings()).config(seed=0)
+    assert paper.model.width == 128 and paper.loss.tcl is True
+
+
+@pytest.fixture
+def one_torch_thread():
+    """On a shared, oversubscribed CPU, 2 intra-op threads made 5 tiny iterations take 13 s
+    instead of 0.1 s; one thread keeps this test fast. Restored afterwards."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_segdip_trains_for_a_wall_clock_budget_per_click(one_torch_thread):
+    import time
+    img, mask = scene()
+    m = make_method('segdip', MethodSettings(working_size=32, warmup_iterations=1,
+                                             seconds_per_click=0.3, device='cpu'))
+    m.reset(img, seed=0)
+    before = m._session.iteration
+    t0 = time.perf_counter()
+    m.add_click(90, 60, 1)
+    assert time.perf_counter() - t0 >= 0.3
+    done = m._session.iteration - before
+    assert done >= 5 and done % 5 == 0                  # whole chunks of TIMED_CHUNK
+    pred = m.predict()
+    assert pred.shape == mask.shape and set(np.unique(pred)) <= {0, 1}
