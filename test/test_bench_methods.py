@@ -81,6 +81,10 @@ def test_working_shape_matches_engine_rule():
     assert to_working_xy(0, 0, (480, 640), (120, 160)) == (0, 0)
     up = to_original(np.eye(4, dtype=np.uint8), (8, 8))
     assert up.shape == (8, 8) and up[7, 7] == 1 and up[0, 7] == 0
+    block = np.zeros((8, 8), np.uint8)
+    block[2:6, 2:6] = 3
+    big = to_original(block, (32, 32))                  # labels kept, square stays a square
+    assert set(np.unique(big)) == {0, 3} and (big == 3).sum() == pytest.approx(256, abs=40)
 
 
 def test_registry_accepts_new_methods_in_one_line():

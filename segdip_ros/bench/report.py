@@ -126,12 +126,14 @@ def plot_curves(out: Path, results: dict) -> Path:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for name, m in results['methods'].items():
         curve = m['mean_curve']
         ax.plot(range(1, len(curve) + 1), curve, marker='.', label=name)
     for t in results['thresholds']:
         ax.axhline(t, color='grey', lw=0.6, ls='--')
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel('clicks')
     ax.set_ylabel('mean IoU' if results['score'] == 'iou' else 'mean class IoU')
     ax.set_ylim(0, 1)
