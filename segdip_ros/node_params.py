@@ -79,7 +79,7 @@ PARAMS: dict[str, ParamSpec] = {
                                    int_range=(-1, 100000)),
     'iterations_per_click': ParamSpec(-1, 'iterations added per accepted annotation, -1 = preset',
                                       live=True, int_range=(-1, 100000)),
-    'iterations_first': ParamSpec(300, 'iterations on the first frame after the warm-up',
+    'iterations_first': ParamSpec(100, 'iterations on the first frame after the warm-up',
                                   live=True, int_range=(0, 1000000)),
     'frame_switch_iterations': ParamSpec(30, 'tracking: iterations per frame before switching '
                                          'to the newest one', live=True, int_range=(1, 1000000)),

@@ -56,7 +56,7 @@ class Schedule:
 
     mode: str = 'tracking'
     frame_switch_iterations: int = 30
-    iterations_first: int = 300
+    iterations_first: int = 100
     iterations_per_click: int = 40
     publish_period: float = 0.2
     autosave_period: float = 30.0
