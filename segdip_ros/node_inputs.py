@@ -163,7 +163,7 @@ class WarningLimiter:
 
     def __init__(self, log: Callable[[str], None], period: float = 30.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._log = log
+        self.log = log
         self._period = period
         self._clock = clock
         self._last: dict[str, float] = {}
@@ -184,7 +184,7 @@ class WarningLimiter:
         self._last[key] = now
         suffix = f' ({repeats} more since the last report)' if repeats else ''
         self.emitted += 1
-        self._log(message + suffix)
+        self.log(message + suffix)
         return True
 
     def total(self, category: str | None = None) -> int:

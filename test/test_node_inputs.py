@@ -1,0 +1,138 @@
+"""Parsing, rate-limited warnings and parameter validation of the node (no node running),
+plus the shipped config, launch and RViz files against the node's names."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import py_compile
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_node_support import Harness
+
+from segdip_ros.core import Box, Click, Stroke
+from segdip_ros.node_inputs import (Command, InputError, WarningLimiter, command_to_dict,
+                                    parse_annotation_json, point_to_click, polygon_to_stroke,
+                                    roi_to_box)
+from segdip_ros.node_params import PARAMS, check_settings, engine_config, parse_color
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _raw(**kw):
+    raw = {k: v.default for k, v in PARAMS.items()}
+    raw.update(kw)
+    return raw
+
+
+def test_json_schema_round_trip():
+    c = parse_annotation_json('{"type":"click","x":12.5,"y":40.0,"class_id":1,'
+                              '"stamp":{"sec":3,"nanosec":5}}', 2)
+    assert c == Command('add', Click(12.5, 40.0, 1), 3_000_000_005, 'annotations')
+    assert command_to_dict(c) == {'type': 'click', 'x': 12.5, 'y': 40.0, 'class_id': 1,
+                                  'stamp': {'sec': 3, 'nanosec': 5}}
+    s = parse_annotation_json(json.dumps({'type': 'stroke', 'points': [[1, 2], [3, 4]],
+                                          'class_id': 0, 'width': 3.0}), 2)
+    assert s.annotation == Stroke(((1.0, 2.0), (3.0, 4.0)), 0, 3.0) and s.stamp_ns == 0
+    b = parse_annotation_json('{"type":"box","x0":1,"y0":2,"x1":5,"y1":6,"class_id":1}', 2)
+    assert b.annotation == Box(1, 2, 5, 6, 1)
+    assert parse_annotation_json('{"type":"undo"}', 2).kind == 'undo'
+    assert parse_annotation_json('{"type":"clear","stamp":{"sec":1,"nanosec":0}}', 2).stamp_ns \
+        == 1_000_000_000
+
+
+@pytest.mark.parametrize('text,key', [
+    ('not json', 'json'), ('[1, 2]', 'json'), ('{"type":"click","x":1,"y":2}', 'json'),
+    ('{"type":"blob","class_id":1}', 'json'), ('{"type":"click","x":1,"y":2,"class_id":2}',
+                                                'class'),
+    ('{"type":"click","x":1,"y":2,"class_id":1,"stamp":{"sec":-1}}', 'json')])
+def test_bad_json_is_refused_with_reason(text, key):
+    with pytest.raises(InputError) as err:
+        parse_annotation_json(text, 2)
+    assert err.value.key == key and str(err.value)
+
+
+def test_pixel_clicks_clamp_and_refuse():
+    assert point_to_click(160.0, 120.0, 1, (120, 160)) == Click(159.0, 119.0, 1)  # rqt rounding
+    with pytest.raises(InputError, match='outside the 160x120 image'):
+        point_to_click(400, 10, 1, (120, 160))
+    with pytest.raises(InputError, match='not finite'):
+        point_to_click(float('nan'), 1, 1, None)
+    pts = [types.SimpleNamespace(x=1.0, y=2.0, z=0.0), types.SimpleNamespace(x=5.0, y=2.0, z=0.)]
+    assert polygon_to_stroke(pts, 1, 2.0) == Stroke(((1.0, 2.0), (5.0, 2.0)), 1, 2.0)
+    roi = types.SimpleNamespace(x_offset=10, y_offset=20, width=5, height=4)
+    assert roi_to_box(roi, 0) == Box(10, 20, 14, 23, 0)
+    with pytest.raises(InputError):
+        roi_to_box(types.SimpleNamespace(x_offset=0, y_offset=0, width=0, height=4), 0)
+
+
+def test_warning_limiter_once_per_reason_then_summary():
+    logged, now = [], [0.0]
+    lim = WarningLimiter(logged.append, period=10.0, clock=lambda: now[0])
+    for i in range(5):
+        lim.report('image', f'data has {100 + i} bytes, needs 200')
+    lim.report('json', 'bad')
+    assert len(logged) == 2 and lim.emitted == 2 and lim.total('image') == 5
+    now[0] = 11.0
+    lim.report('image', 'data has 7 bytes, needs 200')
+    assert logged[-1].endswith('(4 more since the last report)')
+
+
+def test_settings_validation_reasons():
+    s = check_settings(_raw())
+    assert s.class_names == ('background', 'object') and s.active_class == 1
+    cfg = engine_config(check_settings(_raw(working_size=96, width=16, tcl=False)))
+    assert (cfg.working_size, cfg.model.width, cfg.loss.tcl) == (96, 16, False)
+    assert check_settings(_raw(num_classes=4)).class_names[3] == 'class_3'
+    for bad, match in [({'active_class': 2}, 'active_class'), ({'mode': 'fast'}, 'mode'),
+                       ({'device': 'tpu'}, 'device'), ({'class_colors': ['red']}, 'colour'),
+                       ({'class_names': ['a', 'A']}, 'topic token'),
+                       ({'working_size': 8}, 'working_size'),
+                       ({'num_classes': 2, 'class_names': ['a', 'b', 'c']}, 'class_names')]:
+        with pytest.raises(ValueError, match=match):
+            check_settings(_raw(**bad))
+    assert parse_color('#ff0080') == (255, 0, 128)
+
+
+def test_config_file_loads_as_node_parameters():
+    path = ROOT / 'config' / 'segdip.yaml'
+    data = yaml.safe_load(path.read_text())
+    params = data['segdip']['ros__parameters']
+    assert set(params) == set(PARAMS), set(params) ^ set(PARAMS)
+    h = Harness(12, None, args=['--ros-args', '--params-file', str(path),
+                                '-p', 'torch_threads:=1', '-p', 'mode:=still'])
+    try:
+        node = h.node
+        for name, value in params.items():
+            if name not in ('mode', 'torch_threads'):
+                assert node.get_parameter(name).value == value, name
+        assert node.settings.mode == 'still'
+    finally:
+        h.close()
+
+
+def test_launch_file_names_the_node():
+    path = ROOT / 'launch' / 'segdip.launch.py'
+    py_compile.compile(str(path), doraise=True)
+    text = path.read_text()
+    for needle in ("PACKAGE = 'segdip_ros'", "EXECUTABLE = 'segdip_node'", "NODE_NAME = 'segdip'",
+                   "'image'", "'config'", "'device'", "'namespace'"):
+        assert needle in text
+    setup = (ROOT / 'setup.py').read_text()
+    assert 'segdip_node = segdip_ros.segdip_node:main' in setup
+    if importlib.util.find_spec('launch') and importlib.util.find_spec('launch_ros'):
+        spec = importlib.util.spec_from_file_location('segdip_launch', path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        assert mod.generate_launch_description().entities
+
+
+def test_rviz_file_names_node_topics():
+    text = (ROOT / 'rviz' / 'segdip.rviz').read_text()
+    for topic in ('/segdip/image_plane', '/segdip/overlay', '/segdip/mask',
+                  '/segdip/clicked_point', '/segdip/clicked_point/background',
+                  '/segdip/clicked_point/object'):
+        assert f'Value: {topic}\n' in text, topic
