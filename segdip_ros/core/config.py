@@ -55,10 +55,18 @@ class LossConfig:
     annotation_weight: float = 1.0
     tcl: bool = True              # Temporal Consistency Loss on/off
     tcl_lambda: float = 0.001     # weight of unannotated pixels in the TCL
+    tcl_momentum: float = 0.0     # 0: target = previous iteration's prediction (paper);
+                                  # m > 0: an exponential average of past predictions
+    tcl_anchor: str = 'previous'  # 'previous' (paper): T^k from iteration k; 'snapshot': the
+                                  # prediction from just before the annotations last changed
 
     def validate(self) -> None:
         if self.tcl_lambda < 0 or self.tcl_lambda > 1:
             raise ConfigError(f'tcl_lambda must be in [0, 1], got {self.tcl_lambda}')
+        if not 0.0 <= self.tcl_momentum < 1.0:
+            raise ConfigError(f'tcl_momentum must be in [0, 1), got {self.tcl_momentum}')
+        if self.tcl_anchor not in ('previous', 'snapshot'):
+            raise ConfigError(f"tcl_anchor must be 'previous' or 'snapshot', got {self.tcl_anchor!r}")
         if self.reconstruction_weight < 0 or self.annotation_weight < 0:
             raise ConfigError('loss weights must be >= 0')
 
@@ -111,9 +119,9 @@ def paper_preset(num_classes: int = 2, **overrides: Any) -> SessionConfig:
 
 def default_preset(num_classes: int = 2, **overrides: Any) -> SessionConfig:
     """The engine's tuned default (see README, 'Defaults and why')."""
-    cfg = SessionConfig(model=ModelConfig(num_classes=num_classes, width=32),
+    cfg = SessionConfig(model=ModelConfig(num_classes=num_classes, width=32, seg_trunk_grad=0.0),
                         loss=LossConfig(), working_size=160, learning_rate=0.01,
-                        warmup_iterations=150, iterations_per_click=40, click_radius=2)
+                        warmup_iterations=300, iterations_per_click=50, click_radius=2)
     return replace(cfg, **overrides)
 
 

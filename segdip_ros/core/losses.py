@@ -44,9 +44,10 @@ def tcl_target(previous_probs: torch.Tensor | None, labels: torch.Tensor,
     return torch.where(annotated[None, None], onehot, base)
 
 
-def tcl_loss(probs: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """sum_ij BCE(S_ij, T_ij) * M_ij / max(#annotated, 1); weights M is (h, w), 1 on annotated
-    pixels and lambda elsewhere."""
+def tcl_loss(probs: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
+             normaliser: float) -> torch.Tensor:
+    """sum_ij BCE(S_ij, T_ij) * M_ij / normaliser; weights M is (h, w), 1 on annotated pixels
+    and lambda elsewhere. The session passes the number of annotated pixels of the last
+    annotated frame, so the loss keeps its scale on later (unannotated) tracking frames."""
     bce = binary_cross_entropy_map(probs, target)[0]      # (h, w)
-    n_annotated = (weights >= 1.0).sum().clamp(min=1)
-    return (bce * weights).sum() / n_annotated
+    return (bce * weights).sum() / max(1.0, float(normaliser))

@@ -95,6 +95,7 @@ class TrainingSession:
         self._labels: torch.Tensor | None = None      # (h, w) int64, -1 = unlabelled
         self._prev_probs: torch.Tensor | None = None  # (1, N, h, w) TCL target base
         self._has_labels = False                       # annotated now or on an earlier frame
+        self._label_norm = 1.0                         # annotated pixels of the last annotated frame
         self._cache: tuple[tuple[int, int], Prediction] | None = None
         self._version = 0                              # bumps on every annotation change
         self.iteration = 0
@@ -248,7 +249,7 @@ class TrainingSession:
             else:
                 target = tcl_target(None, self._labels, self.num_classes)
                 weights = annotated.float()
-            seg = tcl_loss(probs, target, weights)
+            seg = tcl_loss(probs, target, weights, self._label_norm)
             loss = loss + loss_cfg.annotation_weight * seg
         if not torch.isfinite(loss):
             opt.zero_grad(set_to_none=True)
@@ -256,7 +257,7 @@ class TrainingSession:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
         opt.step()
-        self._prev_probs = probs.detach()
+        self._update_tcl_base(probs.detach())
         self.iteration += 1
         return float(loss.detach()), float(rec.detach()), float(seg.detach())
 
@@ -315,6 +316,7 @@ class TrainingSession:
                 'annotations': [a.to_dict() for a in self._annotations],
                 'prev_probs': to_cpu(self._prev_probs),
                 'has_labels': self._has_labels,
+                'label_norm': self._label_norm,
                 'iteration': self.iteration,
                 'frame_index': self.frame_index,
             }
@@ -339,6 +341,7 @@ class TrainingSession:
                 prev = state.get('prev_probs')
                 self._prev_probs = None if prev is None else prev.to(self.device)
                 self._has_labels = bool(state['has_labels'])
+                self._label_norm = float(state.get('label_norm', 1.0))
                 self.iteration = int(state['iteration'])
                 self.frame_index = int(state['frame_index'])
                 self._touch()
@@ -370,9 +373,10 @@ class TrainingSession:
     @classmethod
     def load(cls, path: str, device: str | None = None) -> TrainingSession:
         """A session from a file written by save()."""
+        import pickle
         try:
             state = torch.load(path, map_location='cpu', weights_only=False)
-        except (OSError, RuntimeError, EOFError, ValueError) as err:
+        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
             raise CheckpointError(f'cannot read checkpoint {path}: {err}') from err
         return cls.from_state_dict(state, device=device)
 
@@ -409,11 +413,25 @@ class TrainingSession:
         labels = rasterise(self._annotations, self._image.shape[:2], self._work_size,
                            self.cfg.click_radius)
         self._labels = torch.from_numpy(labels).to(self.device)
+        if self.cfg.loss.tcl_anchor == 'snapshot' and self._has_labels:
+            self._prev_probs = self.working_probabilities()   # what was predicted before the change
         if self._annotations:
             self._has_labels = True
+            self._label_norm = float((labels >= 0).sum())
         elif self.frame_index == 0:
             self._has_labels = False
         self._touch()
+
+    def _update_tcl_base(self, probs: torch.Tensor) -> None:
+        """T^k base: the last prediction (paper), or its running average when tcl_momentum > 0,
+        whose lag gives the loss a real pull back towards what was predicted before."""
+        if self.cfg.loss.tcl_anchor == 'snapshot' and self._prev_probs is not None:
+            return  # frozen until the annotations change (see _update_labels)
+        m = self.cfg.loss.tcl_momentum
+        if m <= 0 or self._prev_probs is None:
+            self._prev_probs = probs
+        else:
+            self._prev_probs = self._prev_probs.mul_(m).add_(probs, alpha=1 - m)
 
     def _autocast(self):
         if self._amp_dtype is None:

@@ -1,0 +1,10 @@
+"""Shared test set-up: CPU only, one torch thread (tests run side by side on 2 cores),
+DDS traffic kept on this machine."""
+import os
+
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'OFF')
+os.environ['CUDA_VISIBLE_DEVICES'] = os.environ.get('SEGDIP_TEST_CUDA', '')
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
