@@ -202,7 +202,21 @@ class Trainer:
                 self.stats.last_error = repr(err)
                 self._warn('trainer', f'training loop error (continuing): {err!r}')
                 self._stop.wait(0.5)
+        self._flush_on_stop()
         self._autosave(force=True)
+
+    def _flush_on_stop(self) -> None:
+        """Apply what is still queued or held (its frame never came) to the current frame,
+        so the last checkpoint and the log hold every click the operator gave."""
+        if self.session is None or self.current is None:
+            return
+        with self._lock:
+            self._commands = deque(replace(c, stamp_ns=0) for c in (*self._held, *self._commands))
+        self._held = []
+        try:
+            self._apply_commands()
+        except Exception as err:  # noqa: BLE001 - stopping anyway
+            self._warn('trainer', f'could not apply the last annotations: {err!r}')
 
     def _tick(self) -> None:
         self._handle_requests()
