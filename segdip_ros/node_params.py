@@ -202,7 +202,8 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
         raise ValueError(f'publish_rate must be > 0 Hz, got {raw["publish_rate"]}')
     settings = NodeSettings(
         num_classes=n, class_names=tuple(names), class_colors=tuple(colors), active_class=active,
-        stroke_width=float(raw['stroke_width']), preset=preset, device=device, working_size=int(raw['working_size']),
+        stroke_width=float(raw['stroke_width']), preset=preset, device=device,
+        working_size=int(raw['working_size']),
         width=int(raw['width']), learning_rate=float(raw['learning_rate']), tcl=bool(raw['tcl']),
         tcl_lambda=float(raw['tcl_lambda']), warmup_iterations=int(raw['warmup_iterations']),
         iterations_per_click=int(raw['iterations_per_click']),

@@ -33,7 +33,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Reg
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
-from segdip_ros.core import CheckpointError
+from segdip_ros.core import CheckpointError, resolve_device
 from segdip_ros.node_inputs import (Command, InputError, WarningLimiter, check_class,
                                     parse_annotation_json, point_to_click, polygon_to_stroke,
                                     roi_to_box, stamp_to_ns)
@@ -119,12 +119,11 @@ class SegDipNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         steady = Clock(clock_type=ClockType.STEADY_TIME)  # diagnostics also without /clock
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics, clock=steady)
-        self._diag_last = (time.monotonic(), 0)
         self.trainer.start()
+        topic = 'image/compressed' if s.image_transport == 'compressed' else 'image'
         self.get_logger().info(
             f'segdip ready: {s.num_classes} classes {list(s.class_names)}, mode {s.mode}, '
-            f'device {s.device}, subscribed to '
-            f'{self.resolve_topic_name("image/compressed" if s.image_transport == "compressed" else "image")}')
+            f'device {s.device}, subscribed to {self.resolve_topic_name(topic)}')
 
     # ----- setup helpers ----------------------------------------------------------------------
     @staticmethod
@@ -289,7 +288,8 @@ class SegDipNode(Node):
         session = self.trainer.session
         values = {
             'state': st.state, 'mode': self.settings.mode,
-            'device': str(session.device) if session is not None else self.settings.device,
+            'device': str(session.device) if session is not None
+            else str(resolve_device(self.settings.device)),
             'iterations_per_second': st.iterations_per_second, 'loss': st.loss,
             'iteration': st.iteration, 'frame_index': st.frame_index,
             'frames_received': self.frames_received, 'frames_dropped': st.frames_dropped,

@@ -8,7 +8,9 @@ import json
 import cv2
 import numpy as np
 from geometry_msgs.msg import Point
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -46,6 +48,7 @@ def test_bad_input_reported_once_and_node_keeps_working():
     h.node.warnings.log = logged.append
     try:
         masks = h.sub(Image, '/segdip/mask')
+        diags = h.sub(DiagnosticArray, '/diagnostics')
         img = h.pub(Image, 'image', 5)
         click = h.pub(Point, '/segdip/click', 100)
         ann = h.pub(String, '/segdip/annotations', 100)
@@ -79,6 +82,14 @@ def test_bad_input_reported_once_and_node_keeps_working():
         assert h.spin_until(lambda: h.node.trainer.stats.annotations_accepted == 1, 20)
         assert h.spin_until(lambda: 1 in np.frombuffer(bytes(masks[-1].data), np.uint8), 30)
         assert h.node.trainer._thread.is_alive()
+        def values():
+            return {kv.key: kv.value for kv in diags[-1].status[0].values} if diags else {}
+        assert h.spin_until(lambda: values().get('frames_rejected') == '9', 5)
+        values = values()
+        for key in ('iterations_per_second', 'loss', 'device', 'frames_received',
+                    'frames_dropped', 'annotations'):
+            assert key in values, key
+        assert values['device'] == 'cpu' and int(values['frames_rejected']) == 9
     finally:
         h.close()
 
@@ -113,6 +124,12 @@ def test_live_parameters_and_services(tmp_path):
     h = Harness(15, {**TINY, 'mode': 'still', 'session_dir': str(tmp_path)})
     try:
         node = h.node
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        infos = h.sub(String, '/segdip/label_info', latched)
+        assert h.spin_until(lambda: infos, 5)
+        info = json.loads(infos[-1].data)
+        assert [c['name'] for c in info['classes']] == ['background', 'object']
+        assert info['unlabelled_id'] == 255 and len(info['classes'][1]['color']) == 3
         for name, value, reason in [('active_class', 5, 'active_class'),
                                     ('mode', 'fast', 'mode'),
                                     ('class_colors', ['#zzzzzz'], 'colour'),

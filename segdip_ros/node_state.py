@@ -1,0 +1,65 @@
+"""Plain data passed between the node's callbacks and its training thread (no logic)."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ['Frame', 'Schedule', 'TrainerStats', 'Request']
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded camera frame. header: the message header (copied to every output)."""
+
+    rgb: np.ndarray
+    header: Any
+    stamp_ns: int
+    frame_id: str = ''
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Iteration counts and periods the thread follows; replaced as a whole on a live change."""
+
+    mode: str = 'tracking'
+    frame_switch_iterations: int = 30
+    iterations_first: int = 100
+    iterations_per_click: int = 40
+    publish_period: float = 0.2
+    autosave_period: float = 30.0
+
+
+@dataclass
+class TrainerStats:
+    """Counters for diagnostics and tests (written by the thread, read anywhere)."""
+
+    state: str = 'waiting for image'
+    iteration: int = 0
+    frame_index: int = 0
+    iterations_per_second: float = 0.0
+    loss: float = float('nan')
+    frames_used: int = 0
+    frames_dropped: int = 0
+    scenes: int = 0
+    annotations_accepted: int = 0
+    annotations_rejected: int = 0
+    checkpoints: int = 0
+    publishes: int = 0
+    last_error: str = ''
+
+
+@dataclass
+class Request:
+    """A service request for the thread; `done` is set with `ok` and `message`."""
+
+    op: str
+    done: threading.Event = field(default_factory=threading.Event)
+    ok: bool = False
+    message: str = ''
+
+    def finish(self, ok: bool, message: str) -> None:
+        self.ok, self.message = ok, message
+        self.done.set()
