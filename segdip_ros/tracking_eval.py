@@ -36,7 +36,7 @@ __all__ = ['TrackingSchedule', 'FrameTracker', 'FrameScore', 'SequenceResult', '
 class TrackingSchedule:
     """Iteration counts of the frame-switch rule (the node's parameters of the same names)."""
 
-    iterations_first: int = 300      # after the first frame's annotations
+    iterations_first: int = 100      # after the first frame's annotations (the node's default)
     iterations_per_frame: int = 30   # after each switch of the reconstruction target
     warmup: bool = True              # reconstruction-only warm-up before the first annotations
     iterations_per_click: int | None = None  # per accepted annotation; None = session config's

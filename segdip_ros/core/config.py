@@ -119,7 +119,8 @@ def paper_preset(num_classes: int = 2, **overrides: Any) -> SessionConfig:
 
 def default_preset(num_classes: int = 2, **overrides: Any) -> SessionConfig:
     """The engine's tuned default (see README, 'Defaults and why')."""
-    cfg = SessionConfig(model=ModelConfig(num_classes=num_classes, width=32, seg_trunk_grad=0.0),
+    cfg = SessionConfig(model=ModelConfig(num_classes=num_classes, width=32, seg_trunk_grad=0.0,
+                                          input_code='meshgrid+rgb'),
                         loss=LossConfig(), working_size=160, learning_rate=0.01,
                         warmup_iterations=300, iterations_per_click=50, click_radius=2)
     return replace(cfg, **overrides)

@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--annotation-topic', default=_DEFAULT_ANN, help="'' for none")
     p.add_argument('--gt-topic', default=_DEFAULT_GT, help="'' for none")
     p.add_argument('--mask-topic', default='/segdip/mask')
-    p.add_argument('--iterations-first', type=int, default=300)
+    p.add_argument('--iterations-first', type=int, default=100)
     p.add_argument('--iterations-per-frame', type=int, default=30)
     p.add_argument('--preset', choices=('default', 'paper'), default='default')
     p.add_argument('--num-classes', type=int, default=2)
