@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     multi.add_argument('--classes', type=Path, default=None,
                        help='classes.json {"id": "name"} (default DATASET/classes.json)')
     multi.add_argument('--ignore', type=int, default=None, help='ignored class id (e.g. 11)')
-    sub.add_parser('speed', help='engine speed benchmark (not implemented yet)')
+    from .speed import add_options as add_speed_options
+    add_speed_options(sub.add_parser('speed', help='training-step speed, reference vs optimised'))
     sub.add_parser('list', help='list the registered methods')
     return parser
 
@@ -116,8 +117,8 @@ def _load(args: argparse.Namespace) -> tuple[list[Sample], int, dict[str, Any]]:
 def run(args: argparse.Namespace) -> int:
     """Run the subcommand; 0 on success, 1 on a data error, 2 on a usage error."""
     if args.command == 'speed':
-        print('segdip-bench speed: not implemented yet', file=sys.stderr)
-        return 2
+        from .speed import run_cli as run_speed
+        return run_speed(args)
     if args.command == 'list':
         print('\n'.join(sorted(METHODS)))
         return 0

@@ -1,0 +1,337 @@
+"""`segdip-bench speed`: training-step throughput, reference against optimised, in one process.
+
+Per cell (working size x width) three sessions train on the same synthetic image with the same
+two clicks (so the annotation / TCL path runs, as after a click in the node):
+- reference: `paper_preset` at that size and width, plain `TrainingSession.step` (fp32, NCHW);
+- default: `default_preset` at that size and width, plain `TrainingSession.step`;
+- optimised: `default_preset` at that size and width, `core.fast.FastStepper` with
+  `choose_plan(device)`.
+Timing rounds are interleaved (ref, default, opt; order rotated each round) after a warm-up,
+with `torch.cuda.synchronize()` around every timed block on CUDA. Achieved FLOP/s counts conv
+FLOPs only (analytic, from the layer shapes, x3 for forward + both backward convolutions);
+peak is a large fp32 matmul measured in the same process.
+
+The candidate table measures each optimisation alone against the session's own math
+(`fast.REFERENCE_PLAN`) on the default configuration, again interleaved.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from segdip_ros.core import (Click, ConfigError, TrainingSession, default_preset, paper_preset,
+                             resolve_device)
+from segdip_ros.core.fast import (REFERENCE_PLAN, FastStepper, Plan, choose_plan,
+                                  model_conv_flops, predict_probabilities)
+from segdip_ros.core.synthetic import two_class_scene
+
+__all__ = ['SpeedSettings', 'run_speed', 'make_session', 'time_interleaved', 'matmul_peak',
+           'step_flops', 'markdown', 'CANDIDATES', 'add_options', 'run_cli']
+
+
+@dataclass(frozen=True)
+class SpeedSettings:
+    """sizes: working long sides, px. widths: conv widths. iterations: timed iterations per
+    side and cell (plus `warmup` untimed). rounds: interleaving rounds (<= iterations)."""
+
+    sizes: tuple[int, ...] = (128, 256, 300)
+    widths: tuple[int, ...] = (32, 64, 128)
+    iterations: int = 10
+    warmup: int = 2
+    rounds: int = 5
+    device: str = 'cpu'
+    candidates: tuple[str, ...] = ()          # names from CANDIDATES
+    candidate_cells: tuple[tuple[int, int], ...] = ((160, 32),)
+    peak_size: int = 2048
+
+
+# ----- sessions and timing ---------------------------------------------------------------
+def make_session(preset: Callable[..., Any], size: int, width: int, device: str,
+                 clicks: bool = True) -> TrainingSession:
+    """A session on a 4:3 synthetic image whose long side is `size` (working size `size`),
+    two warm-up iterations, then one click per class."""
+    cfg = preset(working_size=size, device=device)
+    cfg = replace(cfg, model=replace(cfg.model, width=width))
+    scene = two_class_scene(height=max(8, size * 3 // 4), width=size, seed=0)
+    s = TrainingSession(cfg)
+    s.set_image(scene.rgb)
+    s.step(2)
+    if clicks:
+        ys, xs = np.nonzero(scene.labels == 1)
+        s.add_annotation(Click(x=float(xs[len(xs) // 2]), y=float(ys[len(ys) // 2]), class_id=1))
+        s.add_annotation(Click(x=2.0, y=2.0, class_id=0))
+    return s
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(sides: dict[str, Callable[[int], Any]], iterations: int, rounds: int,
+                     warmup: int, device: torch.device) -> dict[str, float]:
+    """Iterations per second of each side. `sides[name](n)` runs n iterations. Warm-up first,
+    then `rounds` rounds, each running every side for its share of `iterations` in a rotated
+    order, so load changes on a shared machine hit all sides alike."""
+    names = list(sides)
+    for name in names:
+        if warmup > 0:
+            sides[name](warmup)
+    _sync(device)
+    rounds = max(1, min(rounds, iterations))
+    per = [iterations // rounds + (1 if r < iterations % rounds else 0) for r in range(rounds)]
+    spent = dict.fromkeys(names, 0.0)
+    for r, n in enumerate(per):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            _sync(device)
+            t0 = time.perf_counter()
+            sides[name](n)
+            _sync(device)
+            spent[name] += time.perf_counter() - t0
+    return {name: iterations / spent[name] if spent[name] > 0 else math.inf for name in names}
+
+
+def matmul_peak(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    """Best fp32 FLOP/s of an n x n matmul on `device` (2 n^3 FLOPs), the peak estimate."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    torch.mm(a, b)
+    best = 0.0
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        best = max(best, 2 * n ** 3 / (time.perf_counter() - t0))
+    return best
+
+
+def step_flops(session: TrainingSession) -> int:
+    """Conv FLOPs of one training iteration: 3 x forward (forward, grad-input, grad-weight)."""
+    return 3 * model_conv_flops(session._model, session._code)
+
+
+# ----- the grid --------------------------------------------------------------------------
+def _grid_cell(size: int, width: int, st: SpeedSettings, device: torch.device) -> dict[str, Any]:
+    ref = make_session(paper_preset, size, width, st.device)
+    dflt = make_session(default_preset, size, width, st.device)
+    opt = make_session(default_preset, size, width, st.device)
+    stepper = FastStepper(choose_plan(device))
+    rates = time_interleaved({'reference': ref.step, 'default': dflt.step,
+                              'optimised': lambda n: stepper.step(opt, n)},
+                             st.iterations, st.rounds, st.warmup, device)
+    flops = {'reference': step_flops(ref), 'default': step_flops(dflt),
+             'optimised': step_flops(opt)}
+    h, w = ref.work_size
+    return {'size': size, 'width': width, 'work_h': h, 'work_w': w,
+            'its': rates, 'flops_per_it': flops,
+            'flops_per_s': {k: rates[k] * flops[k] for k in rates},
+            'ratio_opt_ref': rates['optimised'] / rates['reference'],
+            'ratio_opt_default': rates['optimised'] / rates['default']}
+
+
+# ----- candidates ------------------------------------------------------------------------
+CANDIDATES: dict[str, Plan] = {
+    'channels_last': replace(REFERENCE_PLAN, memory_format='channels_last'),
+    'detach_shortcut': replace(REFERENCE_PLAN, detach_shortcut=True),
+    'defer_sync': replace(REFERENCE_PLAN, defer_sync=True),
+    'foreach': replace(REFERENCE_PLAN, foreach=True),
+    'bf16_autocast': replace(REFERENCE_PLAN, amp=torch.bfloat16),
+    'compile': replace(REFERENCE_PLAN, graph='compile'),
+    'chosen_plan': Plan(),  # replaced by choose_plan(device) at run time
+}
+
+
+def _candidate(name: str, size: int, width: int, st: SpeedSettings,
+               device: torch.device) -> dict[str, Any]:
+    if name == 'inference_mode':
+        return _predict_candidate(size, width, st, device)
+    plan = choose_plan(device) if name == 'chosen_plan' else CANDIDATES[name]
+    base_s = make_session(default_preset, size, width, st.device)
+    cand_s = make_session(default_preset, size, width, st.device)
+    base, cand = FastStepper(REFERENCE_PLAN), FastStepper(plan)
+    base.step(base_s, 1)                       # same number of iterations on both sides
+    t0 = time.perf_counter()
+    cand.step(cand_s, 1)                       # compiles here when plan.graph == 'compile'
+    first = time.perf_counter() - t0
+    rates = time_interleaved({'base': lambda n: base.step(base_s, n),
+                              'candidate': lambda n: cand.step(cand_s, n)},
+                             st.iterations, st.rounds, st.warmup, device)
+    with torch.no_grad():
+        diff = (base_s.working_probabilities() - cand_s.working_probabilities()).abs().max()
+    return {'name': name, 'size': size, 'width': width, 'base_its': rates['base'],
+            'candidate_its': rates['candidate'], 'ratio': rates['candidate'] / rates['base'],
+            'first_call_s': first, 'compile_s': cand.compile_seconds,
+            'fallbacks': list(cand.fallbacks), 'max_prob_diff': float(diff)}
+
+
+def _predict_candidate(size: int, width: int, st: SpeedSettings,
+                       device: torch.device) -> dict[str, Any]:
+    """Session.working_probabilities (no_grad) against fast.predict_probabilities
+    (inference_mode) on the same model, calls per second."""
+    s = make_session(default_preset, size, width, st.device)
+    calls = max(2 * st.iterations, 10)
+    rates = time_interleaved(
+        {'base': lambda n: [s.working_probabilities() for _ in range(n)],
+         'candidate': lambda n: [predict_probabilities(s._model, s._code) for _ in range(n)]},
+        calls, st.rounds, st.warmup, device)
+    diff = (s.working_probabilities() - predict_probabilities(s._model, s._code)).abs().max()
+    return {'name': 'inference_mode', 'size': size, 'width': width, 'base_its': rates['base'],
+            'candidate_its': rates['candidate'], 'ratio': rates['candidate'] / rates['base'],
+            'first_call_s': 0.0, 'compile_s': 0.0, 'fallbacks': [],
+            'max_prob_diff': float(diff)}
+
+
+# ----- run and report --------------------------------------------------------------------
+@dataclass
+class SpeedResult:
+    settings: dict[str, Any]
+    machine: dict[str, Any]
+    plan: dict[str, Any]
+    cells: list[dict[str, Any]] = field(default_factory=list)
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_speed(st: SpeedSettings, log: Callable[[str], None] = print) -> SpeedResult:
+    """Peak estimate, then the grid, then the candidates; `log` gets one line per cell."""
+    device = torch.device(st.device)
+    peak = matmul_peak(device, st.peak_size)
+    plan = choose_plan(device)
+    machine = {'device': str(device), 'torch': torch.__version__,
+               'threads': torch.get_num_threads(), 'peak_flops': peak,
+               'peak_method': f'best of 5 fp32 {st.peak_size}x{st.peak_size} matmuls, '
+                              'same process and thread count'}
+    res = SpeedResult(settings={**asdict(st)}, machine=machine,
+                      plan={k: str(v) for k, v in asdict(plan).items()})
+    log(f'peak estimate: {peak / 1e9:.1f} GFLOP/s ({machine["peak_method"]})')
+    for size in st.sizes:
+        for width in st.widths:
+            cell = _grid_cell(size, width, st, device)
+            res.cells.append(cell)
+            r = cell['its']
+            log(f'size {size} width {width}: ref {r["reference"]:.2f} it/s, default '
+                f'{r["default"]:.2f}, opt {r["optimised"]:.2f}, opt/ref '
+                f'{cell["ratio_opt_ref"]:.2f}')
+    for size, width in st.candidate_cells:
+        for name in st.candidates:
+            c = _candidate(name, size, width, st, device)
+            res.candidates.append(c)
+            log(f'candidate {name} at {size}/{width}: x{c["ratio"]:.3f}'
+                + (f' (compile {c["compile_s"]:.1f} s)' if c['compile_s'] else '')
+                + (f' fallbacks {c["fallbacks"]}' if c['fallbacks'] else ''))
+    return res
+
+
+def markdown(res: SpeedResult) -> str:
+    """The grid and candidate tables as Markdown."""
+    peak = res.machine['peak_flops']
+    lines = [f'Device {res.machine["device"]}, torch {res.machine["torch"]}, '
+             f'{res.machine["threads"]} thread(s); peak estimate {peak / 1e9:.1f} GFLOP/s '
+             f'({res.machine["peak_method"]}). Optimised plan: {res.plan}.', '',
+             '| work size (h x w) | width | ref it/s | default it/s | opt it/s | opt/ref | '
+             'opt/default | ref GFLOP/s (% peak) | opt GFLOP/s (% peak) |',
+             '|---|---|---|---|---|---|---|---|---|']
+    for c in res.cells:
+        r, f = c['its'], c['flops_per_s']
+        lines.append(
+            f'| {c["size"]} ({c["work_h"]}x{c["work_w"]}) | {c["width"]} | '
+            f'{r["reference"]:.2f} | {r["default"]:.2f} | {r["optimised"]:.2f} | '
+            f'{c["ratio_opt_ref"]:.2f} | {c["ratio_opt_default"]:.2f} | '
+            f'{f["reference"] / 1e9:.1f} ({100 * f["reference"] / peak:.0f}%) | '
+            f'{f["optimised"] / 1e9:.1f} ({100 * f["optimised"] / peak:.0f}%) |')
+    if res.candidates:
+        lines += ['', '| candidate | size | width | base it/s | candidate it/s | ratio | '
+                  'compile s | max prob diff | notes |', '|---|---|---|---|---|---|---|---|---|']
+        for c in res.candidates:
+            notes = '; '.join(c['fallbacks'])[:80]
+            lines.append(f'| {c["name"]} | {c["size"]} | {c["width"]} | {c["base_its"]:.2f} | '
+                         f'{c["candidate_its"]:.2f} | {c["ratio"]:.3f} | {c["compile_s"]:.1f} | '
+                         f'{c["max_prob_diff"]:.1e} | {notes} |')
+    return '\n'.join(lines) + '\n'
+
+
+def write(res: SpeedResult, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'speed.json').write_text(json.dumps(asdict(res), indent=1, default=str))
+    (out / 'speed.md').write_text(markdown(res))
+
+
+def parse_cells(text: str) -> tuple[tuple[int, int], ...]:
+    """'160x32,256x128' -> ((160, 32), (256, 128))."""
+    cells = []
+    for part in text.split(','):
+        if part.strip():
+            size, width = part.lower().split('x')
+            cells.append((int(size), int(width)))
+    return tuple(cells)
+
+
+def ints(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(',') if v.strip())
+
+
+def add_options(p: Any) -> None:
+    """The options of `segdip-bench speed` on argparse parser `p`."""
+    p.add_argument('--sizes', default='128,256,300', help='working sizes (long side, px)')
+    p.add_argument('--widths', default='32,64,128', help='conv widths')
+    p.add_argument('--iterations', type=int, default=10,
+                   help='timed iterations per side and cell (default 10; plus 2 warm-up)')
+    p.add_argument('--rounds', type=int, default=5, help='interleaving rounds (default 5)')
+    p.add_argument('--device', default='cpu', help="'cpu', 'cuda[:N]' or 'auto'")
+    p.add_argument('--threads', type=int, default=1,
+                   help='torch CPU threads (default 1; 0 = torch default)')
+    p.add_argument('--out', default=None, help='folder for speed.json and speed.md')
+    p.add_argument('--candidates', default='',
+                   help='comma-separated optimisations to measure one by one: '
+                        + ','.join([*CANDIDATES, 'inference_mode']))
+    p.add_argument('--candidate-cells', default='160x32',
+                   help='SIZExWIDTH cells for --candidates (default 160x32, the node default)')
+    p.add_argument('--peak-size', type=int, default=2048, help='matmul size for the peak')
+    p.add_argument('--latency', action='store_true',
+                   help='instead: click-to-mask latency through the real node (rclpy)')
+    p.add_argument('--clicks', type=int, default=20, help='--latency: clicks (default 20)')
+    p.add_argument('--domain-id', type=int, default=60, help='--latency: ROS domain 60-69')
+    p.add_argument('--tiny', action='store_true',
+                   help='--latency: tiny node config (smoke test), not the default one')
+
+
+def run_cli(args: Any) -> int:
+    """Entry point of `segdip-bench speed` (cli.py wires the options); 0 ok, 2 usage error."""
+    import sys  # noqa: PLC0415
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.latency:
+        from .latency import run_latency_cli  # noqa: PLC0415 - imports rclpy
+        return run_latency_cli(args)
+    names = tuple(n for n in args.candidates.split(',') if n.strip())
+    unknown = [n for n in names if n not in CANDIDATES and n != 'inference_mode']
+    if unknown:
+        print(f'segdip-bench speed: unknown candidate(s) {unknown}; known: '
+              f'{sorted([*CANDIDATES, "inference_mode"])}', file=sys.stderr)
+        return 2
+    try:
+        st = SpeedSettings(sizes=ints(args.sizes), widths=ints(args.widths),
+                           iterations=args.iterations, rounds=args.rounds,
+                           device=str(resolve_device(args.device)),
+                           candidates=names, candidate_cells=parse_cells(args.candidate_cells),
+                           peak_size=args.peak_size)
+    except (ValueError, ConfigError) as err:
+        print(f'segdip-bench speed: {err}', file=sys.stderr)
+        return 2
+    if st.iterations < 1 or any(s < 16 for s in st.sizes) or any(w < 1 for w in st.widths):
+        print('segdip-bench speed: --iterations >= 1, sizes >= 16, widths >= 1', file=sys.stderr)
+        return 2
+    res = run_speed(st, log=lambda m: print(m, file=sys.stderr, flush=True))
+    text = markdown(res)
+    print(text)
+    if args.out is not None:
+        write(res, Path(args.out))
+    return 0
