@@ -138,3 +138,17 @@ def test_out_of_memory_is_reported_and_session_stays_usable(session, monkeypatch
         session.step(1)
     monkeypatch.undo()
     assert session.step(1).iterations == 1
+
+
+def test_border_background_prior_until_a_background_click(scene):
+    cfg = replace(TINY, loss=replace(TINY.loss, border_background=1.0))
+    s = TrainingSession(cfg)
+    s.set_image(scene.rgb)
+    s.add_annotation(Click(35, 24, 1))          # only a positive click
+    assert s._border_active
+    s.step(30)
+    labels = s.predict().labels
+    ring = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    assert (ring == 0).mean() > 0.9               # the border learnt 'background'
+    s.add_annotation(Click(1, 1, 0))
+    assert not s._border_active                   # a real background click replaces the prior

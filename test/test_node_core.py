@@ -49,7 +49,7 @@ def test_clicks_give_iou_and_frame_header():
                 assert h.spin_until(
                     lambda: h.node.trainer.stats.annotations_accepted
                     + h.node.trainer.pending_commands >= n, 10)
-            assert h.spin_until(lambda: h.node.trainer.stats.annotations_accepted >= n, 60)
+            assert h.spin_until(lambda: h.node.trainer.stats.annotations_accepted >= n, 150)
             assert h.wait_idle(180), h.node.trainer.stats
             h.spin_for(0.4)
             m = masks[-1]

@@ -79,7 +79,7 @@ def test_bad_input_reported_once_and_node_keeps_working():
         assert sum('image size changed from 160x120 to 80x60' in w for w in logged) == 1
         # and it still learns from clicks
         ann.publish(String(data=json.dumps({'type': 'click', 'x': 44, 'y': 30, 'class_id': 1})))
-        assert h.spin_until(lambda: h.node.trainer.stats.annotations_accepted == 1, 20)
+        assert h.spin_until(lambda: h.node.trainer.stats.annotations_accepted == 1, 60)
         assert h.spin_until(lambda: 1 in np.frombuffer(bytes(masks[-1].data), np.uint8), 30)
         assert h.node.trainer._thread.is_alive()
         def values():
@@ -100,7 +100,7 @@ def test_bgr8_and_compressed_input():
     try:
         assert h.wait_matched(h.pub(Image, 'image', 5))
         h.send_image(scene.rgb, header(3), encoding='bgr8')
-        assert h.spin_until(lambda: h.node.trainer.current is not None, 20)
+        assert h.spin_until(lambda: h.node.trainer.current is not None, 60)
         assert np.array_equal(h.node.trainer.current.rgb, scene.rgb)
     finally:
         h.close()
@@ -168,7 +168,7 @@ def test_live_parameters_and_services(tmp_path):
         r = _call(h, '/segdip/next_frame')
         assert r.success and node.trainer.current.stamp_ns == 11_000_000_000, r.message
         ann.publish(String(data=json.dumps({'type': 'click', 'x': 80, 'y': 60, 'class_id': 1})))
-        assert h.spin_until(lambda: len(node.trainer.session.annotations) == 1, 20)
+        assert h.spin_until(lambda: len(node.trainer.session.annotations) == 1, 60)
         assert _call(h, '/segdip/clear').success
         assert len(node.trainer.session.annotations) == 0
         r = _call(h, '/segdip/reset')

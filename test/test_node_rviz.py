@@ -46,7 +46,7 @@ def test_image_plane_clicks_per_class_topic_reach_iou():
                 px, py, _z = PLANE.pixel_to_point(c['x'], c['y'])
                 pubs[c['class_id']].publish(_rviz_point(px, py, 0.0, 'segdip_image_plane'))
             n += len(clicks)
-            assert h.spin_until(lambda: h.node.trainer.stats.annotations_accepted >= n, 20)
+            assert h.spin_until(lambda: h.node.trainer.stats.annotations_accepted >= n, 150)
             assert h.wait_idle(180)
             h.spin_for(0.4)
             labels = mask_of(masks[-1])
@@ -86,7 +86,7 @@ def test_camera_frame_point_projects_to_pixel():
                             and h.node.trainer.current is not None, 20)
         # (0.2, -0.1, 2.0) m -> u = 100 * 0.1 + 80 = 90, v = 100 * -0.05 + 60 = 55
         generic.publish(_rviz_point(0.2, -0.1, 2.0, 'camera_optical'))
-        assert h.spin_until(lambda: len(h.node.trainer.session.annotations) == 1, 20)
+        assert h.spin_until(lambda: len(h.node.trainer.session.annotations) == 1, 60)
         a = h.node.trainer.session.annotations[0]
         assert (round(a.x, 3), round(a.y, 3), a.class_id) == (90.0, 55.0, 1)  # active_class
         # behind the camera and an unknown frame: refused with the reason, node goes on

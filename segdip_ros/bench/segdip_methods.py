@@ -106,7 +106,21 @@ def _no_tcl(n: int) -> SessionConfig:
     return replace(cfg, loss=replace(cfg.loss, tcl=False))
 
 
+def _meshgrid_only(n: int) -> SessionConfig:
+    """Ablation: the default without the RGB frame in the input code."""
+    cfg = _default(n)
+    return replace(cfg, model=replace(cfg.model, input_code='meshgrid'))
+
+
+def _border(n: int) -> SessionConfig:
+    """The default plus a weak background label on the image border until a class-0 click."""
+    cfg = _default(n)
+    return replace(cfg, loss=replace(cfg.loss, border_background=0.1))
+
+
 SEGDIP_METHODS: dict[str, MethodFactory] = {
+    'segdip-meshgrid': segdip_factory(_meshgrid_only, 'segdip-meshgrid'),
+    'segdip-border': segdip_factory(_border, 'segdip-border'),
     'segdip': segdip_factory(_default, 'segdip'),
     'segdip-paper': segdip_factory(_paper, 'segdip-paper'),
     'segdip-notcl': segdip_factory(_no_tcl, 'segdip-notcl'),

@@ -57,6 +57,8 @@ class LossConfig:
     tcl_lambda: float = 0.001     # weight of unannotated pixels in the TCL
     tcl_momentum: float = 0.0     # 0: target = previous iteration's prediction (paper);
                                   # m > 0: an exponential average of past predictions
+    border_background: float = 0.0  # weight of a weak 'class 0' label on the image border
+                                    # while the frame has clicks but none of class 0
     tcl_anchor: str = 'previous'  # 'previous' (paper): T^k from iteration k; 'snapshot': the
                                   # prediction from just before the annotations last changed
 

@@ -25,8 +25,8 @@ from .losses import reconstruction_loss, tcl_loss, tcl_target
 if TYPE_CHECKING:
     from .session import StepResult, TrainingSession
 
-__all__ = ['Plan', 'choose_plan', 'forward_fast', 'FastStepper', 'predict_probabilities',
-           'pin_for', 'conv2d_flops', 'model_conv_flops', 'compile_or_none']
+__all__ = ['Plan', 'REFERENCE_PLAN', 'choose_plan', 'forward_fast', 'FastStepper', 'predict_probabilities',
+           'pin_for', 'cpu_native_bf16', 'conv2d_flops', 'model_conv_flops', 'compile_or_none']
 
 MEMORY_FORMATS = ('contiguous', 'channels_last')
 GRAPH_MODES = ('eager', 'compile', 'cuda-graph')
@@ -91,6 +91,16 @@ def choose_plan(device: torch.device, amp: str = 'auto',
     if amp == 'fp16':
         raise ValueError('amp fp16 needs a CUDA device; use bf16 or off on CPU')
     return Plan(memory_format='channels_last', amp=torch.bfloat16 if amp == 'bf16' else None)
+
+
+def cpu_native_bf16() -> bool:
+    """True when this CPU computes bf16 natively (AVX512-BF16 or AMX), where CPU bf16
+    autocast can pay (docs/speed.md); False when unknown."""
+    checks = ('_is_avx512_bf16_supported', '_is_amx_tile_supported')
+    try:
+        return any(getattr(torch.cpu, name)() for name in checks if hasattr(torch.cpu, name))
+    except Exception:  # noqa: BLE001 - private probes: any failure means unknown
+        return False
 
 
 def pin_for(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -250,6 +250,10 @@ class TrainingSession:
                 target = tcl_target(None, self._labels, self.num_classes)
                 weights = annotated.float()
             seg = tcl_loss(probs, target, weights, self._label_norm)
+            if self._border_active:
+                # no background click yet: the image border is probably background (class 0)
+                border_p0 = probs[0, 0][self._border & ~annotated]
+                seg = seg + loss_cfg.border_background * -torch.log(border_p0.clamp_min(1e-6)).mean()
             loss = loss + loss_cfg.annotation_weight * seg
         if not torch.isfinite(loss):
             opt.zero_grad(set_to_none=True)
@@ -408,11 +412,18 @@ class TrainingSession:
         self._optimizer = torch.optim.Adam(self._model.parameters(), lr=self.cfg.learning_rate,
                                            amsgrad=True)
         self._code = self._make_code()
+        h, w = self._work_size
+        border = torch.ones((h, w), dtype=torch.bool)
+        border[2:-2, 2:-2] = False                     # a 2-pixel ring at working resolution
+        self._border = border.to(self.device)
+        self._border_active = False
 
     def _update_labels(self) -> None:
         labels = rasterise(self._annotations, self._image.shape[:2], self._work_size,
                            self.cfg.click_radius)
         self._labels = torch.from_numpy(labels).to(self.device)
+        self._border_active = (self.cfg.loss.border_background > 0 and bool(self._annotations)
+                               and not any(a.class_id == 0 for a in self._annotations))
         if self.cfg.loss.tcl_anchor == 'snapshot' and self._has_labels:
             self._prev_probs = self.working_probabilities()   # what was predicted before the change
         if self._annotations:

@@ -1,0 +1,131 @@
+"""Segmentation quality of the default engine on synthetic textured scenes with exact ground truth.
+
+These train real networks on CPU (default preset, 120x160 scenes), so each takes 10-40 s.
+"""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from core_helpers import click_until, corrective_click
+from segdip_ros.core import (Box, Click, Stroke, TrainingSession, default_preset, iou, mean_iou)
+from segdip_ros.core.synthetic import (interior_point, moving_object_sequence, three_class_scene,
+                                       two_class_scene)
+
+
+def _session(scene_rgb, num_classes, **changes):
+    cfg = default_preset(num_classes)
+    if changes:
+        cfg = replace(cfg, loss=replace(cfg.loss, **changes))
+    s = TrainingSession(cfg)
+    s.set_image(scene_rgb)
+    s.warmup()
+    return s
+
+
+@pytest.mark.parametrize('seed', [0, 1])
+def test_two_class_iou_from_five_clicks(seed):
+    scene = two_class_scene(seed=seed)
+    s = _session(scene.rgb, 2)
+    click_until(s, scene.labels, clicks=5, iterations=s.cfg.iterations_per_click)
+    score = iou(s.predict().labels == 1, scene.labels == 1)
+    print(f'two-class seed {seed}: IoU after 5 clicks {score:.3f}')
+    assert score >= 0.90
+
+
+def test_three_class_mean_iou_from_three_clicks_per_class():
+    scene = three_class_scene(seed=1)
+    s = _session(scene.rgb, 3)
+    per_class = {0: 0, 1: 0, 2: 0}
+    for c in range(3):  # the user first clicks once inside each region
+        x, y = interior_point(scene.labels == c)
+        s.add_annotation(Click(x, y, c))
+        per_class[c] += 1
+    s.step(100)
+    for _ in range(4):
+        # then corrects the largest error among classes that still have clicks left
+        pred = s.predict().labels
+        left = [c for c, n in per_class.items() if n < 3]
+        err = (pred != scene.labels) & np.isin(scene.labels, left)
+        if not err.any():
+            break
+        x, y = interior_point(err)
+        c = int(scene.labels[y, x])
+        s.add_annotation(Click(x, y, c))
+        per_class[c] += 1
+        s.step(s.cfg.iterations_per_click)
+    score = mean_iou(s.predict().labels, scene.labels)
+    print(f'three-class: mean IoU {score:.3f} with clicks per class {per_class}')
+    assert max(per_class.values()) <= 3
+    assert score >= 0.85
+
+
+def _row_run(mask, y):
+    xs = np.nonzero(mask[y])[0]
+    return float(xs.min() + 2), float(xs.max() - 2)
+
+
+def test_strokes_alone_segment_three_classes():
+    scene = three_class_scene(seed=1)
+    s = _session(scene.rgb, 3)
+    for c in range(3):
+        x, y = interior_point(scene.labels == c)
+        x0, x1 = _row_run(scene.labels == c, y)
+        # a short horizontal stroke through the region's interior, inside the region
+        half = min(12.0, (x1 - x0) / 2)
+        s.add_annotation(Stroke(((max(x0, x - half), y), (min(x1, x + half), y)), c, width=3.0))
+    s.step(150)
+    score = mean_iou(s.predict().labels, scene.labels)
+    print(f'strokes only: mean IoU {score:.3f}')
+    assert score >= 0.80
+
+
+def test_boxes_alone_segment_three_classes():
+    scene = three_class_scene(seed=1)
+    s = _session(scene.rgb, 3)
+    for c in range(3):
+        x, y = interior_point(scene.labels == c)
+        s.add_annotation(Box(x - 4, y - 4, x + 4, y + 4, c))  # a small box inside the region
+    s.step(150)
+    score = mean_iou(s.predict().labels, scene.labels)
+    print(f'boxes only: mean IoU {score:.3f}')
+    assert score >= 0.80
+
+
+def test_tracking_carries_first_frame_labels_over_twenty_frames():
+    frames = moving_object_sequence(20, seed=0, speed=2.0)
+    s = _session(frames[0].rgb, 2)
+    click_until(s, frames[0].labels, clicks=6, iterations=s.cfg.iterations_per_click)
+    scores = []
+    for scene in frames[1:]:
+        s.next_frame(scene.rgb)
+        s.step(30)
+        scores.append(iou(s.predict().labels == 1, scene.labels == 1))
+    print('tracking IoU frames 2..20:', np.round(scores, 3).tolist(), 'mean', np.mean(scores))
+    assert np.mean(scores) >= 0.75
+
+
+def _flipped_fraction(tcl: bool) -> tuple[float, float]:
+    """Label three regions with one click each, then give four corrective clicks; return the
+    share of pixels correct before the corrections whose label changed, and the final mean IoU."""
+    scene = three_class_scene(seed=0)
+    s = _session(scene.rgb, 3, tcl=tcl)
+    for c in range(3):
+        x, y = interior_point(scene.labels == c)
+        s.add_annotation(Click(x, y, c))
+    s.step(100)
+    before = s.predict().labels.copy()
+    correct = before == scene.labels
+    for _ in range(4):
+        s.add_annotation(corrective_click(s, scene.labels))
+        s.step(50)
+    after = s.predict().labels
+    return float(np.mean(after[correct] != before[correct])), mean_iou(after, scene.labels)
+
+
+def test_tcl_keeps_earlier_correct_regions_from_flipping():
+    flips_off, miou_off = _flipped_fraction(tcl=False)
+    flips_on, miou_on = _flipped_fraction(tcl=True)
+    print(f'flipped pixels without TCL {flips_off:.4f} (mIoU {miou_off:.3f}), '
+          f'with TCL {flips_on:.4f} (mIoU {miou_on:.3f})')
+    assert flips_on < flips_off
