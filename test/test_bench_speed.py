@@ -28,7 +28,8 @@ TINY = SpeedSettings(sizes=(32,), widths=(8,), iterations=2, warmup=1, rounds=2,
 def test_tiny_grid_gives_finite_rates_and_ratio():
     res = run_speed(TINY, log=lambda m: None)
     (cell,) = res.cells
-    for side in ('reference', 'default', 'optimised'):
+    assert set(cell["its"]) == {"reference", "default", "optimised", "optimised_bf16"}
+    for side in cell["its"]:
         assert math.isfinite(cell['its'][side]) and cell['its'][side] > 0
         assert cell['flops_per_it'][side] > 0
     assert cell['ratio_opt_ref'] == pytest.approx(cell['its']['optimised'] / cell['its']['reference'])

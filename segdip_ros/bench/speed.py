@@ -28,7 +28,7 @@ import torch
 
 from segdip_ros.core import (Click, ConfigError, TrainingSession, default_preset, paper_preset,
                              resolve_device)
-from segdip_ros.core.fast import (REFERENCE_PLAN, FastStepper, Plan, choose_plan,
+from segdip_ros.core.fast import (REFERENCE_PLAN, FastStepper, Plan, choose_plan, cpu_native_bf16,
                                   model_conv_flops, predict_probabilities)
 from segdip_ros.core.synthetic import two_class_scene
 
@@ -50,6 +50,7 @@ class SpeedSettings:
     candidates: tuple[str, ...] = ()          # names from CANDIDATES
     candidate_cells: tuple[tuple[int, int], ...] = ((160, 32),)
     peak_size: int = 2048
+    bf16_side: bool = True                    # also time the optimised plan with bf16 autocast
 
 
 # ----- sessions and timing ---------------------------------------------------------------
@@ -125,11 +126,16 @@ def _grid_cell(size: int, width: int, st: SpeedSettings, device: torch.device) -
     dflt = make_session(default_preset, size, width, st.device)
     opt = make_session(default_preset, size, width, st.device)
     stepper = FastStepper(choose_plan(device))
-    rates = time_interleaved({'reference': ref.step, 'default': dflt.step,
-                              'optimised': lambda n: stepper.step(opt, n)},
-                             st.iterations, st.rounds, st.warmup, device)
+    sides = {'reference': ref.step, 'default': dflt.step,
+             'optimised': lambda n: stepper.step(opt, n)}
     flops = {'reference': step_flops(ref), 'default': step_flops(dflt),
              'optimised': step_flops(opt)}
+    if st.bf16_side and device.type == 'cpu':   # opt-in on CPU (on CUDA the plan has it)
+        bf = make_session(default_preset, size, width, st.device)
+        bf_stepper = FastStepper(choose_plan(device, amp='bf16'))
+        sides['optimised_bf16'] = lambda n: bf_stepper.step(bf, n)
+        flops['optimised_bf16'] = flops['optimised']
+    rates = time_interleaved(sides, st.iterations, st.rounds, st.warmup, device)
     h, w = ref.work_size
     return {'size': size, 'width': width, 'work_h': h, 'work_w': w,
             'its': rates, 'flops_per_it': flops,
@@ -140,6 +146,7 @@ def _grid_cell(size: int, width: int, st: SpeedSettings, device: torch.device) -
 
 # ----- candidates ------------------------------------------------------------------------
 CANDIDATES: dict[str, Plan] = {
+    'null': REFERENCE_PLAN,  # the base against itself: the noise floor of a ratio
     'channels_last': replace(REFERENCE_PLAN, memory_format='channels_last'),
     'detach_shortcut': replace(REFERENCE_PLAN, detach_shortcut=True),
     'defer_sync': replace(REFERENCE_PLAN, defer_sync=True),
@@ -207,6 +214,8 @@ def run_speed(st: SpeedSettings, log: Callable[[str], None] = print) -> SpeedRes
     plan = choose_plan(device)
     machine = {'device': str(device), 'torch': torch.__version__,
                'threads': torch.get_num_threads(), 'peak_flops': peak,
+               'cpu_capability': torch.backends.cpu.get_cpu_capability(),
+               'cpu_native_bf16': cpu_native_bf16(),
                'peak_method': f'best of 5 fp32 {st.peak_size}x{st.peak_size} matmuls, '
                               'same process and thread count'}
     res = SpeedResult(settings={**asdict(st)}, machine=machine,
@@ -233,20 +242,23 @@ def run_speed(st: SpeedSettings, log: Callable[[str], None] = print) -> SpeedRes
 def markdown(res: SpeedResult) -> str:
     """The grid and candidate tables as Markdown."""
     peak = res.machine['peak_flops']
-    lines = [f'Device {res.machine["device"]}, torch {res.machine["torch"]}, '
+    lines = [f'Device {res.machine["device"]} ({res.machine.get("cpu_capability")}, native bf16 '
+             f'{res.machine.get("cpu_native_bf16")}), torch {res.machine["torch"]}, '
              f'{res.machine["threads"]} thread(s); peak estimate {peak / 1e9:.1f} GFLOP/s '
              f'({res.machine["peak_method"]}). Optimised plan: {res.plan}.', '',
              '| work size (h x w) | width | ref it/s | default it/s | opt it/s | opt/ref | '
-             'opt/default | ref GFLOP/s (% peak) | opt GFLOP/s (% peak) |',
-             '|---|---|---|---|---|---|---|---|---|']
+             'opt/default | ref GFLOP/s (% peak) | opt GFLOP/s (% peak) | opt+bf16 it/s | '
+             'opt+bf16/ref |', '|---|---|---|---|---|---|---|---|---|---|---|']
     for c in res.cells:
         r, f = c['its'], c['flops_per_s']
+        bf = r.get('optimised_bf16')
+        bf_cols = (f'{bf:.2f} | {bf / r["reference"]:.2f}' if bf else '- | -')
         lines.append(
             f'| {c["size"]} ({c["work_h"]}x{c["work_w"]}) | {c["width"]} | '
             f'{r["reference"]:.2f} | {r["default"]:.2f} | {r["optimised"]:.2f} | '
             f'{c["ratio_opt_ref"]:.2f} | {c["ratio_opt_default"]:.2f} | '
             f'{f["reference"] / 1e9:.1f} ({100 * f["reference"] / peak:.0f}%) | '
-            f'{f["optimised"] / 1e9:.1f} ({100 * f["optimised"] / peak:.0f}%) |')
+            f'{f["optimised"] / 1e9:.1f} ({100 * f["optimised"] / peak:.0f}%) | {bf_cols} |')
     if res.candidates:
         lines += ['', '| candidate | size | width | base it/s | candidate it/s | ratio | '
                   'compile s | max prob diff | notes |', '|---|---|---|---|---|---|---|---|---|']
@@ -295,6 +307,8 @@ def add_options(p: Any) -> None:
     p.add_argument('--candidate-cells', default='160x32',
                    help='SIZExWIDTH cells for --candidates (default 160x32, the node default)')
     p.add_argument('--peak-size', type=int, default=2048, help='matmul size for the peak')
+    p.add_argument('--no-bf16', action='store_true',
+                   help='skip the opt+bf16 side (CPU bf16 autocast) of the grid')
     p.add_argument('--latency', action='store_true',
                    help='instead: click-to-mask latency through the real node (rclpy)')
     p.add_argument('--clicks', type=int, default=20, help='--latency: clicks (default 20)')
@@ -322,7 +336,7 @@ def run_cli(args: Any) -> int:
                            iterations=args.iterations, rounds=args.rounds,
                            device=str(resolve_device(args.device)),
                            candidates=names, candidate_cells=parse_cells(args.candidate_cells),
-                           peak_size=args.peak_size)
+                           peak_size=args.peak_size, bf16_side=not args.no_bf16)
     except (ValueError, ConfigError) as err:
         print(f'segdip-bench speed: {err}', file=sys.stderr)
         return 2

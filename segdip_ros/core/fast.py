@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 from torch import nn
 
+from .errors import TrainingError
 from .losses import reconstruction_loss, tcl_loss, tcl_target
 
 if TYPE_CHECKING:
@@ -226,7 +227,13 @@ class FastStepper:
         for _ in range(iterations):
             with session._lock:
                 self.prepare(session)
-                losses = self._iteration(session)
+                try:
+                    losses = self._iteration(session)
+                except torch.cuda.OutOfMemoryError as err:
+                    session._optimizer.zero_grad(set_to_none=True)
+                    torch.cuda.empty_cache()
+                    raise TrainingError(f'out of memory on {session.device} at working size '
+                                        f'{session.work_size}: lower working_size or width') from err
             if losses is None:
                 nonfinite += 1
             else:
@@ -248,21 +255,22 @@ class FastStepper:
                 torch.tensor(max(1.0, float(s._label_norm)), device=s.device),
                 s.num_classes, self.plan.amp, self.plan.detach_shortcut)
         loss = rec = seg = probs = None
+        first_compiled = self._compiled is not None and not self._compiled_once
+        t = time.perf_counter()
         if self._compiled is not None:
-            t = time.perf_counter()
             try:
                 loss, rec, seg, probs = self._compiled(*args)
             except Exception as err:  # noqa: BLE001 - compile problems must not stop training
                 self._fallback(f'torch.compile failed: {err!r}'[:300])
-            if not self._compiled_once:   # the first call compiles (later variants: guards)
-                self.compile_seconds += time.perf_counter() - t
-                self._compiled_once = True
         if loss is None:
             loss, rec, seg, probs = _losses(*args)
         if not torch.isfinite(loss):
             opt.zero_grad(set_to_none=True)
             return None
-        loss.backward()
+        loss.backward()                   # the compiled backward is built at the first call
+        if first_compiled:
+            self.compile_seconds += time.perf_counter() - t   # forward + backward compile
+            self._compiled_once = True
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip,
                                        foreach=True if self.plan.foreach else None)
         opt.step()
