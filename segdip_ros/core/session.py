@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -17,17 +17,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .annotations import Annotation, annotation_from_dict, rasterise, validate_annotation
-from .config import SessionConfig, config_from_dict, config_to_dict, default_preset
+from .annotations import Annotation, rasterise, validate_annotation
+from .checkpoint import CheckpointMixin
+from .config import SessionConfig, default_preset
 from .device import resolve_amp_dtype, resolve_device
-from .errors import CheckpointError, ImageError, TrainingError
+from .errors import ImageError, TrainingError
 from .losses import reconstruction_loss, tcl_loss, tcl_target
 from .model import SegDipNet, input_channels, make_input_code
 
 __all__ = ['TrainingSession', 'StepResult', 'Prediction', 'working_size_for', 'check_rgb']
 
 UNLABELLED_ID = 255
-CHECKPOINT_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def working_size_for(height: int, width: int, long_side: int, multiple: int) -> 
     return snap(height * scale), snap(width * scale)
 
 
-class TrainingSession:
+class TrainingSession(CheckpointMixin):
     """Online SegDIP training for one scene. See docs/ENGINE_API.md for the whole API."""
 
     def __init__(self, cfg: SessionConfig | None = None):
@@ -305,85 +305,6 @@ class TrainingSession:
             h, w = self._image.shape[:2]
             return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
 
-    # ----- checkpoints ------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: config, model, optimiser, image, annotations."""
-        with self._lock:
-            self._require_image()
-            to_cpu = lambda t: None if t is None else t.detach().cpu()  # noqa: E731
-            return {
-                'format': CHECKPOINT_FORMAT,
-                'config': config_to_dict(self.cfg),
-                'model': {k: v.cpu() for k, v in self._model.state_dict().items()},
-                'optimizer': _optimizer_state_to_cpu(self._optimizer.state_dict()),
-                'image': self._image.copy(),
-                'annotations': [a.to_dict() for a in self._annotations],
-                'prev_probs': to_cpu(self._prev_probs),
-                'has_labels': self._has_labels,
-                'label_norm': self._label_norm,
-                'iteration': self.iteration,
-                'frame_index': self.frame_index,
-            }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state from state_dict(); raises CheckpointError when it does not fit."""
-        try:
-            if state.get('format') != CHECKPOINT_FORMAT:
-                raise CheckpointError(f"unsupported checkpoint format {state.get('format')!r}")
-            saved = config_from_dict(state['config'])
-            if saved.model != self.cfg.model or saved.working_size != self.cfg.working_size:
-                raise CheckpointError('checkpoint model/working size differ from this session: '
-                                      f'{saved.model} at {saved.working_size} vs {self.cfg.model} '
-                                      f'at {self.cfg.working_size}')
-            annotations = [annotation_from_dict(d) for d in state['annotations']]
-            with self._lock:
-                self.set_image(state['image'])
-                self._model.load_state_dict(state['model'])
-                self._optimizer.load_state_dict(state['optimizer'])
-                self._annotations = annotations
-                self._update_labels()
-                prev = state.get('prev_probs')
-                self._prev_probs = None if prev is None else prev.to(self.device)
-                self._has_labels = bool(state['has_labels'])
-                self._label_norm = float(state.get('label_norm', 1.0))
-                self.iteration = int(state['iteration'])
-                self.frame_index = int(state['frame_index'])
-                self._touch()
-        except CheckpointError:
-            raise
-        except (KeyError, TypeError, ValueError, RuntimeError) as err:
-            raise CheckpointError(f'cannot restore checkpoint: {err}') from err
-
-    @classmethod
-    def from_state_dict(cls, state: dict[str, Any], device: str | None = None) -> TrainingSession:
-        """A new session from state_dict(), optionally on another device."""
-        try:
-            cfg = config_from_dict(state['config'])
-        except (KeyError, TypeError) as err:
-            raise CheckpointError(f'checkpoint has no valid config: {err}') from err
-        if device is not None:
-            cfg = replace(cfg, device=device)
-        session = cls(cfg)
-        session.load_state_dict(state)
-        return session
-
-    def save(self, path: str) -> None:
-        """Write state_dict() to `path` (atomically: a crash never leaves half a file)."""
-        import os
-        tmp = f'{path}.tmp'
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
-
-    @classmethod
-    def load(cls, path: str, device: str | None = None) -> TrainingSession:
-        """A session from a file written by save()."""
-        import pickle
-        try:
-            state = torch.load(path, map_location='cpu', weights_only=False)
-        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
-            raise CheckpointError(f'cannot read checkpoint {path}: {err}') from err
-        return cls.from_state_dict(state, device=device)
-
     # ----- internals --------------------------------------------------------------------
     def _require_image(self) -> None:
         if self._image is None:
@@ -448,13 +369,3 @@ class TrainingSession:
         if self._amp_dtype is None:
             return torch.autocast(self.device.type, enabled=False)
         return torch.autocast(self.device.type, dtype=self._amp_dtype)
-
-
-def _optimizer_state_to_cpu(state: dict[str, Any]) -> dict[str, Any]:
-    def move(v: Any) -> Any:
-        if isinstance(v, torch.Tensor):
-            return v.cpu()
-        if isinstance(v, dict):
-            return {k: move(x) for k, x in v.items()}
-        return v
-    return move(state)
