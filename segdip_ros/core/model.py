@@ -65,7 +65,8 @@ class SegDipNet(nn.Module):
         for block in self.decoder:
             x = block(self.upsample(x))       # (1, W, 2h, 2w)
         g = self.seg_trunk_grad
-        feats = x if g >= 1.0 else x * g + x.detach() * (1.0 - g)   # scale the seg gradient
+        # scale the segmentation gradient into the shared layers (0: the head sees detached features)
+        feats = x if g >= 1.0 else (x.detach() if g <= 0.0 else x * g + x.detach() * (1.0 - g))
         if self._head_sees_code:
             feats = torch.cat([feats, z], dim=1)
         return torch.sigmoid(self.rgb_head(x)), self.seg_head(feats)
