@@ -116,8 +116,6 @@ def test_list_samples_pairs_by_name_and_limits(tmp_path):
 
 
 def test_cli_exit_codes(tmp_path, capsys):
-    assert main(['speed']) == 2
-    assert 'not implemented yet' in capsys.readouterr().err
     assert main(['binary', '--dataset', str(tmp_path), '--methods', 'nope']) == 2
     assert 'unknown method' in capsys.readouterr().err
     assert main(['binary', '--dataset', str(tmp_path / 'none'), '--methods', 'grabcut',
