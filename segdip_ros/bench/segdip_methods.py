@@ -118,7 +118,13 @@ def _border(n: int) -> SessionConfig:
     return replace(cfg, loss=replace(cfg.loss, border_background=0.1))
 
 
+def _grabcut_refined(n: int) -> SessionConfig:
+    """The default with GrabCut started from the network's probabilities (binary)."""
+    return replace(_default(n), refine='grabcut')
+
+
 SEGDIP_METHODS: dict[str, MethodFactory] = {
+    'segdip-grabcut': segdip_factory(_grabcut_refined, 'segdip-grabcut'),
     'segdip-meshgrid': segdip_factory(_meshgrid_only, 'segdip-meshgrid'),
     'segdip-border': segdip_factory(_border, 'segdip-border'),
     'segdip': segdip_factory(_default, 'segdip'),

@@ -24,6 +24,7 @@ from .device import resolve_amp_dtype, resolve_device
 from .errors import ImageError, TrainingError
 from .losses import reconstruction_loss, tcl_loss, tcl_target
 from .model import SegDipNet, input_channels, make_input_code
+from .refine import grabcut_refine
 
 __all__ = ['TrainingSession', 'StepResult', 'Prediction', 'working_size_for', 'check_rgb']
 
@@ -274,6 +275,8 @@ class TrainingSession(CheckpointMixin):
             if self._cache is not None and self._cache[0] == key:
                 return self._cache[1]
             probs = self.working_probabilities()                  # (1, N, h, w)
+            if self.cfg.refine == 'grabcut' and self._has_labels:
+                probs = self._grabcut_refined(probs)
             h, w = self._image.shape[:2]
             up = F.interpolate(probs, size=(h, w), mode='bilinear', align_corners=False)[0]
             up = up / up.sum(dim=0, keepdim=True)
@@ -304,6 +307,11 @@ class TrainingSession(CheckpointMixin):
             img = (rgb.float()[0].permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).byte().cpu().numpy()
             h, w = self._image.shape[:2]
             return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    def _grabcut_refined(self, probs: torch.Tensor) -> torch.Tensor:
+        small = (self._target[0].permute(1, 2, 0) * 255 + 0.5).byte().cpu().numpy()
+        refined = grabcut_refine(small, probs[0].cpu().numpy(), self._labels.cpu().numpy())
+        return torch.from_numpy(np.ascontiguousarray(refined, dtype=np.float32))[None].to(probs.device)
 
     # ----- internals --------------------------------------------------------------------
     def _require_image(self) -> None:
