@@ -73,6 +73,7 @@ def run_latency(st: LatencySettings, log: Callable[[str], None] = print) -> Late
         raise ValueError(f'domain_id must be in 60..69 (this benchmark\'s range), got {st.domain_id}')
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'OFF')
     import rclpy  # noqa: PLC0415 - the speed benchmark itself needs no ROS
+    from segdip_ros.inprocess import shutdown_in_process  # noqa: PLC0415
     from builtin_interfaces.msg import Time  # noqa: PLC0415
     from diagnostic_msgs.msg import DiagnosticArray  # noqa: PLC0415
     from rclpy.context import Context  # noqa: PLC0415
@@ -173,12 +174,7 @@ def run_latency(st: LatencySettings, log: Callable[[str], None] = print) -> Late
         return LatencyResult(asdict(st) | {'params': params}, latencies, missed, sent, first_any,
                              rate)
     finally:
-        if node is not None:
-            node.destroy_node()
-        if driver is not None:
-            driver.destroy_node()
-        executor.shutdown(timeout_sec=2.0)
-        rclpy.try_shutdown(context=ctx)
+        shutdown_in_process(executor, ctx, node, driver)
 
 
 def run_latency_cli(args: Any) -> int:

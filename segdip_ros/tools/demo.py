@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'OFF')
     os.environ.setdefault('ROS_DOMAIN_ID', '77')
     import rclpy  # noqa: PLC0415 - after the environment is set
+    from segdip_ros.inprocess import shutdown_in_process  # noqa: PLC0415
     from rclpy.context import Context  # noqa: PLC0415
     from rclpy.executors import SingleThreadedExecutor  # noqa: PLC0415
     from rclpy.parameter import Parameter  # noqa: PLC0415
@@ -211,12 +212,7 @@ def run(args: argparse.Namespace) -> int:
              'iterations': st.iteration, 'seconds': time.monotonic() - t0}, indent=1))
         return 0
     finally:
-        if node is not None:
-            node.destroy_node()
-        if driver is not None:
-            driver.destroy_node()
-        executor.shutdown(timeout_sec=2.0)
-        rclpy.try_shutdown(context=ctx)
+        shutdown_in_process(executor, ctx, node, driver)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
