@@ -7,14 +7,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from core_helpers import click_until, corrective_click
+from core_helpers import click_until
 from segdip_ros.core import (Box, Click, Stroke, TrainingSession, default_preset, iou, mean_iou)
 from segdip_ros.core.synthetic import (interior_point, moving_object_sequence, three_class_scene,
                                        two_class_scene)
 
 
-def _session(scene_rgb, num_classes, **changes):
+def _session(scene_rgb, num_classes, network_scale=None, **changes):
     cfg = default_preset(num_classes)
+    if network_scale is not None:
+        cfg = replace(cfg, network_scale=network_scale)
     if changes:
         cfg = replace(cfg, loss=replace(cfg.loss, **changes))
     s = TrainingSession(cfg)
@@ -105,27 +107,23 @@ def test_tracking_carries_first_frame_labels_over_twenty_frames():
     assert np.mean(scores) >= 0.75
 
 
-def _flipped_fraction(tcl: bool) -> tuple[float, float]:
-    """Label three regions with one click each, then give four corrective clicks; return the
-    share of pixels correct before the corrections whose label changed, and the final mean IoU."""
-    scene = three_class_scene(seed=0)
-    s = _session(scene.rgb, 3, tcl=tcl)
-    for c in range(3):
-        x, y = interior_point(scene.labels == c)
-        s.add_annotation(Click(x, y, c))
-    s.step(100)
-    before = s.predict().labels.copy()
-    correct = before == scene.labels
-    for _ in range(4):
-        s.add_annotation(corrective_click(s, scene.labels))
-        s.step(50)
-    after = s.predict().labels
-    return float(np.mean(after[correct] != before[correct])), mean_iou(after, scene.labels)
+def _tracking_iou(tcl: bool) -> float:
+    """Mean IoU over frames 2..12 of a moving object labelled by clicks on frame 1 only."""
+    frames = moving_object_sequence(12, seed=0, speed=2.0)
+    s = _session(frames[0].rgb, 2, tcl=tcl)
+    click_until(s, frames[0].labels, clicks=6, iterations=s.cfg.iterations_per_click)
+    scores = []
+    for scene in frames[1:]:
+        s.next_frame(scene.rgb)
+        s.step(30)
+        scores.append(iou(s.predict().labels == 1, scene.labels == 1))
+    return float(np.mean(scores))
 
 
-def test_tcl_keeps_earlier_correct_regions_from_flipping():
-    flips_off, miou_off = _flipped_fraction(tcl=False)
-    flips_on, miou_on = _flipped_fraction(tcl=True)
-    print(f'flipped pixels without TCL {flips_off:.4f} (mIoU {miou_off:.3f}), '
-          f'with TCL {flips_on:.4f} (mIoU {miou_on:.3f})')
-    assert flips_on < flips_off
+def test_tcl_carries_the_labels_through_unannotated_frames():
+    """What the TCL is for: later frames have no clicks, only the loss towards the previous
+    prediction keeps the class head on the object. (Within one image it does not reduce label
+    flips after corrective clicks at the default size: see README, 'Temporal consistency'.)"""
+    off, on = _tracking_iou(tcl=False), _tracking_iou(tcl=True)
+    print(f'tracking mean IoU without TCL {off:.3f}, with TCL {on:.3f}')
+    assert on > off + 0.03 and on >= 0.85

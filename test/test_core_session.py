@@ -159,3 +159,20 @@ def test_border_background_prior_until_a_background_click(scene):
     assert s._border_active
     s.add_annotation(Click(1, 1, 0))
     assert not s._border_active                   # a real background click replaces the prior
+
+
+def test_network_runs_at_network_scale_of_the_working_size(scene):
+    half = TrainingSession(replace(TINY, network_scale=0.5))
+    half.set_image(scene.rgb)
+    assert half.work_size == (48, 64) and half.network_size == (24, 32)
+    assert tuple(half._code.shape[-2:]) == (24, 32) and tuple(half._target.shape[-2:]) == (24, 32)
+    half.add_annotation(Click(32, 24, 1, radius=4))          # radius in working pixels
+    assert int((half._labels == 1).sum()) == int((np.hypot(*np.mgrid[-2:3, -2:3]) <= 2).sum())
+    half.step(2)
+    pred = half.predict()                                     # back at the original size
+    assert pred.labels.shape == (48, 64) and pred.probabilities.shape == (48, 64, 2)
+    full = TrainingSession(replace(TINY, network_scale=1.0))
+    full.set_image(scene.rgb)
+    assert full.network_size == full.work_size == (48, 64)
+    with pytest.raises(Exception, match='network_scale'):
+        replace(TINY, network_scale=0.0).validate()

@@ -123,7 +123,15 @@ def _grabcut_refined(n: int) -> SessionConfig:
     return replace(_default(n), refine='grabcut')
 
 
+def _variant(**overrides: object) -> ConfigMaker:
+    """The default with some SessionConfig fields replaced (ablation rows)."""
+    def make(n: int) -> SessionConfig:
+        return replace(_default(n), **overrides)
+    return make
+
+
 SEGDIP_METHODS: dict[str, MethodFactory] = {
+    'segdip-fullres': segdip_factory(_variant(network_scale=1.0), 'segdip-fullres'),
     'segdip-grabcut': segdip_factory(_grabcut_refined, 'segdip-grabcut'),
     'segdip-meshgrid': segdip_factory(_meshgrid_only, 'segdip-meshgrid'),
     'segdip-border': segdip_factory(_border, 'segdip-border'),

@@ -1,12 +1,15 @@
 """`segdip-bench speed`: training-step throughput, reference against optimised, in one process.
 
-Per cell (working size x width) three sessions train on the same synthetic image with the same
+Per cell (working size x width) the sessions train on the same synthetic image with the same
 two clicks (so the annotation / TCL path runs, as after a click in the node):
-- reference: `paper_preset` at that size and width, plain `TrainingSession.step` (fp32, NCHW);
-- default: `default_preset` at that size and width, plain `TrainingSession.step`;
-- optimised: `default_preset` at that size and width, `core.fast.FastStepper` with
-  `choose_plan(device)`.
-Timing rounds are interleaved (ref, default, opt; order rotated each round) after a warm-up,
+- reference: `paper_preset` at that size and width, fp32, NCHW (the session's model and code
+  converted back to the contiguous format): the paper's configuration in plain PyTorch;
+- fullres: `default_preset` with `network_scale` 1 (channels_last, the network at the working
+  size), which separates the memory-format gain from the architecture-level one;
+- optimised: `default_preset` as shipped (`TrainingSession.step`: channels_last, the network
+  at `network_scale` of the working size, probabilities upsampled bilinearly);
+- optimised_bf16 (CPU, opt-in): the same with `amp='bf16'`.
+Timing rounds are interleaved (order rotated each round) after a warm-up,
 with `torch.cuda.synchronize()` around every timed block on CUDA. Achieved FLOP/s counts conv
 FLOPs only (analytic, from the layer shapes, x3 for forward + both backward convolutions);
 peak is a large fp32 matmul measured in the same process.
@@ -41,7 +44,7 @@ class SpeedSettings:
     """sizes: working long sides, px. widths: conv widths. iterations: timed iterations per
     side and cell (plus `warmup` untimed). rounds: interleaving rounds (<= iterations)."""
 
-    sizes: tuple[int, ...] = (128, 256, 300)
+    sizes: tuple[int, ...] = (128, 160, 256, 300)
     widths: tuple[int, ...] = (32, 64, 128)
     iterations: int = 10
     warmup: int = 2
@@ -55,10 +58,10 @@ class SpeedSettings:
 
 # ----- sessions and timing ---------------------------------------------------------------
 def make_session(preset: Callable[..., Any], size: int, width: int, device: str,
-                 clicks: bool = True) -> TrainingSession:
+                 clicks: bool = True, **overrides: Any) -> TrainingSession:
     """A session on a 4:3 synthetic image whose long side is `size` (working size `size`),
-    two warm-up iterations, then one click per class."""
-    cfg = preset(working_size=size, device=device)
+    two warm-up iterations, then one click per class. `overrides`: SessionConfig fields."""
+    cfg = preset(working_size=size, device=device, **overrides)
     cfg = replace(cfg, model=replace(cfg.model, width=width))
     scene = two_class_scene(height=max(8, size * 3 // 4), width=size, seed=0)
     s = TrainingSession(cfg)
@@ -69,6 +72,14 @@ def make_session(preset: Callable[..., Any], size: int, width: int, device: str,
         s.add_annotation(Click(x=float(xs[len(xs) // 2]), y=float(ys[len(ys) // 2]), class_id=1))
         s.add_annotation(Click(x=2.0, y=2.0, class_id=0))
     return s
+
+
+def plain_nchw(session: TrainingSession) -> TrainingSession:
+    """The session's model and input code back in the contiguous (NCHW) format: the plain
+    PyTorch the reference side stands for."""
+    session._model.to(memory_format=torch.contiguous_format)
+    session._code = session._code.contiguous()
+    return session
 
 
 def _sync(device: torch.device) -> None:
@@ -122,26 +133,24 @@ def step_flops(session: TrainingSession) -> int:
 
 # ----- the grid --------------------------------------------------------------------------
 def _grid_cell(size: int, width: int, st: SpeedSettings, device: torch.device) -> dict[str, Any]:
-    ref = make_session(paper_preset, size, width, st.device)
-    dflt = make_session(default_preset, size, width, st.device)
-    opt = make_session(default_preset, size, width, st.device)
-    stepper = FastStepper(choose_plan(device))
-    sides = {'reference': ref.step, 'default': dflt.step,
-             'optimised': lambda n: stepper.step(opt, n)}
-    flops = {'reference': step_flops(ref), 'default': step_flops(dflt),
-             'optimised': step_flops(opt)}
-    if st.bf16_side and device.type == 'cpu':   # opt-in on CPU (on CUDA the plan has it)
-        bf = make_session(default_preset, size, width, st.device)
-        bf_stepper = FastStepper(choose_plan(device, amp='bf16'))
-        sides['optimised_bf16'] = lambda n: bf_stepper.step(bf, n)
-        flops['optimised_bf16'] = flops['optimised']
+    sessions = {
+        'reference': plain_nchw(make_session(paper_preset, size, width, st.device, amp='off')),
+        'fullres': make_session(default_preset, size, width, st.device, network_scale=1.0),
+        'optimised': make_session(default_preset, size, width, st.device),
+    }
+    if st.bf16_side and device.type == 'cpu':   # opt-in on CPU (on CUDA 'auto' has it)
+        sessions['optimised_bf16'] = make_session(default_preset, size, width, st.device,
+                                                  amp='bf16')
+    sides = {name: s.step for name, s in sessions.items()}
+    flops = {name: step_flops(s) for name, s in sessions.items()}
     rates = time_interleaved(sides, st.iterations, st.rounds, st.warmup, device)
-    h, w = ref.work_size
-    return {'size': size, 'width': width, 'work_h': h, 'work_w': w,
+    h, w = sessions['reference'].work_size
+    nh, nw = sessions['optimised'].network_size
+    return {'size': size, 'width': width, 'work_h': h, 'work_w': w, 'net_h': nh, 'net_w': nw,
             'its': rates, 'flops_per_it': flops,
             'flops_per_s': {k: rates[k] * flops[k] for k in rates},
             'ratio_opt_ref': rates['optimised'] / rates['reference'],
-            'ratio_opt_default': rates['optimised'] / rates['default']}
+            'ratio_fullres_ref': rates['fullres'] / rates['reference']}
 
 
 # ----- candidates ------------------------------------------------------------------------
@@ -226,8 +235,8 @@ def run_speed(st: SpeedSettings, log: Callable[[str], None] = print) -> SpeedRes
             cell = _grid_cell(size, width, st, device)
             res.cells.append(cell)
             r = cell['its']
-            log(f'size {size} width {width}: ref {r["reference"]:.2f} it/s, default '
-                f'{r["default"]:.2f}, opt {r["optimised"]:.2f}, opt/ref '
+            log(f'size {size} width {width}: ref {r["reference"]:.2f} it/s, fullres '
+                f'{r["fullres"]:.2f}, opt {r["optimised"]:.2f}, opt/ref '
                 f'{cell["ratio_opt_ref"]:.2f}')
     for size, width in st.candidate_cells:
         for name in st.candidates:
@@ -246,17 +255,17 @@ def markdown(res: SpeedResult) -> str:
              f'{res.machine.get("cpu_native_bf16")}), torch {res.machine["torch"]}, '
              f'{res.machine["threads"]} thread(s); peak estimate {peak / 1e9:.1f} GFLOP/s '
              f'({res.machine["peak_method"]}). Optimised plan: {res.plan}.', '',
-             '| work size (h x w) | width | ref it/s | default it/s | opt it/s | opt/ref | '
-             'opt/default | ref GFLOP/s (% peak) | opt GFLOP/s (% peak) | opt+bf16 it/s | '
-             'opt+bf16/ref |', '|---|---|---|---|---|---|---|---|---|---|---|']
+             '| work size (h x w) | network (h x w) | width | ref it/s | fullres it/s | opt it/s | '
+             'fullres/ref | **opt/ref** | ref GFLOP/s (% peak) | opt GFLOP/s (% peak) | '
+             'opt+bf16 it/s | opt+bf16/ref |', '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for c in res.cells:
         r, f = c['its'], c['flops_per_s']
         bf = r.get('optimised_bf16')
         bf_cols = (f'{bf:.2f} | {bf / r["reference"]:.2f}' if bf else '- | -')
         lines.append(
-            f'| {c["size"]} ({c["work_h"]}x{c["work_w"]}) | {c["width"]} | '
-            f'{r["reference"]:.2f} | {r["default"]:.2f} | {r["optimised"]:.2f} | '
-            f'{c["ratio_opt_ref"]:.2f} | {c["ratio_opt_default"]:.2f} | '
+            f'| {c["size"]} ({c["work_h"]}x{c["work_w"]}) | {c["net_h"]}x{c["net_w"]} | '
+            f'{c["width"]} | {r["reference"]:.2f} | {r["fullres"]:.2f} | {r["optimised"]:.2f} | '
+            f'{c["ratio_fullres_ref"]:.2f} | **{c["ratio_opt_ref"]:.2f}** | '
             f'{f["reference"] / 1e9:.1f} ({100 * f["reference"] / peak:.0f}%) | '
             f'{f["optimised"] / 1e9:.1f} ({100 * f["optimised"] / peak:.0f}%) | {bf_cols} |')
     if res.candidates:
@@ -292,7 +301,8 @@ def ints(text: str) -> tuple[int, ...]:
 
 def add_options(p: Any) -> None:
     """The options of `segdip-bench speed` on argparse parser `p`."""
-    p.add_argument('--sizes', default='128,256,300', help='working sizes (long side, px)')
+    p.add_argument('--sizes', default='128,160,256,300',
+                   help='working sizes (long side, px; 160 is the default)')
     p.add_argument('--widths', default='32,64,128', help='conv widths')
     p.add_argument('--iterations', type=int, default=10,
                    help='timed iterations per side and cell (default 10; plus 2 warm-up)')

@@ -128,8 +128,12 @@ def validate_annotation(a: Annotation, width: int, height: int, num_classes: int
 
 
 def rasterise(annotations: list[Annotation] | tuple[Annotation, ...], orig_size: tuple[int, int],
-              work_size: tuple[int, int], click_radius: int = 0) -> np.ndarray:
+              work_size: tuple[int, int], click_radius: int = 0,
+              radius_scale: float = 1.0) -> np.ndarray:
     """Label map (h, w) int64 at working resolution, UNLABELLED where nothing is annotated.
+
+    Click radii are in working pixels; `radius_scale` converts them when the label map is
+    smaller than the working resolution (a network running at `network_scale`).
 
     Later annotations overwrite earlier ones where they overlap, as a user correcting would expect.
     """
@@ -144,12 +148,12 @@ def rasterise(annotations: list[Annotation] | tuple[Annotation, ...], orig_size:
     for a in annotations:
         canvas = np.zeros((h, w), np.uint8)
         if isinstance(a, Click):
-            r = click_radius if a.radius is None else a.radius
+            r = int(round((click_radius if a.radius is None else a.radius) * radius_scale))
             cx, cy = to_work(a.x, a.y)
             if r <= 0:
                 canvas[cy, cx] = 1
             else:
-                cv2.circle(canvas, (cx, cy), int(r), 1, thickness=-1)
+                cv2.circle(canvas, (cx, cy), r, 1, thickness=-1)
         elif isinstance(a, Stroke):
             pts = np.array([to_work(x, y) for x, y in a.points], np.int32).reshape(-1, 1, 2)
             thick = max(1, int(round(a.width * max(sx, sy))))

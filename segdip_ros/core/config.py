@@ -89,6 +89,8 @@ class SessionConfig:
     amp: str = 'auto'              # 'auto', 'off', 'bf16', 'fp16'
     seed: int = 0
     refine: str = 'none'           # post-processing of probabilities: 'none', 'grabcut'
+    network_scale: float = 1.0     # the network runs at working_size * this (1 = paper);
+                                   # its probabilities are upsampled bilinearly to the image
 
     def validate(self) -> None:
         self.model.validate()
@@ -105,6 +107,8 @@ class SessionConfig:
             raise ConfigError(f"amp must be 'auto', 'off', 'bf16' or 'fp16', got {self.amp!r}")
         if self.refine not in ('none', 'grabcut'):
             raise ConfigError(f"refine must be 'none' or 'grabcut', got {self.refine!r}")
+        if not 0.1 <= self.network_scale <= 1.0:
+            raise ConfigError(f'network_scale must be in [0.1, 1], got {self.network_scale}')
 
     def with_classes(self, num_classes: int) -> SessionConfig:
         """The same configuration for another number of classes."""
@@ -124,7 +128,8 @@ def default_preset(num_classes: int = 2, **overrides: Any) -> SessionConfig:
     cfg = SessionConfig(model=ModelConfig(num_classes=num_classes, width=32, seg_trunk_grad=0.0,
                                           input_code='meshgrid+rgb'),
                         loss=LossConfig(), working_size=160, learning_rate=0.01,
-                        warmup_iterations=300, iterations_per_click=50, click_radius=2)
+                        warmup_iterations=300, iterations_per_click=50, click_radius=2,
+                        network_scale=0.5)
     return replace(cfg, **overrides)
 
 
