@@ -28,16 +28,19 @@ TINY = SpeedSettings(sizes=(32,), widths=(8,), iterations=2, warmup=1, rounds=2,
 def test_tiny_grid_gives_finite_rates_and_ratio():
     res = run_speed(TINY, log=lambda m: None)
     (cell,) = res.cells
-    assert set(cell["its"]) == {"reference", "default", "optimised", "optimised_bf16"}
+    assert set(cell["its"]) == {"reference", "fullres", "optimised", "optimised_bf16"}
     for side in cell["its"]:
         assert math.isfinite(cell['its'][side]) and cell['its'][side] > 0
         assert cell['flops_per_it'][side] > 0
     assert cell['ratio_opt_ref'] == pytest.approx(cell['its']['optimised'] / cell['its']['reference'])
+    # the optimised side runs the network at half the working size, the reference at all of it
+    assert (cell['net_h'], cell['net_w']) == (16, 16) and (cell['work_h'], cell['work_w']) == (24, 32)
+    assert cell['flops_per_it']['optimised'] < 0.5 * cell['flops_per_it']['fullres']
     assert 0 < res.machine['peak_flops'] < 1e15
     assert [c['name'] for c in res.candidates] == ['channels_last', 'inference_mode']
     assert all(math.isfinite(c['ratio']) and c['ratio'] > 0 for c in res.candidates)
     table = markdown(res)
-    assert '| 32 (24x32) | 8 |' in table and 'channels_last' in table
+    assert '| 32 (24x32) | 16x16 | 8 |' in table and 'channels_last' in table
 
 
 def test_conv_flops_match_a_hand_count():
@@ -122,7 +125,7 @@ def test_cli_speed_writes_json_and_rejects_unknown_candidates(tmp_path, capsys):
     assert cli.main(args) == 0
     data = json.loads((tmp_path / 'speed.json').read_text())
     assert data['cells'][0]['its']['optimised'] > 0
-    assert '| 32 (24x32) | 8 |' in (tmp_path / 'speed.md').read_text()
+    assert '| 32 (24x32) | 16x16 | 8 |' in (tmp_path / 'speed.md').read_text()
     assert cli.main(['speed', '--candidates', 'warp_drive']) == 2
     assert 'unknown candidate' in capsys.readouterr().err
 

@@ -14,8 +14,8 @@ with `torch.cuda.synchronize()` around every timed block on CUDA. Achieved FLOP/
 FLOPs only (analytic, from the layer shapes, x3 for forward + both backward convolutions);
 peak is a large fp32 matmul measured in the same process.
 
-The candidate table measures each optimisation alone against the session's own math
-(`fast.REFERENCE_PLAN`) on the default configuration, again interleaved.
+The candidate table measures each optimisation alone against the same math in plain NCHW
+(`fast.PLAIN_PLAN`) on the default configuration, again interleaved.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import torch
 
 from segdip_ros.core import (Click, ConfigError, TrainingSession, default_preset, paper_preset,
                              resolve_device)
-from segdip_ros.core.fast import (REFERENCE_PLAN, FastStepper, Plan, choose_plan, cpu_native_bf16,
+from segdip_ros.core.fast import (PLAIN_PLAN, FastStepper, Plan, choose_plan, cpu_native_bf16,
                                   model_conv_flops, predict_probabilities)
 from segdip_ros.core.synthetic import two_class_scene
 
@@ -155,13 +155,13 @@ def _grid_cell(size: int, width: int, st: SpeedSettings, device: torch.device) -
 
 # ----- candidates ------------------------------------------------------------------------
 CANDIDATES: dict[str, Plan] = {
-    'null': REFERENCE_PLAN,  # the base against itself: the noise floor of a ratio
-    'channels_last': replace(REFERENCE_PLAN, memory_format='channels_last'),
-    'detach_shortcut': replace(REFERENCE_PLAN, detach_shortcut=True),
-    'defer_sync': replace(REFERENCE_PLAN, defer_sync=True),
-    'foreach': replace(REFERENCE_PLAN, foreach=True),
-    'bf16_autocast': replace(REFERENCE_PLAN, amp=torch.bfloat16),
-    'compile': replace(REFERENCE_PLAN, graph='compile'),
+    'null': PLAIN_PLAN,  # the base against itself: the noise floor of a ratio
+    'channels_last': replace(PLAIN_PLAN, memory_format='channels_last'),
+    'detach_shortcut': replace(PLAIN_PLAN, detach_shortcut=True),
+    'defer_sync': replace(PLAIN_PLAN, defer_sync=True),
+    'foreach': replace(PLAIN_PLAN, foreach=True),
+    'bf16_autocast': replace(PLAIN_PLAN, amp=torch.bfloat16),
+    'compile': replace(PLAIN_PLAN, graph='compile'),
     'chosen_plan': Plan(),  # replaced by choose_plan(device) at run time
 }
 
@@ -173,7 +173,7 @@ def _candidate(name: str, size: int, width: int, st: SpeedSettings,
     plan = choose_plan(device) if name == 'chosen_plan' else CANDIDATES[name]
     base_s = make_session(default_preset, size, width, st.device)
     cand_s = make_session(default_preset, size, width, st.device)
-    base, cand = FastStepper(REFERENCE_PLAN), FastStepper(plan)
+    base, cand = FastStepper(PLAIN_PLAN), FastStepper(plan)
     base.step(base_s, 1)                       # same number of iterations on both sides
     t0 = time.perf_counter()
     cand.step(cand_s, 1)                       # compiles here when plan.graph == 'compile'

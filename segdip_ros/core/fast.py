@@ -26,7 +26,7 @@ from .losses import reconstruction_loss, tcl_loss, tcl_target
 if TYPE_CHECKING:
     from .session import StepResult, TrainingSession
 
-__all__ = ['Plan', 'REFERENCE_PLAN', 'choose_plan', 'forward_fast', 'FastStepper', 'predict_probabilities',
+__all__ = ['Plan', 'REFERENCE_PLAN', 'PLAIN_PLAN', 'choose_plan', 'forward_fast', 'FastStepper', 'predict_probabilities',
            'pin_for', 'cpu_native_bf16', 'conv2d_flops', 'model_conv_flops', 'compile_or_none']
 
 MEMORY_FORMATS = ('contiguous', 'channels_last')
@@ -66,7 +66,10 @@ class Plan:
             raise ValueError(f'amp must be None, torch.bfloat16 or torch.float16, got {self.amp}')
 
 
-REFERENCE_PLAN = Plan(defer_sync=False, detach_shortcut=False)
+# TrainingSession.step's own math (the session keeps model and code in channels_last)
+REFERENCE_PLAN = Plan(memory_format='channels_last', defer_sync=False, detach_shortcut=False)
+# the same in plain NCHW: the base the candidate optimisations are measured against
+PLAIN_PLAN = replace(REFERENCE_PLAN, memory_format='contiguous')
 
 
 def choose_plan(device: torch.device, amp: str = 'auto',
