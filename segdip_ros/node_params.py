@@ -68,6 +68,8 @@ PARAMS: dict[str, ParamSpec] = {
     'working_size': ParamSpec(0, f'long side of the working resolution in px, 0 = preset {_RO}',
                               int_range=(0, 4096)),
     'width': ParamSpec(0, f'filters per conv layer, 0 = preset {_RO}', int_range=(0, 1024)),
+    'network_scale': ParamSpec(0.0, 'the network runs at working_size x this (1 = paper), '
+                               f'0 = preset (0.5) {_RO}', float_range=(0.0, 1.0)),
     'learning_rate': ParamSpec(0.0, 'AMSGrad learning rate, 0 = preset (applies at the next '
                                'reset or new scene)', live=True, float_range=(0.0, 1.0)),
     'tcl': ParamSpec(True, 'temporal consistency loss on/off (applies at the next reset)',
@@ -118,6 +120,7 @@ class NodeSettings:
     device: str
     working_size: int
     width: int
+    network_scale: float
     learning_rate: float
     tcl: bool
     tcl_lambda: float
@@ -204,7 +207,8 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
         num_classes=n, class_names=tuple(names), class_colors=tuple(colors), active_class=active,
         stroke_width=float(raw['stroke_width']), preset=preset, device=device,
         working_size=int(raw['working_size']),
-        width=int(raw['width']), learning_rate=float(raw['learning_rate']), tcl=bool(raw['tcl']),
+        width=int(raw['width']), network_scale=float(raw['network_scale']),
+        learning_rate=float(raw['learning_rate']), tcl=bool(raw['tcl']),
         tcl_lambda=float(raw['tcl_lambda']), warmup_iterations=int(raw['warmup_iterations']),
         iterations_per_click=int(raw['iterations_per_click']),
         iterations_first=int(raw['iterations_first']),
@@ -231,6 +235,8 @@ def engine_config(s: NodeSettings) -> SessionConfig:
         top['working_size'] = s.working_size
     if s.learning_rate > 0:
         top['learning_rate'] = s.learning_rate
+    if s.network_scale > 0:
+        top['network_scale'] = s.network_scale
     if s.warmup_iterations >= 0:
         top['warmup_iterations'] = s.warmup_iterations
     if s.iterations_per_click >= 0:

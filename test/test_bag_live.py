@@ -61,6 +61,7 @@ def offline(bag: Path, out: Path) -> dict[str, Any]:
     args = eval_bag.build_parser().parse_args([
         str(bag), '--out', str(out), '--threads', '1', '--no-video', '--quiet',
         '--working-size', str(WORKING_SIZE), '--width', str(NET_WIDTH), '--warmup', str(WARMUP),
+        '--network-scale', '1.0',
         '--iterations-first', str(FIRST), '--iterations-per-frame', str(PER_FRAME),
         '--device', 'cpu'])
     assert eval_bag.run(args) == 0
@@ -71,7 +72,8 @@ def live(bag: Path, per_click: int) -> tuple[dict[int, np.ndarray], int, int]:
     """Run the node in-process and replay the bag in step mode; returns (masks by stamp,
     node iterations, accepted annotations)."""
     from segdip_ros.segdip_node import SegDipNode
-    params = {'working_size': WORKING_SIZE, 'width': NET_WIDTH, 'warmup_iterations': WARMUP,
+    params = {'working_size': WORKING_SIZE, 'width': NET_WIDTH, 'network_scale': 1.0,
+              'warmup_iterations': WARMUP,
               'iterations_per_click': per_click, 'iterations_first': FIRST,
               'frame_switch_iterations': PER_FRAME, 'torch_threads': 1, 'mode': 'tracking',
               'device': 'cpu',

@@ -76,7 +76,8 @@ def make_session(args: argparse.Namespace) -> Any:
     from segdip_ros.core import PRESETS, TrainingSession
     cfg = PRESETS[args.preset](num_classes=args.num_classes)
     over = {k: v for k, v in (('working_size', args.working_size), ('device', args.device),
-                              ('seed', args.seed), ('warmup_iterations', args.warmup))
+                              ('seed', args.seed), ('warmup_iterations', args.warmup),
+                              ('network_scale', args.network_scale))
             if v is not None}
     cfg = replace(cfg, **over)
     if args.width is not None:
@@ -189,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--num-classes', type=int, default=2)
     p.add_argument('--working-size', type=int, help='override the preset')
     p.add_argument('--width', type=int, help='override the preset network width')
+    p.add_argument('--network-scale', type=float,
+                   help='network resolution as a share of the working size (preset: 0.5)')
     p.add_argument('--warmup', type=int, help='warm-up iterations (0 = none; preset default)')
     p.add_argument('--device', help='auto, cpu, cuda, cuda:N')
     p.add_argument('--seed', type=int)
