@@ -71,7 +71,7 @@ def test_node_in_another_process():
         fut = client.call_async(Trigger.Request())
         assert spin_until(fut.done, 15) and fut.result().success, fut.result()
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 0
+        assert proc.wait(timeout=20) == 0, proc.stdout.read()
     finally:
         if proc.poll() is None:
             proc.kill()
