@@ -22,6 +22,7 @@ from .checkpoint import CheckpointMixin
 from .config import SessionConfig, default_preset
 from .device import resolve_amp_dtype, resolve_device
 from .errors import ImageError, TrainingError
+from .fast import pin_for
 from .losses import reconstruction_loss, tcl_loss, tcl_target
 from .model import SegDipNet, input_channels, make_input_code
 from .refine import grabcut_refine
@@ -334,7 +335,8 @@ class TrainingSession(CheckpointMixin):
         h, w = self._net_size
         small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
         t = torch.from_numpy(small).permute(2, 0, 1)[None].float() / 255.0
-        return t.to(self.device)
+        # CUDA: page-locked upload that does not wait for the copy (a no-op on CPU)
+        return pin_for(t, self.device).to(self.device, non_blocking=True)
 
     def _make_code(self) -> torch.Tensor:
         h, w = self._net_size
