@@ -63,7 +63,8 @@ PARAMS: dict[str, ParamSpec] = {
     'active_class': ParamSpec(1, 'class of clicks/strokes/boxes that carry no class', live=True),
     'stroke_width': ParamSpec(3.0, 'width in px of strokes from ~/stroke', live=True,
                               float_range=(0.5, 100.0)),
-    'preset': ParamSpec('default', f"engine preset: 'default' or 'paper' {_RO}"),
+    'preset': ParamSpec('default', "engine preset: 'default' (tracking), 'still' (still images: "
+                        f"xy-only input code) or 'paper' {_RO}"),
     'device': ParamSpec('auto', f"'auto', 'cpu', 'cuda' or 'cuda:N' {_RO}"),
     'working_size': ParamSpec(0, f'long side of the working resolution in px, 0 = preset {_RO}',
                               int_range=(0, 4096)),

@@ -6,13 +6,17 @@ import torch
 
 from segdip_ros.core import (ConfigError, config_from_dict, config_to_dict, default_preset,
                              paper_preset, resolve_amp_dtype, resolve_device)
+from segdip_ros.core.config import still_preset
 
 
 def test_presets_validate_and_round_trip():
-    for cfg in (default_preset(3), paper_preset(2)):
+    for cfg in (default_preset(3), paper_preset(2), still_preset(2)):
         cfg.validate()
         assert config_from_dict(config_to_dict(cfg)) == cfg
     assert paper_preset().model.width == 128 and paper_preset().loss.tcl_lambda == 0.001
+    # 'still' is the default with the paper's xy-only code, nothing else
+    assert still_preset().model.input_code == 'meshgrid'
+    assert replace(still_preset(), model=default_preset().model) == default_preset()
 
 
 @pytest.mark.parametrize('change, match', [

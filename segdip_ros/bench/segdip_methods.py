@@ -107,9 +107,9 @@ def _no_tcl(n: int) -> SessionConfig:
 
 
 def _meshgrid_only(n: int) -> SessionConfig:
-    """Ablation: the default without the RGB frame in the input code."""
-    cfg = _default(n)
-    return replace(cfg, model=replace(cfg.model, input_code='meshgrid'))
+    """The default without the RGB frame in the input code (= the 'still' preset)."""
+    from segdip_ros.core.config import still_preset
+    return still_preset(num_classes=n)
 
 
 def _border(n: int) -> SessionConfig:

@@ -12,7 +12,7 @@ from typing import Any
 from .errors import ConfigError
 
 __all__ = ['ModelConfig', 'LossConfig', 'SessionConfig', 'paper_preset', 'default_preset',
-           'PRESETS', 'config_from_dict', 'config_to_dict']
+           'still_preset', 'PRESETS', 'config_from_dict', 'config_to_dict']
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,16 @@ def default_preset(num_classes: int = 2, **overrides: Any) -> SessionConfig:
     return replace(cfg, **overrides)
 
 
-PRESETS = {'paper': paper_preset, 'default': default_preset}
+def still_preset(num_classes: int = 2, **overrides: Any) -> SessionConfig:
+    """The default for labelling still images: the paper's xy-only input code. On 40 coco_dev
+    photos it needed fewer clicks (NoC@90 17.5 vs 18.8); the RGB frame in the input code is what
+    makes tracking hold (synthetic sequence: 0.911 vs 0.730), so the default keeps it."""
+    cfg = default_preset(num_classes)
+    cfg = replace(cfg, model=replace(cfg.model, input_code='meshgrid'))
+    return replace(cfg, **overrides)
+
+
+PRESETS = {'paper': paper_preset, 'default': default_preset, 'still': still_preset}
 
 
 def config_to_dict(cfg: SessionConfig) -> dict[str, Any]:

@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--mask-topic', default='/segdip/mask')
     p.add_argument('--iterations-first', type=int, default=100)
     p.add_argument('--iterations-per-frame', type=int, default=30)
-    p.add_argument('--preset', choices=('default', 'paper'), default='default')
+    p.add_argument('--preset', choices=('default', 'still', 'paper'), default='default')
     p.add_argument('--num-classes', type=int, default=2)
     p.add_argument('--working-size', type=int, help='override the preset')
     p.add_argument('--width', type=int, help='override the preset network width')
