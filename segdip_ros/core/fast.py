@@ -7,9 +7,11 @@ non-finite skip), only computed differently. Which changes are applied is a `Pla
 pinned host memory, fp16/bf16 autocast) are chosen only for a CUDA device and fail over to the
 eager path on any error.
 
-The stepper reads the session's private training state (model, optimiser, code, target,
-labels, TCL base); it is meant to be called from `TrainingSession.step` through one hook
-(see docs/speed.md, "Hooks for the lead").
+What paid on CPU is now the session's own path (channels-last model and code; the half-size
+network is `SessionConfig.network_scale`); what stays here is opt-in: torch.compile, CUDA
+graphs, and the candidate plans `segdip-bench speed --candidates` measures. The stepper reads
+the session's private training state (model, optimiser, code, target, labels, TCL base), so it
+is called as `FastStepper(plan).step(session, n)` in place of `session.step(n)`.
 """
 from __future__ import annotations
 
