@@ -316,22 +316,27 @@ def main(args: list[str] | None = None) -> int:
     """Console script `segdip_node`."""
     rclpy.init(args=args)
     node = None
-    code = 0
     try:
-        node = SegDipNode()
+        try:
+            node = SegDipNode()
+        except ValueError as err:  # an invalid parameter at start-up
+            rclpy.logging.get_logger('segdip').error(f'cannot start: {err}')
+            return 1
         executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except ValueError as err:  # an invalid parameter at start-up
-        rclpy.logging.get_logger('segdip').error(f'cannot start: {err}')
-        code = 1
+    except RuntimeError:
+        # Ctrl-C can race the executor's own shutdown (rclpy issue #1724: "cannot schedule new
+        # futures after shutdown"); that is a normal stop. Anything while still running is not.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-    return code
+    return 0
 
 
 if __name__ == '__main__':

@@ -87,3 +87,12 @@ def test_node_in_another_process():
             os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = old
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_a_bad_parameter_stops_the_node_with_a_clear_message_and_exit_code_1():
+    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN), ROS_AUTOMATIC_DISCOVERY_RANGE='OFF')
+    out = subprocess.run([sys.executable, '-m', 'segdip_ros.segdip_node', '--ros-args',
+                          '-p', 'preset:=bogus'], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 1
+    assert 'cannot start' in out.stdout + out.stderr and 'bogus' in out.stdout + out.stderr
