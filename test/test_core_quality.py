@@ -94,36 +94,29 @@ def test_boxes_alone_segment_three_classes():
     assert score >= 0.80
 
 
-def test_tracking_carries_first_frame_labels_over_twenty_frames():
-    frames = moving_object_sequence(20, seed=0, speed=2.0)
-    s = _session(frames[0].rgb, 2)
-    click_until(s, frames[0].labels, clicks=6, iterations=s.cfg.iterations_per_click)
+def _tracking_scores(frames: int, tcl: bool = True) -> list[float]:
+    """IoU on frames 2..`frames` of a moving object labelled by clicks on frame 1 only."""
+    sequence = moving_object_sequence(frames, seed=0, speed=2.0)
+    s = _session(sequence[0].rgb, 2, tcl=tcl)
+    click_until(s, sequence[0].labels, clicks=6, iterations=s.cfg.iterations_per_click)
     scores = []
-    for scene in frames[1:]:
+    for scene in sequence[1:]:
         s.next_frame(scene.rgb)
         s.step(30)
         scores.append(iou(s.predict().labels == 1, scene.labels == 1))
+    return scores
+
+
+def test_tracking_carries_first_frame_labels_over_twenty_frames():
+    scores = _tracking_scores(20)
     print('tracking IoU frames 2..20:', np.round(scores, 3).tolist(), 'mean', np.mean(scores))
     assert np.mean(scores) >= 0.75
-
-
-def _tracking_iou(tcl: bool) -> float:
-    """Mean IoU over frames 2..12 of a moving object labelled by clicks on frame 1 only."""
-    frames = moving_object_sequence(12, seed=0, speed=2.0)
-    s = _session(frames[0].rgb, 2, tcl=tcl)
-    click_until(s, frames[0].labels, clicks=6, iterations=s.cfg.iterations_per_click)
-    scores = []
-    for scene in frames[1:]:
-        s.next_frame(scene.rgb)
-        s.step(30)
-        scores.append(iou(s.predict().labels == 1, scene.labels == 1))
-    return float(np.mean(scores))
 
 
 def test_tcl_carries_the_labels_through_unannotated_frames():
     """What the TCL is for: later frames have no clicks, only the loss towards the previous
     prediction keeps the class head on the object. (Within one image it does not reduce label
     flips after corrective clicks at the default size: see README, 'Temporal consistency'.)"""
-    off, on = _tracking_iou(tcl=False), _tracking_iou(tcl=True)
+    off, on = np.mean(_tracking_scores(12, tcl=False)), np.mean(_tracking_scores(12, tcl=True))
     print(f'tracking mean IoU without TCL {off:.3f}, with TCL {on:.3f}')
     assert on > off + 0.03 and on >= 0.85
