@@ -105,6 +105,9 @@ def test_bad_checkpoints_raise(session, tmp_path):
     other = TrainingSession(TINY.with_classes(3))
     with pytest.raises(CheckpointError, match='differ'):
         other.load_state_dict(state)
+    # the label map and TCL base are at the network's size: another scale cannot take them
+    with pytest.raises(CheckpointError, match='network scale'):
+        TrainingSession(replace(TINY, network_scale=0.25)).load_state_dict(state)
 
 
 def test_same_seed_same_result(scene):

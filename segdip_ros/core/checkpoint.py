@@ -50,10 +50,11 @@ class CheckpointMixin:
             if state.get('format') != CHECKPOINT_FORMAT:
                 raise CheckpointError(f"unsupported checkpoint format {state.get('format')!r}")
             saved = config_from_dict(state['config'])
-            if saved.model != self.cfg.model or saved.working_size != self.cfg.working_size:
-                raise CheckpointError('checkpoint model/working size differ from this session: '
-                                      f'{saved.model} at {saved.working_size} vs {self.cfg.model} '
-                                      f'at {self.cfg.working_size}')
+            mine = (self.cfg.model, self.cfg.working_size, self.cfg.network_scale)
+            theirs = (saved.model, saved.working_size, saved.network_scale)
+            if theirs != mine:
+                raise CheckpointError('checkpoint model/working size/network scale differ from '
+                                      f'this session: {theirs} vs {mine}')
             annotations = [annotation_from_dict(d) for d in state['annotations']]
             with self._lock:
                 self.set_image(state['image'])
