@@ -16,7 +16,7 @@ setup(
         ('share/' + PACKAGE + '/config', glob('config/*.yaml')),
         ('share/' + PACKAGE + '/rviz', glob('rviz/*.rviz')),
     ],
-    install_requires=['setuptools', 'numpy', 'opencv-python-headless', 'pyyaml'],
+    install_requires=['setuptools', 'numpy', 'opencv-python-headless', 'pyyaml', 'PyMaxflow'],
     zip_safe=True,
     maintainer='segdip_ros developers',
     maintainer_email='dev@segdip-ros.invalid',

@@ -71,6 +71,8 @@ PARAMS: dict[str, ParamSpec] = {
     'width': ParamSpec(0, f'filters per conv layer, 0 = preset {_RO}', int_range=(0, 1024)),
     'network_scale': ParamSpec(0.0, 'the network runs at working_size x this (1 = paper), '
                                f'0 = preset (0.5) {_RO}', float_range=(0.0, 1.0)),
+    'refine': ParamSpec('', "'graphcut' (edge-aware graph cut on the network's probabilities), "
+                        f"'none', or '' = preset {_RO}"),
     'learning_rate': ParamSpec(0.0, 'AMSGrad learning rate, 0 = preset (applies at the next '
                                'reset or new scene)', live=True, float_range=(0.0, 1.0)),
     'tcl': ParamSpec(True, 'temporal consistency loss on/off (applies at the next reset)',
@@ -122,6 +124,7 @@ class NodeSettings:
     working_size: int
     width: int
     network_scale: float
+    refine: str
     learning_rate: float
     tcl: bool
     tcl_lambda: float
@@ -193,6 +196,7 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
     if not 0 <= active < n:
         raise ValueError(f'active_class must be in [0, {n - 1}], got {active}')
     preset = _choice(raw, 'preset', tuple(PRESETS))
+    refine = _choice(raw, 'refine', ('', 'none', 'graphcut'))
     mode = _choice(raw, 'mode', ('tracking', 'still'))
     transport = _choice(raw, 'image_transport', ('raw', 'compressed'))
     device = str(raw['device'])
@@ -208,7 +212,7 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
         num_classes=n, class_names=tuple(names), class_colors=tuple(colors), active_class=active,
         stroke_width=float(raw['stroke_width']), preset=preset, device=device,
         working_size=int(raw['working_size']),
-        width=int(raw['width']), network_scale=float(raw['network_scale']),
+        width=int(raw['width']), network_scale=float(raw['network_scale']), refine=refine,
         learning_rate=float(raw['learning_rate']), tcl=bool(raw['tcl']),
         tcl_lambda=float(raw['tcl_lambda']), warmup_iterations=int(raw['warmup_iterations']),
         iterations_per_click=int(raw['iterations_per_click']),
@@ -238,6 +242,8 @@ def engine_config(s: NodeSettings) -> SessionConfig:
         top['learning_rate'] = s.learning_rate
     if s.network_scale > 0:
         top['network_scale'] = s.network_scale
+    if s.refine:
+        top['refine'] = s.refine
     if s.warmup_iterations >= 0:
         top['warmup_iterations'] = s.warmup_iterations
     if s.iterations_per_click >= 0:

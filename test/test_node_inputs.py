@@ -13,7 +13,7 @@ import yaml
 
 from test_node_support import Harness
 
-from segdip_ros.core import Box, Click, Stroke
+from segdip_ros.core import Box, Click, Stroke, default_preset
 from segdip_ros.node_inputs import (Command, InputError, WarningLimiter, command_to_dict,
                                     parse_annotation_json, point_to_click, polygon_to_stroke,
                                     roi_to_box)
@@ -86,11 +86,14 @@ def test_settings_validation_reasons():
     assert s.class_names == ('background', 'object') and s.active_class == 1
     cfg = engine_config(check_settings(_raw(working_size=96, width=16, tcl=False)))
     assert (cfg.working_size, cfg.model.width, cfg.loss.tcl) == (96, 16, False)
+    assert engine_config(check_settings(_raw(refine='none'))).refine == 'none'
+    assert engine_config(check_settings(_raw(refine='graphcut'))).refine == 'graphcut'
+    assert engine_config(check_settings(_raw())).refine == default_preset().refine
     assert check_settings(_raw(num_classes=4)).class_names[3] == 'class_3'
     for bad, match in [({'active_class': 2}, 'active_class'), ({'mode': 'fast'}, 'mode'),
                        ({'device': 'tpu'}, 'device'), ({'class_colors': ['red']}, 'colour'),
                        ({'class_names': ['a', 'A']}, 'topic token'),
-                       ({'working_size': 8}, 'working_size'),
+                       ({'working_size': 8}, 'working_size'), ({'refine': 'crf'}, 'refine'),
                        ({'num_classes': 2, 'class_names': ['a', 'b', 'c']}, 'class_names')]:
         with pytest.raises(ValueError, match=match):
             check_settings(_raw(**bad))

@@ -9,7 +9,7 @@ built. To add a method, e.g. an engine ablation, one line is enough:
 from __future__ import annotations
 
 from .base import Method, MethodFactory, MethodSettings
-from .peers import GrabCutMethod, NearestClickMethod, RandomWalkerMethod
+from .peers import GrabCutMethod, NearestClickMethod, NearestGraphCutMethod, RandomWalkerMethod
 from .segdip_methods import SEGDIP_METHODS, segdip_factory
 
 __all__ = ['METHODS', 'register', 'make_method', 'segdip_factory']
@@ -19,6 +19,7 @@ METHODS: dict[str, MethodFactory] = {
     'grabcut-nearest': lambda s: GrabCutMethod(s, nearest=True),
     'randomwalker': RandomWalkerMethod,
     'nearest': NearestClickMethod,
+    'nearest-graphcut': NearestGraphCutMethod,
     **SEGDIP_METHODS,
 }
 

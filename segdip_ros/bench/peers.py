@@ -5,6 +5,8 @@
   click disks definite.
 - scikit-image's random walker with the click disks as seeds (multi-class too).
 - The nearest-click map itself, a floor any method should beat.
+- The engine's graph cut (`core.graphcut`) with the nearest-click map as its prior instead of
+  the network's probabilities: the ablation that shows what the network adds (multi-class too).
 
 Each call to predict() recomputes from the clicks so far (no state carried between clicks), so
 the result depends only on the clicks, as for the published baselines. Binary only: while the
@@ -22,7 +24,8 @@ from scipy import ndimage
 
 from .base import MethodSettings, to_original, to_working, to_working_xy
 
-__all__ = ['GrabCutMethod', 'RandomWalkerMethod', 'NearestClickMethod', 'nearest_click_map']
+__all__ = ['GrabCutMethod', 'RandomWalkerMethod', 'NearestClickMethod', 'NearestGraphCutMethod',
+           'nearest_click_map']
 
 
 class _ClickPeer:
@@ -106,6 +109,34 @@ class NearestClickMethod(_ClickPeer):
     def _predict_working(self) -> np.ndarray:
         labels = nearest_click_map(self._with_border_prior(self._seeds()))
         return np.clip(labels, 0, 255).astype(np.uint8)
+
+
+class NearestGraphCutMethod(_ClickPeer):
+    """The engine's refinement step with the network replaced by the nearest-click map.
+
+    The prior gives the nearest click's class `confidence` and shares the rest among the other
+    classes; everything else (colour models, boundary term, hard clicks, which classes compete)
+    is `core.refine.graphcut_refine` as the engine runs it.
+    """
+
+    name = 'nearest-graphcut'
+
+    def __init__(self, settings: MethodSettings, confidence: float = 0.7) -> None:
+        super().__init__(settings)
+        self.confidence = confidence
+
+    def _predict_working(self) -> np.ndarray:
+        from segdip_ros.core.refine import graphcut_refine
+        assert self._image is not None
+        seeds = self._seeds()
+        near = nearest_click_map(self._with_border_prior(seeds))
+        if (near < 0).all():
+            return np.zeros(seeds.shape, np.uint8)
+        n = max(self.settings.num_classes, int(near.max()) + 1)
+        prior = np.full((n,) + near.shape, (1.0 - self.confidence) / (n - 1), np.float32)
+        np.put_along_axis(prior, near[None].astype(np.int64), self.confidence, axis=0)
+        refined = graphcut_refine(self._image, prior, seeds, keep=0.0)
+        return refined.argmax(axis=0).astype(np.uint8)
 
 
 class GrabCutMethod(_ClickPeer):

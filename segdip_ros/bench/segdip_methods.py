@@ -118,9 +118,9 @@ def _border(n: int) -> SessionConfig:
     return replace(cfg, loss=replace(cfg.loss, border_background=0.1))
 
 
-def _grabcut_refined(n: int) -> SessionConfig:
-    """The default with GrabCut started from the network's probabilities (binary)."""
-    return replace(_default(n), refine='grabcut')
+def _graphcut_refined(n: int) -> SessionConfig:
+    """The default with the graph cut that keeps the network's probabilities as its prior."""
+    return replace(_default(n), refine='graphcut')
 
 
 def _variant(**overrides: object) -> ConfigMaker:
@@ -132,7 +132,7 @@ def _variant(**overrides: object) -> ConfigMaker:
 
 SEGDIP_METHODS: dict[str, MethodFactory] = {
     'segdip-fullres': segdip_factory(_variant(network_scale=1.0), 'segdip-fullres'),
-    'segdip-grabcut': segdip_factory(_grabcut_refined, 'segdip-grabcut'),
+    'segdip-graphcut': segdip_factory(_graphcut_refined, 'segdip-graphcut'),
     'segdip-meshgrid': segdip_factory(_meshgrid_only, 'segdip-meshgrid'),
     'segdip-border': segdip_factory(_border, 'segdip-border'),
     'segdip': segdip_factory(_default, 'segdip'),

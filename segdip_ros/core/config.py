@@ -88,7 +88,8 @@ class SessionConfig:
     device: str = 'auto'           # 'auto', 'cpu', 'cuda', 'cuda:N'
     amp: str = 'auto'              # 'auto', 'off', 'bf16', 'fp16'
     seed: int = 0
-    refine: str = 'none'           # post-processing of probabilities: 'none', 'grabcut'
+    refine: str = 'none'           # post-processing of probabilities: 'none', 'graphcut'
+    refine_prior_weight: float = 1.0  # weight of the network's log-probabilities in the cut
     network_scale: float = 1.0     # the network runs at working_size * this (1 = paper);
                                    # its probabilities are upsampled bilinearly to the image
 
@@ -105,8 +106,10 @@ class SessionConfig:
             raise ConfigError(f'click_radius must be >= 0, got {self.click_radius}')
         if self.amp not in ('auto', 'off', 'bf16', 'fp16'):
             raise ConfigError(f"amp must be 'auto', 'off', 'bf16' or 'fp16', got {self.amp!r}")
-        if self.refine not in ('none', 'grabcut'):
-            raise ConfigError(f"refine must be 'none' or 'grabcut', got {self.refine!r}")
+        if self.refine not in ('none', 'graphcut'):
+            raise ConfigError(f"refine must be 'none' or 'graphcut', got {self.refine!r}")
+        if self.refine_prior_weight < 0:
+            raise ConfigError(f'refine_prior_weight must be >= 0, got {self.refine_prior_weight}')
         if not 0.1 <= self.network_scale <= 1.0:
             raise ConfigError(f'network_scale must be in [0.1, 1], got {self.network_scale}')
 

@@ -1,41 +1,40 @@
-"""Edge-aware refinement of the network's class probabilities (binary scenes).
+"""Edge-aware refinement of the network's class probabilities: the session's `refine` step.
 
-The network's output is smooth and ignores object edges; GrabCut started from it snaps the
-boundary to the image while keeping the network's decision of which regions are object.
-Annotated pixels are hard constraints. Used only when `SessionConfig.refine == 'grabcut'`.
+The network's output is smooth and ignores object edges. The graph cut of `graphcut.py` keeps the
+network's probabilities as a prior in its energy and adds what the network lacks: per-class colour
+models and a contrast-sensitive boundary term, with the annotations as hard constraints. Used
+when `SessionConfig.refine == 'graphcut'`.
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-__all__ = ['grabcut_refine']
+from .graphcut import prior_graph_cut
+
+__all__ = ['graphcut_refine', 'MIN_CLASS_SHARE']
+
+MIN_CLASS_SHARE = 0.005   # a class without seeds competes when the network gives it this share
 
 
-def grabcut_refine(rgb: np.ndarray, probs: np.ndarray, labels: np.ndarray,
-                   iterations: int = 3, keep: float = 0.1) -> np.ndarray:
-    """Refined (2, h, w) probabilities.
+def graphcut_refine(rgb: np.ndarray, probs: np.ndarray, seeds: np.ndarray,
+                    prior_weight: float = 1.0, keep: float = 0.1) -> np.ndarray:
+    """Refined (N, h, w) probabilities.
 
-    rgb: (h, w, 3) uint8 image at working resolution; probs: (2, h, w) network probabilities;
-    labels: (h, w) int annotations (-1 unlabelled, 0 background, 1 object). The result is the
-    GrabCut labelling as one-hot, mixed with `keep` of the network's probabilities. Returns
-    `probs` unchanged for more than 2 classes or when GrabCut has no seed of either kind.
+    rgb: (h, w, 3) uint8 at working resolution; probs: (N, h, w) network probabilities at the
+    same size; seeds: (h, w) int annotations (-1 unlabelled, else the class id). The classes
+    that compete are those with seeds plus those the network predicts on at least
+    MIN_CLASS_SHARE of the pixels (so unannotated tracking frames are refined too). The result
+    is the cut's labelling as one-hot, mixed with `keep` of the network's probabilities so that
+    downstream users still see its confidence. Returns `probs` itself when fewer than two
+    classes compete.
     """
-    if probs.shape[0] != 2:
+    n = probs.shape[0]
+    argmax = probs.argmax(axis=0)
+    share = np.bincount(argmax.ravel(), minlength=n) / argmax.size
+    competing = set(np.flatnonzero(share >= MIN_CLASS_SHARE)) | set(np.unique(seeds[seeds >= 0]))
+    if len(competing) < 2:
         return probs
-    mask = np.where(probs[1] > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
-    mask[labels == 1] = cv2.GC_FGD
-    mask[labels == 0] = cv2.GC_BGD
-    fg = np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD))
-    if fg.all() or not fg.any():
-        return probs
-    bgd = np.zeros((1, 65), np.float64)
-    fgd = np.zeros((1, 65), np.float64)
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    try:
-        cv2.grabCut(bgr, mask, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
-    except cv2.error:
-        return probs          # too few samples to fit the colour models: keep the network's
-    obj = np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
-    onehot = np.stack([1.0 - obj, obj])
-    return (1.0 - keep) * onehot + keep * probs
+    labels = prior_graph_cut(rgb, probs, seeds, prior_weight=prior_weight,
+                             classes=sorted(int(c) for c in competing))
+    onehot = (labels[None] == np.arange(n)[:, None, None]).astype(np.float32)
+    return (1.0 - keep) * onehot + keep * probs.astype(np.float32)

@@ -25,7 +25,7 @@ from .errors import ImageError, TrainingError
 from .fast import pin_for
 from .losses import reconstruction_loss, tcl_loss, tcl_target
 from .model import SegDipNet, input_channels, make_input_code
-from .refine import grabcut_refine
+from .refine import graphcut_refine
 
 __all__ = ['TrainingSession', 'StepResult', 'Prediction', 'working_size_for', 'check_rgb']
 
@@ -284,8 +284,8 @@ class TrainingSession(CheckpointMixin):
             if self._cache is not None and self._cache[0] == key:
                 return self._cache[1]
             probs = self.working_probabilities()                  # (1, N, h, w)
-            if self.cfg.refine == 'grabcut' and self._has_labels:
-                probs = self._grabcut_refined(probs)
+            if self.cfg.refine == 'graphcut' and self._has_labels:
+                probs = self._graphcut_refined(probs)
             h, w = self._image.shape[:2]
             up = F.interpolate(probs, size=(h, w), mode='bilinear', align_corners=False)[0]
             up = up / up.sum(dim=0, keepdim=True)
@@ -317,9 +317,14 @@ class TrainingSession(CheckpointMixin):
             h, w = self._image.shape[:2]
             return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
 
-    def _grabcut_refined(self, probs: torch.Tensor) -> torch.Tensor:
-        small = (self._target[0].permute(1, 2, 0) * 255 + 0.5).byte().cpu().numpy()
-        refined = grabcut_refine(small, probs[0].cpu().numpy(), self._labels.cpu().numpy())
+    def _graphcut_refined(self, probs: torch.Tensor) -> torch.Tensor:
+        """The graph cut at working resolution (not the network's): the boundary term is
+        only as sharp as the image it sees."""
+        h, w = self._work_size
+        up = F.interpolate(probs, size=(h, w), mode='bilinear', align_corners=False)[0]
+        small = cv2.resize(self._image, (w, h), interpolation=cv2.INTER_AREA)
+        seeds = rasterise(self._annotations, self._image.shape[:2], (h, w), self.cfg.click_radius)
+        refined = graphcut_refine(small, up.cpu().numpy(), seeds, self.cfg.refine_prior_weight)
         return torch.from_numpy(np.ascontiguousarray(refined, dtype=np.float32))[None].to(probs.device)
 
     # ----- internals --------------------------------------------------------------------

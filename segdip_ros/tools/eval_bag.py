@@ -77,7 +77,7 @@ def make_session(args: argparse.Namespace) -> Any:
     cfg = PRESETS[args.preset](num_classes=args.num_classes)
     over = {k: v for k, v in (('working_size', args.working_size), ('device', args.device),
                               ('seed', args.seed), ('warmup_iterations', args.warmup),
-                              ('network_scale', args.network_scale))
+                              ('network_scale', args.network_scale), ('refine', args.refine))
             if v is not None}
     cfg = replace(cfg, **over)
     if args.width is not None:
@@ -192,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--width', type=int, help='override the preset network width')
     p.add_argument('--network-scale', type=float,
                    help='network resolution as a share of the working size (preset: 0.5)')
+    p.add_argument('--refine', choices=('none', 'graphcut'),
+                   help="graph cut on the network's probabilities (default: the preset's)")
     p.add_argument('--warmup', type=int, help='warm-up iterations (0 = none; preset default)')
     p.add_argument('--device', help='auto, cpu, cuda, cuda:N')
     p.add_argument('--seed', type=int)
