@@ -4,10 +4,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from segdip_ros.bench.peers import nearest_click_map
 from segdip_ros.core import Click, TrainingSession, default_preset
 from segdip_ros.core.graphcut import prior_graph_cut
-from segdip_ros.core.refine import graphcut_refine
+from segdip_ros.core.refine import graphcut_refine, nearest_click_map
 from segdip_ros.core.synthetic import interior_point, three_class_scene, two_class_scene
 
 
@@ -52,10 +51,9 @@ def test_three_classes_by_alpha_expansion_from_one_click_each():
     assert min(ious) > 0.85
 
 
-def test_a_bounded_colour_term_lets_the_prior_tell_same_coloured_regions_apart():
-    """Two identical red squares, one clicked. GrabCut's colour term (-log likelihood, no
-    bound) takes the unclicked twin whatever the prior says; with the colour posterior floored
-    (`colour_floor`) the prior (the network's job) decides."""
+def test_the_prior_decides_between_regions_of_the_same_colour():
+    """Two identical red squares, one clicked: colour alone (prior weight 0) takes the unclicked
+    twin as well; a prior that favours the clicked square (the network's job) keeps it out."""
     rng = np.random.default_rng(0)
     rgb = np.zeros((60, 120, 3)) + (40, 60, 200)
     rgb[15:45, 10:40] = (200, 40, 40)
@@ -67,20 +65,20 @@ def test_a_bounded_colour_term_lets_the_prior_tell_same_coloured_regions_apart()
     left = np.zeros((60, 120), bool)
     left[15:45, 10:40] = True
     prior = np.stack([np.where(left, 0.2, 0.8), np.where(left, 0.8, 0.2)])
-    bounded = prior_graph_cut(rgb, prior, seeds, prior_weight=3.0, gamma=15.0,
-                              colour_floor=0.05) == 1
-    unbounded = prior_graph_cut(rgb, prior, seeds, prior_weight=3.0) == 1
-    assert _iou(bounded, left) > 0.95
-    assert unbounded[30, 95] and unbounded[30, 25]
+    with_prior = prior_graph_cut(rgb, prior, seeds, prior_weight=3.0) == 1
+    colour_only = prior_graph_cut(rgb, prior, seeds, prior_weight=0.0) == 1
+    assert _iou(with_prior, left) > 0.95
+    assert colour_only[30, 95] and colour_only[30, 25]
 
 
 def test_refinement_needs_two_competing_classes():
     rgb = np.zeros((16, 16, 3), np.uint8)
     all_fg = np.stack([np.zeros((16, 16)), np.ones((16, 16))]).astype(np.float32)
-    assert graphcut_refine(rgb, all_fg, np.full((16, 16), -1)) is all_fg
     seeds = np.full((16, 16), -1)
-    seeds[3, 3] = 1
-    assert graphcut_refine(rgb, all_fg, seeds) is all_fg
+    for _ in range(2):       # no annotation, then one of the class the network already gives
+        out = graphcut_refine(rgb, all_fg, seeds, click_confidence=0.0)
+        assert (out.argmax(axis=0) == 1).all() and np.allclose(out.sum(axis=0), 1.0)
+        seeds[3, 3] = 1
     with pytest.raises(ValueError):
         prior_graph_cut(rgb, all_fg, np.full((15, 16), -1), classes=[0, 1])
 

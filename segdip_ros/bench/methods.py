@@ -1,7 +1,6 @@
 """Registry of benchmarked methods: name -> factory(MethodSettings) -> Method.
 
-Peers need only OpenCV / scikit-image; SegDIP methods import the engine (and torch) only when
-built. To add a method, e.g. an engine ablation, one line is enough:
+The peers use OpenCV, scikit-image and the engine's graph cut (`core.refine`). To add a method, e.g. an engine ablation, one line is enough:
 
     register('segdip-w64', segdip_factory(
         lambda n: default_preset(n, model=ModelConfig(num_classes=n, width=64))))

@@ -20,12 +20,12 @@ import warnings
 
 import cv2
 import numpy as np
-from scipy import ndimage
+from segdip_ros.core.refine import nearest_click_map, with_border_background
 
 from .base import MethodSettings, to_original, to_working, to_working_xy
 
 __all__ = ['GrabCutMethod', 'RandomWalkerMethod', 'NearestClickMethod', 'NearestGraphCutMethod',
-           'nearest_click_map']
+           'nearest_click_map']  # nearest_click_map lives in core.refine, re-exported here
 
 
 class _ClickPeer:
@@ -83,22 +83,7 @@ class _ClickPeer:
 
     def _with_border_prior(self, seeds: np.ndarray) -> np.ndarray:
         """Binary only: the image border as background while no negative click exists."""
-        if self.binary and not (seeds == 0).any():
-            seeds = seeds.copy()
-            border = np.zeros(seeds.shape, bool)
-            border[[0, -1], :] = True
-            border[:, [0, -1]] = True
-            seeds[border & (seeds < 0)] = 0
-        return seeds
-
-
-def nearest_click_map(seeds: np.ndarray) -> np.ndarray:
-    """Every pixel takes the label of its nearest seed pixel (seeds >= 0); all -1 if none."""
-    unseeded = seeds < 0
-    if unseeded.all():
-        return seeds.copy()
-    idx = ndimage.distance_transform_edt(unseeded, return_distances=False, return_indices=True)
-    return seeds[idx[0], idx[1]]
+        return with_border_background(seeds) if self.binary else seeds
 
 
 class NearestClickMethod(_ClickPeer):
@@ -112,16 +97,16 @@ class NearestClickMethod(_ClickPeer):
 
 
 class NearestGraphCutMethod(_ClickPeer):
-    """The engine's refinement step with the network replaced by the nearest-click map.
+    """The engine's refinement step with no network: the nearest-click map is its only prior.
 
-    The prior gives the nearest click's class `confidence` and shares the rest among the other
-    classes; everything else (colour models, boundary term, hard clicks, which classes compete)
-    is `core.refine.graphcut_refine` as the engine runs it.
+    Everything else (colour models, boundary term, hard clicks, border prior, which classes
+    compete) is `core.refine.graphcut_refine` as the engine runs it: the ablation that shows
+    what the network adds.
     """
 
     name = 'nearest-graphcut'
 
-    def __init__(self, settings: MethodSettings, confidence: float = 0.7) -> None:
+    def __init__(self, settings: MethodSettings, confidence: float = 0.9) -> None:
         super().__init__(settings)
         self.confidence = confidence
 
@@ -129,13 +114,10 @@ class NearestGraphCutMethod(_ClickPeer):
         from segdip_ros.core.refine import graphcut_refine
         assert self._image is not None
         seeds = self._seeds()
-        near = nearest_click_map(self._with_border_prior(seeds))
-        if (near < 0).all():
+        if (seeds < 0).all():
             return np.zeros(seeds.shape, np.uint8)
-        n = max(self.settings.num_classes, int(near.max()) + 1)
-        prior = np.full((n,) + near.shape, (1.0 - self.confidence) / (n - 1), np.float32)
-        np.put_along_axis(prior, near[None].astype(np.int64), self.confidence, axis=0)
-        refined = graphcut_refine(self._image, prior, seeds, keep=0.0)
+        refined = graphcut_refine(self._image, None, seeds, click_confidence=self.confidence,
+                                  keep=0.0, num_classes=self.settings.num_classes)
         return refined.argmax(axis=0).astype(np.uint8)
 
 

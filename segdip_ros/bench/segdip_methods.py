@@ -2,8 +2,7 @@
 
 reset(): set_image + warmup (reconstruction only). add_click(): add a Click, then train for
 `iterations_per_click` steps, or for `seconds_per_click` of wall-clock time when that is set
-(the interactive setting: a user waits a fixed time, not a fixed count). The engine and torch are
-imported only when a SegDIP method is built, so peers-only runs stay light.
+(the interactive setting: a user waits a fixed time, not a fixed count).
 """
 from __future__ import annotations
 
@@ -118,9 +117,9 @@ def _border(n: int) -> SessionConfig:
     return replace(cfg, loss=replace(cfg.loss, border_background=0.1))
 
 
-def _graphcut_refined(n: int) -> SessionConfig:
-    """The default with the graph cut that keeps the network's probabilities as its prior."""
-    return replace(_default(n), refine='graphcut')
+def _raw(n: int) -> SessionConfig:
+    """The default without its graph cut: the network's own output (the default until issue 6)."""
+    return replace(_default(n), refine='none', refine_teaches=0.0)
 
 
 def _variant(**overrides: object) -> ConfigMaker:
@@ -132,7 +131,8 @@ def _variant(**overrides: object) -> ConfigMaker:
 
 SEGDIP_METHODS: dict[str, MethodFactory] = {
     'segdip-fullres': segdip_factory(_variant(network_scale=1.0), 'segdip-fullres'),
-    'segdip-graphcut': segdip_factory(_graphcut_refined, 'segdip-graphcut'),
+    'segdip-raw': segdip_factory(_raw, 'segdip-raw'),
+    'segdip-noteach': segdip_factory(_variant(refine_teaches=0.0), 'segdip-noteach'),
     'segdip-meshgrid': segdip_factory(_meshgrid_only, 'segdip-meshgrid'),
     'segdip-border': segdip_factory(_border, 'segdip-border'),
     'segdip': segdip_factory(_default, 'segdip'),

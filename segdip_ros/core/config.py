@@ -89,7 +89,10 @@ class SessionConfig:
     amp: str = 'auto'              # 'auto', 'off', 'bf16', 'fp16'
     seed: int = 0
     refine: str = 'none'           # post-processing of probabilities: 'none', 'graphcut'
-    refine_prior_weight: float = 1.0  # weight of the network's log-probabilities in the cut
+    refine_network_weight: float = 1.0   # exponent of the network's probabilities in the prior
+    refine_click_confidence: float = 0.9  # nearest-click prior on annotated frames (0 = none)
+    refine_teaches: float = 0.0    # weight of a loss pulling the network towards its last
+                                   # refined prediction (self-training; 0 = off)
     network_scale: float = 1.0     # the network runs at working_size * this (1 = paper);
                                    # its probabilities are upsampled bilinearly to the image
 
@@ -108,8 +111,11 @@ class SessionConfig:
             raise ConfigError(f"amp must be 'auto', 'off', 'bf16' or 'fp16', got {self.amp!r}")
         if self.refine not in ('none', 'graphcut'):
             raise ConfigError(f"refine must be 'none' or 'graphcut', got {self.refine!r}")
-        if self.refine_prior_weight < 0:
-            raise ConfigError(f'refine_prior_weight must be >= 0, got {self.refine_prior_weight}')
+        if self.refine_network_weight < 0 or self.refine_teaches < 0:
+            raise ConfigError('refine_network_weight and refine_teaches must be >= 0')
+        if not 0.0 <= self.refine_click_confidence < 1.0:
+            raise ConfigError('refine_click_confidence must be in [0, 1), got '
+                              f'{self.refine_click_confidence}')
         if not 0.1 <= self.network_scale <= 1.0:
             raise ConfigError(f'network_scale must be in [0.1, 1], got {self.network_scale}')
 
@@ -132,7 +138,8 @@ def default_preset(num_classes: int = 2, **overrides: Any) -> SessionConfig:
                                           input_code='meshgrid+rgb'),
                         loss=LossConfig(), working_size=160, learning_rate=0.01,
                         warmup_iterations=300, iterations_per_click=50, click_radius=2,
-                        network_scale=0.5)
+                        network_scale=0.5, refine='graphcut', refine_network_weight=0.5,
+                        refine_click_confidence=0.9, refine_teaches=0.3)
     return replace(cfg, **overrides)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 __all__ = ['ColourGMM', 'prior_graph_cut', 'contrast_edges']
 
 _HARD = 1e9          # capacity that a cut never pays: annotated pixels keep their label
-_EPS = 0.1           # floor of prior probabilities: a network sure of itself must not outvote the image
+_EPS = 1e-4
 _OFFSETS = ((0, 1), (1, 0), (1, 1), (1, -1))   # right, down, down-right, down-left
 
 
@@ -127,41 +127,38 @@ def _binary_cut(cost_one: np.ndarray, cost_zero: np.ndarray, edges) -> np.ndarra
     return graph.get_grid_segments(ids)
 
 
-def _shift(a: np.ndarray, offset: tuple[int, int], fill: int) -> np.ndarray:
-    """b[p] = a[p + offset], `fill` where p + offset is outside."""
+def _slices(offset: tuple[int, int], h: int, w: int) -> tuple[tuple[slice, slice], ...]:
+    """(p, q): the pixels p whose neighbour q = p + offset is inside, and those neighbours."""
     dy, dx = offset
-    h, w = a.shape
-    out = np.full_like(a, fill)
-    out[0:h - dy, max(0, -dx):w - max(0, dx)] = a[dy:h, max(0, dx):w - max(0, -dx)]
-    return out
+    p = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))
+    q = (slice(dy, h), slice(max(0, dx), w - max(0, -dx)))
+    return p, q
 
 
 def _expand(labels: np.ndarray, alpha: int, unary: np.ndarray, edges) -> np.ndarray:
     """One alpha-expansion move for the Potts model (Boykov et al. 2001): each pixel keeps its
     label or takes `alpha`, whichever lowers the energy most; exact by one max-flow."""
     h, w = labels.shape
-    rows, cols = np.indices((h, w))
-    cost_one = unary[alpha].copy()                       # x = 1: switch to alpha
-    cost_zero = unary[labels, rows, cols].copy()         # x = 0: keep the current label
+    cost_one = unary[alpha].copy()                                        # x = 1: take alpha
+    cost_zero = np.take_along_axis(unary, labels[None], axis=0)[0]        # x = 0: keep
     graph, ids = _grid_graph((h, w))
     for offset, weight in edges:
-        other = _shift(labels, offset, -1)
-        valid = other >= 0
-        e00 = weight * (labels != other)
-        e01 = weight * (labels != alpha)                 # p keeps, q switches
-        e10 = weight * (other != alpha)                  # p switches, q keeps
+        p, q = _slices(offset, h, w)
+        a, b, wt = labels[p], labels[q], weight[p]
+        e00 = wt * (a != b)
+        e01 = wt * (a != alpha)                          # p keeps, q switches
+        e10 = wt * (b != alpha)                          # p switches, q keeps
         # E(xp, xq) = E00 + (E10 - E00) xp + (E11 - E10) xq + (E01 + E10 - E00 - E11)(1 - xp) xq
-        cost_one += np.where(valid, e10 - e00, 0.0)
-        cost_zero += 0.0
-        q_term = np.where(valid, -e10, 0.0)              # E11 = 0
-        np.add.at(cost_one, (rows[valid] + offset[0], cols[valid] + offset[1]), q_term[valid])
-        _add_offset_edges(graph, ids, offset, np.where(valid, e01 + e10 - e00, 0.0),
-                          symmetric=False)
+        # with E11 = 0; the constant E00 does not move the cut
+        cost_one[p] += e10 - e00
+        cost_one[q] -= e10
+        pair = np.zeros((h, w))
+        pair[p] = e01 + e10 - e00                        # >= 0: Potts is a metric
+        _add_offset_edges(graph, ids, offset, pair, symmetric=False)
     low = np.minimum(cost_one, cost_zero)
     graph.add_grid_tedges(ids, cost_one - low, cost_zero - low)
     graph.maxflow()
-    switch = graph.get_grid_segments(ids)
-    return np.where(switch, alpha, labels)
+    return np.where(graph.get_grid_segments(ids), alpha, labels)
 
 
 def _colour_unary(gmms: list[ColourGMM], pixels: np.ndarray, floor: float) -> np.ndarray:
@@ -179,7 +176,8 @@ def _colour_unary(gmms: list[ColourGMM], pixels: np.ndarray, floor: float) -> np
 def prior_graph_cut(rgb: np.ndarray, prior: np.ndarray, seeds: np.ndarray,
                     prior_weight: float = 1.0, iterations: int = 3,
                     gamma: float = 50.0, classes: list[int] | None = None,
-                    colour_floor: float = 0.0) -> np.ndarray:
+                    colour_floor: float = 0.0, prior_floor: float = _EPS,
+                    init: str = 'prior', init_labels: np.ndarray | None = None) -> np.ndarray:
     """(h, w) int64 labels: the minimum of the energy above.
 
     rgb: (h, w, 3) uint8; prior: (N, h, w) class probabilities from any source (the network, a
@@ -198,10 +196,15 @@ def prior_graph_cut(rgb: np.ndarray, prior: np.ndarray, seeds: np.ndarray,
     if len(classes) < 2:
         return prior.argmax(axis=0)
     pixels = rgb.reshape(-1, 3).astype(np.float64)
-    unary_prior = -prior_weight * np.log(np.clip(prior[classes].astype(np.float64), _EPS, 1.0))
+    unary_prior = -prior_weight * np.log(np.clip(prior[classes].astype(np.float64), prior_floor, 1.0))
     seeded = seeds >= 0
     hard = np.zeros((len(classes), h, w))
     slots = np.asarray(unary_prior.argmin(axis=0))    # the labelling, as indices into classes
+    if init_labels is not None:        # the colour models' first labelling, if not the prior's
+        lut = np.full(max(max(classes), int(init_labels.max())) + 1, -1)
+        lut[classes] = np.arange(len(classes))
+        mapped = lut[np.clip(init_labels, 0, None)]
+        slots = np.where(mapped >= 0, mapped, slots)
     for i, c in enumerate(classes):
         hard[i][seeded & (seeds != c)] = _HARD
         slots[seeds == c] = i
@@ -209,7 +212,8 @@ def prior_graph_cut(rgb: np.ndarray, prior: np.ndarray, seeds: np.ndarray,
     # first colour models from the seeds alone (from the prior for a class without seeds): a
     # wrong prior must not decide what the classes look like (fitted to the prior's argmax, the
     # models stay stuck near it); then from the labelling, as in GrabCut
-    first = [seeds == c if (seeds == c).any() else slots == i for i, c in enumerate(classes)]
+    first = [seeds == c if init == 'seeds' and (seeds == c).any() else slots == i
+             for i, c in enumerate(classes)]
     gmms = [ColourGMM(pixels[m.ravel()]) for m in first]
     for it in range(iterations):
         if it == 1:

@@ -23,7 +23,7 @@ from .config import SessionConfig, default_preset
 from .device import resolve_amp_dtype, resolve_device
 from .errors import ImageError, TrainingError
 from .fast import pin_for
-from .losses import reconstruction_loss, tcl_loss, tcl_target
+from .losses import binary_cross_entropy_map, reconstruction_loss, tcl_loss, tcl_target
 from .model import SegDipNet, input_channels, make_input_code
 from .refine import graphcut_refine
 
@@ -155,6 +155,7 @@ class TrainingSession(CheckpointMixin):
             self._annotations = []
             self._labels = torch.full(self._net_size, -1, dtype=torch.long, device=self.device)
             self._prev_probs = None
+            self._refined: torch.Tensor | None = None  # (1, N, h, w) last refined prediction
             self._has_labels = False
             self.iteration = 0
             self.frame_index = 0
@@ -175,6 +176,7 @@ class TrainingSession(CheckpointMixin):
                 self._code = self._make_code()
             self._annotations = []
             self._labels = torch.full(self._net_size, -1, dtype=torch.long, device=self.device)
+            self._refined = None       # a refined mask of the last frame would be a stale target
             self.frame_index += 1
             self._touch()
 
@@ -264,6 +266,10 @@ class TrainingSession(CheckpointMixin):
                 # no background click yet: the image border is probably background (class 0)
                 border_p0 = probs[0, 0][self._border & ~annotated]
                 seg = seg + loss_cfg.border_background * -torch.log(border_p0.clamp_min(1e-6)).mean()
+            if self._refined is not None and self.cfg.refine_teaches > 0:
+                # self-training: the network learns the refined labelling everywhere
+                taught = binary_cross_entropy_map(probs, self._refined)[0].mean()
+                seg = seg + self.cfg.refine_teaches * taught
             loss = loss + loss_cfg.annotation_weight * seg
         if not torch.isfinite(loss):
             opt.zero_grad(set_to_none=True)
@@ -284,7 +290,7 @@ class TrainingSession(CheckpointMixin):
             if self._cache is not None and self._cache[0] == key:
                 return self._cache[1]
             probs = self.working_probabilities()                  # (1, N, h, w)
-            if self.cfg.refine == 'graphcut' and self._has_labels:
+            if self.cfg.refine == 'graphcut' and self._annotations:
                 probs = self._graphcut_refined(probs)
             h, w = self._image.shape[:2]
             up = F.interpolate(probs, size=(h, w), mode='bilinear', align_corners=False)[0]
@@ -324,8 +330,12 @@ class TrainingSession(CheckpointMixin):
         up = F.interpolate(probs, size=(h, w), mode='bilinear', align_corners=False)[0]
         small = cv2.resize(self._image, (w, h), interpolation=cv2.INTER_AREA)
         seeds = rasterise(self._annotations, self._image.shape[:2], (h, w), self.cfg.click_radius)
-        refined = graphcut_refine(small, up.cpu().numpy(), seeds, self.cfg.refine_prior_weight)
-        return torch.from_numpy(np.ascontiguousarray(refined, dtype=np.float32))[None].to(probs.device)
+        refined = graphcut_refine(small, up.cpu().numpy(), seeds, self.cfg.refine_network_weight,
+                                  self.cfg.refine_click_confidence)
+        out = torch.from_numpy(np.ascontiguousarray(refined, dtype=np.float32))[None].to(probs.device)
+        if self.cfg.refine_teaches > 0:
+            self._refined = F.interpolate(out, size=self._net_size, mode='area')
+        return out
 
     # ----- internals --------------------------------------------------------------------
     def _require_image(self) -> None:
