@@ -100,3 +100,21 @@ def test_session_refinement_fixes_an_early_network_guess(seed):
         scores[refine] = _iou(s.predict().labels == 1, scene.labels == 1)
     print(f'seed {seed}: raw IoU {scores["none"]:.3f}, refined {scores["graphcut"]:.3f}')
     assert scores['graphcut'] > 0.9 and scores['graphcut'] > scores['none'] + 0.2
+
+
+def test_a_class_missing_from_the_first_labelling_gets_a_colour_model(recwarn):
+    """Only a background click so far, the network already paints some object: the click prior
+    labels every pixel background, yet the object class competes; its colour model must start
+    from the network's pixels (it used to be fitted to no pixel at all: NaN, warnings)."""
+    scene = two_class_scene(seed=0)
+    seeds = np.full(scene.labels.shape, -1)
+    x, y = interior_point(scene.labels == 0)
+    seeds[y, x] = 0
+    obj = scene.labels == 1
+    # a network sure of the object outweighs the click prior there (0.5 x log 999 > log 9)
+    probs = np.stack([np.where(obj, 0.001, 0.999), np.where(obj, 0.999, 0.001)]).astype(np.float32)
+    refined = graphcut_refine(scene.rgb, probs, seeds, network_weight=0.5, click_confidence=0.9)
+    assert np.isfinite(refined).all()
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    assert np.allclose(refined.sum(axis=0), 1.0, atol=1e-5)
+    assert _iou(refined.argmax(axis=0) == 1, obj) > 0.9

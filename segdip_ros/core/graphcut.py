@@ -50,7 +50,8 @@ class ColourGMM:
             inv.append(np.linalg.inv(cov))
             logdet.append(np.linalg.slogdet(cov)[1])
         if not means:   # too few samples: one broad component
-            logw, means = [0.0], [samples.mean(axis=0)]
+            centre = samples.mean(axis=0) if len(samples) else np.full(3, 127.5)
+            logw, means = [0.0], [centre]
             inv, logdet = [np.eye(3) / 400.0], [3 * np.log(400.0)]
         self.logw, self.means = np.array(logw), np.array(means)
         self.inv, self.logdet = np.array(inv), np.array(logdet)
@@ -177,14 +178,14 @@ def prior_graph_cut(rgb: np.ndarray, prior: np.ndarray, seeds: np.ndarray,
                     prior_weight: float = 1.0, iterations: int = 3,
                     gamma: float = 50.0, classes: list[int] | None = None,
                     colour_floor: float = 0.0, prior_floor: float = _EPS,
-                    init: str = 'prior', init_labels: np.ndarray | None = None) -> np.ndarray:
+                    init_labels: np.ndarray | None = None) -> np.ndarray:
     """(h, w) int64 labels: the minimum of the energy above.
 
     rgb: (h, w, 3) uint8; prior: (N, h, w) class probabilities from any source (the network, a
     nearest-click map); seeds: (h, w) int, -1 unlabelled, else the class id (a hard constraint).
     The classes that compete: `classes`, or by default those with seeds. The colour models
-    start from the prior's argmax with the seeds imposed, then follow the labelling, as in
-    GrabCut. Two classes: one exact cut per iteration; more: one sweep of alpha-expansion moves.
+    start from `init_labels` (else the prior's argmax) with the seeds imposed, then follow the
+    cut's labelling, as in GrabCut. Two classes: one exact cut per iteration; more: one sweep of alpha-expansion moves.
     With fewer than two competing classes, returns the prior's argmax.
     """
     h, w = seeds.shape
@@ -209,11 +210,16 @@ def prior_graph_cut(rgb: np.ndarray, prior: np.ndarray, seeds: np.ndarray,
         hard[i][seeded & (seeds != c)] = _HARD
         slots[seeds == c] = i
     edges = contrast_edges(rgb, gamma)
-    # first colour models from the seeds alone (from the prior for a class without seeds): a
-    # wrong prior must not decide what the classes look like (fitted to the prior's argmax, the
-    # models stay stuck near it); then from the labelling, as in GrabCut
-    first = [seeds == c if init == 'seeds' and (seeds == c).any() else slots == i
-             for i, c in enumerate(classes)]
+    # first colour models from `init_labels` (the engine passes the nearest-click map: a wrong
+    # network blob must not decide what the classes look like), else from the prior's argmax;
+    # a class absent from that labelling starts from its seeds, then from the prior's argmax
+    prior_slots = np.asarray(unary_prior.argmin(axis=0))
+    first = []
+    for i, c in enumerate(classes):
+        for candidate in (slots == i, seeds == c, prior_slots == i):
+            if candidate.any():
+                break
+        first.append(candidate)
     gmms = [ColourGMM(pixels[m.ravel()]) for m in first]
     for it in range(iterations):
         if it == 1:
