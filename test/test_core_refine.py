@@ -118,3 +118,23 @@ def test_a_class_missing_from_the_first_labelling_gets_a_colour_model(recwarn):
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
     assert np.allclose(refined.sum(axis=0), 1.0, atol=1e-5)
     assert _iou(refined.argmax(axis=0) == 1, obj) > 0.9
+
+
+def test_the_refined_mask_teaches_the_next_frame_once():
+    """Self-training across a frame switch: the refined mask of an annotated frame is the
+    target on the next frame (one frame stale, like the TCL's), then dropped."""
+    scene = two_class_scene(seed=0)
+    s = TrainingSession(replace(default_preset(2, warmup_iterations=5), working_size=64))
+    s.set_image(scene.rgb)
+    for c in (1, 0):
+        x, y = interior_point(scene.labels == c)
+        s.add_annotation(Click(x=x, y=y, class_id=c))
+    s.step(5)
+    assert s._refined is None
+    s.predict()
+    first = s._refined
+    assert first is not None and tuple(first.shape[-2:]) == s.network_size
+    s.next_frame(scene.rgb)
+    assert s._refined is first and s.step(2).annotation_loss > 0
+    s.next_frame(scene.rgb)
+    assert s._refined is None

@@ -174,9 +174,12 @@ class TrainingSession(CheckpointMixin):
             self._target = self._to_tensor(rgb)
             if self.cfg.model.input_code == 'meshgrid+rgb':
                 self._code = self._make_code()
+            # the refined mask of an annotated frame teaches the next frame too (one frame
+            # stale, as the TCL's target); after an unannotated frame there is none
+            if not self._annotations:
+                self._refined = None
             self._annotations = []
             self._labels = torch.full(self._net_size, -1, dtype=torch.long, device=self.device)
-            self._refined = None       # a refined mask of the last frame would be a stale target
             self.frame_index += 1
             self._touch()
 
