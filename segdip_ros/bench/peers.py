@@ -20,7 +20,7 @@ import warnings
 
 import cv2
 import numpy as np
-from segdip_ros.core.refine import nearest_click_map, with_border_background
+from segdip_ros.core.refine import graphcut_refine, nearest_click_map, with_border_background
 
 from .base import MethodSettings, to_original, to_working, to_working_xy
 
@@ -111,7 +111,6 @@ class NearestGraphCutMethod(_ClickPeer):
         self.confidence = confidence
 
     def _predict_working(self) -> np.ndarray:
-        from segdip_ros.core.refine import graphcut_refine
         assert self._image is not None
         seeds = self._seeds()
         if (seeds < 0).all():
