@@ -103,3 +103,22 @@ def test_multiclass_first_click_on_empty_prediction():
 def test_shape_mismatch_raises():
     with pytest.raises(ValueError, match='differs'):
         next_click(np.zeros((3, 3)), np.zeros((4, 4)), IGN)
+
+
+def test_click_round_clicks_every_wrong_class_once_at_its_region_centre():
+    gt = np.zeros((40, 40), np.uint8)
+    gt[2:9, 2:9] = 1                # class-1 square, centre (5, 5)
+    gt[15:36, 15:36] = 2            # class-2 square, centre (25, 25)
+    gt[:, 39] = 11                  # void column
+    clicker = Clicker(gt, ignore_id=11)
+    first = clicker.click_round(np.full(gt.shape, -1))
+    assert [c.label for c in first] == [0, 1, 2]
+    assert [(c.x, c.y) for c in first[1:]] == [(5, 5), (25, 25)]
+    assert all(gt[c.y, c.x] == c.label for c in first)
+    pred = gt.copy()
+    pred[15:36, 15:36] = 0          # only class 2 still wrong
+    second = clicker.click_round(pred)
+    assert [c.label for c in second] == [2]
+    assert (second[0].x, second[0].y) != (25, 25)   # its centre was already clicked
+    assert len(clicker.clicks) == 4
+    assert clicker.click_round(gt) == []

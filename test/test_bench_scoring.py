@@ -103,3 +103,19 @@ def test_score_ignores_ignored_pixels_and_checks_size():
     assert score(pred, sample, 'binary') == 1.0
     with pytest.raises(ValueError, match='original size'):
         score(pred[:20], sample, 'binary')
+
+
+def test_per_class_rounds_click_each_wrong_class_then_predict_once():
+    sample = make_sample()
+    labels = sample.labels.copy()
+    labels[30:, :10] = 2                      # a third class in the bottom-left corner
+    sample = Sample('three', sample.image, labels, BINARY_IGNORE)
+    answer = np.where(labels == 2, 0, labels).astype(np.uint8)   # class 2 never predicted
+    answer[labels == BINARY_IGNORE] = 0
+    method = Oracle(answer, 'no-class-2')
+    rec = run_image(method, sample, 'multiclass', max_clicks=3, per_class=True)
+    assert [len(r) for r in rec.clicks] == [3, 1, 1]     # round 1: every class; then class 2
+    assert all(c[2] == 2 for r in rec.clicks[1:] for c in r)
+    assert len(method.clicks) == 5 and len(rec.seconds) == 5
+    assert rec.iou[0] == pytest.approx(score(answer, sample, 'multiclass'))
+    assert rec.iou[0] < 0.7

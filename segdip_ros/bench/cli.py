@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     multi.add_argument('--classes', type=Path, default=None,
                        help='classes.json {"id": "name"} (default DATASET/classes.json)')
     multi.add_argument('--ignore', type=int, default=None, help='ignored class id (e.g. 11)')
+    multi.add_argument('--clicks-per-class', action='store_true',
+                       help='each step clicks once on every class present that is still wrong, '
+                            'then predicts: --max-clicks, NoC and mIoU@k count clicks per class')
     from .speed import add_options as add_speed_options
     add_speed_options(sub.add_parser('speed', help='training-step speed, reference vs optimised'))
     sub.add_parser('list', help='list the registered methods')
@@ -144,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     _limit_threads(args.threads, any(m.learned for m in methods))
     thresholds = BINARY_THRESHOLDS if task == 'binary' else MULTICLASS_THRESHOLDS
+    per_class = bool(getattr(args, 'clicks_per_class', False))
     run_settings = {'images': len(samples), 'names': [s.name for s in samples],
                     'max_clicks': args.max_clicks, 'working_size': args.working_size,
                     'click_radius': args.click_radius,
@@ -151,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
                     'seconds_per_click': args.seconds_per_click,
                     'warmup_iterations': args.warmup_iterations, 'seeds': args.seeds,
                     'limit': args.limit, 'device': args.device,
+                    'clicks_per_class': per_class,
                     'methods': _method_names(args), **extra}
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -162,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
         for seed in seeds:
             writer = record_mask_writer(out, method.name, seed, task, multi_seed)
             runs.append(run_method(method, samples, task, args.max_clicks, seed, thresholds[-1],
-                                   on_image=writer, progress=not args.no_progress))
+                                   on_image=writer, progress=not args.no_progress,
+                                   per_class=per_class))
         entries[method.name] = method_entry(runs, task, args.max_clicks, thresholds,
                                             method.learned, multi_seed)
         results = build_results(task, str(args.dataset), run_settings, thresholds, entries)

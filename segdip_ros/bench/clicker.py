@@ -11,6 +11,10 @@ predicted something else"), so one function serves both tasks: for every class p
 ground truth it takes the distance transform of that class's error region and clicks, labelled
 with that class, where the distance is largest. Ties go to the lower class id, which in the
 binary case reproduces RITM's "negative on ties".
+
+Multi-class scores are also reported "after k clicks per class present" (`click_round`): each
+step clicks once on every class still wrong, at that class's farthest error pixel, and the method
+predicts once after the whole round.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ['SimClick', 'Clicker', 'next_click', 'error_distance']
+__all__ = ['SimClick', 'Clicker', 'next_click', 'class_clicks', 'error_distance']
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,10 @@ def error_distance(error: np.ndarray) -> np.ndarray:
     return dist[1:-1, 1:-1]
 
 
-def next_click(pred: np.ndarray, gt: np.ndarray, ignore_id: int,
-               clicked: np.ndarray | None = None) -> SimClick | None:
-    """Where the simulated user clicks next, or None when no valid pixel is wrong.
+def class_clicks(pred: np.ndarray, gt: np.ndarray, ignore_id: int,
+                 clicked: np.ndarray | None = None) -> list[SimClick]:
+    """One candidate click per class present in `gt` that is still wrong somewhere: the pixel
+    of that class's error region farthest from its boundary, in class order.
 
     pred, gt: HxW integer labels at the same (original) resolution; pixels with
     gt == ignore_id are never clicked. clicked: HxW bool of pixels already clicked (excluded).
@@ -60,7 +65,7 @@ def next_click(pred: np.ndarray, gt: np.ndarray, ignore_id: int,
     if pred.shape != gt.shape:
         raise ValueError(f'prediction shape {pred.shape} differs from ground truth {gt.shape}')
     valid = gt != ignore_id
-    best: SimClick | None = None
+    found: list[SimClick] = []
     for c in np.unique(gt[valid]):
         error = (gt == c) & (pred != c) & valid
         if not error.any():
@@ -69,10 +74,21 @@ def next_click(pred: np.ndarray, gt: np.ndarray, ignore_id: int,
         if clicked is not None:
             dist[clicked] = 0
         peak = float(dist.max())
-        if peak <= 0 or (best is not None and peak <= best.distance):
+        if peak <= 0:
             continue
         ys, xs = np.nonzero(dist == peak)
-        best = SimClick(int(xs[0]), int(ys[0]), int(c), peak)
+        found.append(SimClick(int(xs[0]), int(ys[0]), int(c), peak))
+    return found
+
+
+def next_click(pred: np.ndarray, gt: np.ndarray, ignore_id: int,
+               clicked: np.ndarray | None = None) -> SimClick | None:
+    """Where the simulated user clicks next, or None when no valid pixel is wrong: the farthest
+    of the per-class candidates (`class_clicks`), the lower class id on ties."""
+    best: SimClick | None = None
+    for c in class_clicks(pred, gt, ignore_id, clicked):
+        if best is None or c.distance > best.distance:
+            best = c
     return best
 
 
@@ -95,6 +111,17 @@ class Clicker:
         """Next click given the current prediction (HxW labels), recorded; None if all correct."""
         c = next_click(pred, self.gt, self.ignore_id, self._clicked)
         if c is not None:
-            self._clicked[c.y, c.x] = True
-            self.clicks.append(c)
+            self._record(c)
         return c
+
+    def click_round(self, pred: np.ndarray) -> list[SimClick]:
+        """One click on every class present that is still wrong (the multi-class protocol "k
+        clicks per class present"), recorded; empty if all correct."""
+        found = class_clicks(pred, self.gt, self.ignore_id, self._clicked)
+        for c in found:
+            self._record(c)
+        return found
+
+    def _record(self, c: SimClick) -> None:
+        self._clicked[c.y, c.x] = True
+        self.clicks.append(c)

@@ -96,12 +96,17 @@ def _columns(results: dict) -> list[tuple[str, str, str]]:
     return cols
 
 
+def _unit(settings: dict[str, Any]) -> str:
+    """What the click axis counts: clicks, or rounds of one click per class present."""
+    return 'clicks per class present' if settings.get('clicks_per_class') else 'clicks'
+
+
 def write_markdown(out: Path, results: dict) -> Path:
     """One row per method; learned methods run with several seeds show mean ± std."""
     cols = _columns(results)
     s = results['settings']
     lines = [f"# segdip-bench {results['task']}: {results['dataset']}", '',
-             f"{s['images']} images, {s['max_clicks']} clicks, working size {s['working_size']}, "
+             f"{s['images']} images, {s['max_clicks']} {_unit(s)}, working size {s['working_size']}, "
              f"seeds {s['seeds']}; created {results['created']}.", '',
              '| Method | ' + ' | '.join(c[1] for c in cols) + ' |',
              '|---|' + '---:|' * len(cols)]
@@ -134,7 +139,7 @@ def plot_curves(out: Path, results: dict) -> Path:
     for t in results['thresholds']:
         ax.axhline(t, color='grey', lw=0.6, ls='--')
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_xlabel('clicks')
+    ax.set_xlabel(_unit(results['settings']))
     ax.set_ylabel('mean IoU' if results['score'] == 'iou' else 'mean class IoU')
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)

@@ -25,8 +25,9 @@ __all__ = ['ImageRecord', 'MethodRun', 'score', 'run_image', 'run_method']
 
 @dataclass
 class ImageRecord:
-    """One image under one method and seed. clicks[k] is [x, y, label] in original pixels or None
-    (no click: already perfect); iou[k] and seconds[k] are after click k+1."""
+    """One image under one method and seed. clicks[k] is [x, y, label] in original pixels (a list
+    of them for a per-class round) or None (no click: already perfect); iou[k] is after step
+    k+1; seconds has one entry per click made."""
 
     name: str
     height: int
@@ -65,31 +66,39 @@ def score(pred: np.ndarray, sample: Sample, task: str) -> float:
 
 
 def run_image(method: Method, sample: Sample, task: str, max_clicks: int,
-              seed: int = 0) -> ImageRecord:
-    """Reset `method` on the sample, then click max_clicks times; returns the record."""
+              seed: int = 0, per_class: bool = False) -> ImageRecord:
+    """Reset `method` on the sample, then click max_clicks times; returns the record.
+
+    per_class (multi-class): each of the max_clicks steps is a round of one click on every class
+    present that is still wrong, added one after the other, with one predict() at the end of the
+    round; rec.clicks[k] is then the round's list of clicks and rec.seconds gets the round's time
+    shared equally by its clicks (so s/click stays per click)."""
     h, w = sample.labels.shape
     rec = ImageRecord(sample.name, h, w)
     t0 = time.perf_counter()
     method.reset(sample.image, seed)
     rec.reset_seconds = time.perf_counter() - t0
     clicker = Clicker(sample.labels, sample.ignore_id)
+    empty = 0 if task == 'binary' else -1
     pred = np.zeros((h, w), np.uint8)
     current = score(pred, sample, task) if task == 'binary' else 0.0
     for k in range(max_clicks):
-        if k == 0:
-            c = clicker.first_click(0 if task == 'binary' else -1)
+        if per_class:
+            clicks = clicker.click_round(np.full((h, w), empty) if k == 0 else pred)
         else:
-            c = clicker.click(pred)
-        if c is None:
+            c = clicker.first_click(empty) if k == 0 else clicker.click(pred)
+            clicks = [] if c is None else [c]
+        if not clicks:
             rec.clicks.append(None)
             rec.iou.append(current)
             continue
         t0 = time.perf_counter()
-        method.add_click(c.x, c.y, c.label)
+        for c in clicks:
+            method.add_click(c.x, c.y, c.label)
         pred = method.predict()
-        rec.seconds.append(time.perf_counter() - t0)
+        rec.seconds.extend([(time.perf_counter() - t0) / len(clicks)] * len(clicks))
         current = score(pred, sample, task)
-        rec.clicks.append(c.to_list())
+        rec.clicks.append([c.to_list() for c in clicks] if per_class else clicks[0].to_list())
         rec.iou.append(current)
     rec.final_mask = pred
     return rec
@@ -97,14 +106,14 @@ def run_image(method: Method, sample: Sample, task: str, max_clicks: int,
 
 def run_method(method: Method, samples: list[Sample], task: str, max_clicks: int, seed: int,
                threshold: float, on_image: Callable[[ImageRecord], None] | None = None,
-               progress: bool = True) -> MethodRun:
+               progress: bool = True, per_class: bool = False) -> MethodRun:
     """Run one method and seed over the samples, showing the running mean NoC@threshold."""
     run = MethodRun(method.name, seed)
     bar = ProgressBar(len(samples), f'{method.name} seed {seed}', enabled=progress)
     tag = f'NoC@{round(threshold * 100)}'
     bar.update(0, f'{tag} -')
     for i, sample in enumerate(samples, start=1):
-        rec = run_image(method, sample, task, max_clicks, seed)
+        rec = run_image(method, sample, task, max_clicks, seed, per_class)
         if on_image is not None:
             on_image(rec)
         rec.final_mask = None  # written by on_image; do not keep every mask in memory
