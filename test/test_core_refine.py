@@ -6,7 +6,7 @@ import pytest
 
 from segdip_ros.core import Click, TrainingSession, default_preset
 from segdip_ros.core.graphcut import prior_graph_cut
-from segdip_ros.core.refine import graphcut_refine, nearest_click_map
+from segdip_ros.core.refine import graphcut_refine, merge_touched_changes, nearest_click_map
 from segdip_ros.core.synthetic import interior_point, three_class_scene, two_class_scene
 
 
@@ -51,24 +51,68 @@ def test_three_classes_by_alpha_expansion_from_one_click_each():
     assert min(ious) > 0.85
 
 
-def test_the_prior_decides_between_regions_of_the_same_colour():
-    """Two identical red squares, one clicked: colour alone (prior weight 0) takes the unclicked
-    twin as well; a prior that favours the clicked square (the network's job) keeps it out."""
+def _red_twins() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two identical noisy red squares on blue, 60x120: the image and each square's mask."""
     rng = np.random.default_rng(0)
     rgb = np.zeros((60, 120, 3)) + (40, 60, 200)
     rgb[15:45, 10:40] = (200, 40, 40)
     rgb[15:45, 80:110] = (200, 40, 40)
     rgb = np.clip(rgb + rng.normal(0, 10, rgb.shape), 0, 255).astype(np.uint8)
+    left = np.zeros((60, 120), bool)
+    left[15:45, 10:40] = True
+    right = np.zeros((60, 120), bool)
+    right[15:45, 80:110] = True
+    return rgb, left, right
+
+
+def test_the_prior_decides_between_regions_of_the_same_colour():
+    """Two identical red squares, one clicked: colour alone (prior weight 0) takes the unclicked
+    twin as well; a prior that favours the clicked square (the network's job) keeps it out."""
+    rgb, left, _ = _red_twins()
     seeds = np.full((60, 120), -1)
     seeds[30, 25] = 1
     seeds[5, 60] = 0
-    left = np.zeros((60, 120), bool)
-    left[15:45, 10:40] = True
     prior = np.stack([np.where(left, 0.2, 0.8), np.where(left, 0.8, 0.2)])
     with_prior = prior_graph_cut(rgb, prior, seeds, prior_weight=3.0) == 1
     colour_only = prior_graph_cut(rgb, prior, seeds, prior_weight=0.0) == 1
     assert _iou(with_prior, left) > 0.95
     assert colour_only[30, 95] and colour_only[30, 25]
+
+
+def test_merge_keeps_only_the_changes_an_annotation_touches():
+    base = np.zeros((20, 40), int)
+    new = base.copy()
+    new[2:6, 2:6] = 1          # a change where the user clicked
+    new[10:15, 30:35] = 2      # a change far from it
+    new[5, 6:9] = 1            # touching the first change: the same region
+    touched = np.zeros_like(base, bool)
+    touched[3, 3] = True
+    merged = merge_touched_changes(base, new, touched)
+    assert (merged[2:6, 2:6] == 1).all() and (merged[5, 6:9] == 1).all()
+    assert (merged[10:15, 30:35] == 0).all()
+    assert (merge_touched_changes(base, new, np.zeros_like(touched)) == base).all()
+
+
+def test_refinement_with_a_base_changes_only_what_the_new_click_touches():
+    """The user saw both red twins as object and clicked on the background far from them: the
+    cut alone would now drop the unclicked twin, the merge keeps what was shown; a negative click
+    on the twin itself removes it."""
+    rgb, left, right = _red_twins()
+    seeds = np.full(left.shape, -1)
+    seeds[30, 25] = 1
+    shown = (left | right).astype(int)
+    far = seeds.copy()
+    far[55, 60] = 0
+    free = graphcut_refine(rgb, None, far, click_confidence=0.9, keep=0.0).argmax(axis=0)
+    assert not free[right].any()
+    kept = graphcut_refine(rgb, None, far, click_confidence=0.9, keep=0.0,
+                           base=(shown, seeds)).argmax(axis=0)
+    assert (kept == shown).all()
+    on_twin = seeds.copy()
+    on_twin[30, 95] = 0
+    fixed = graphcut_refine(rgb, None, on_twin, click_confidence=0.9, keep=0.0,
+                            base=(shown, seeds)).argmax(axis=0)
+    assert _iou(fixed == 1, left) > 0.95
 
 
 def test_refinement_needs_two_competing_classes():
@@ -138,3 +182,43 @@ def test_the_refined_mask_teaches_the_next_frame_once():
     assert s._refined is first and s.step(2).annotation_loss > 0
     s.next_frame(scene.rgb)
     assert s._refined is None
+
+
+def test_session_merge_uses_what_the_user_saw_before_the_new_click(monkeypatch):
+    """refine_merge in the session: the base of the cut after the second click is the labelling
+    shown after the first (and the seeds it was made with), however often predict() ran in
+    between; clear() starts over without a base."""
+    import segdip_ros.core.session as session_module
+    bases, outputs = [], []
+
+    def recording(*args, **kwargs):
+        bases.append(kwargs.get('base'))
+        out = graphcut_refine(*args, **kwargs)
+        outputs.append(out.argmax(axis=0))
+        return out
+
+    monkeypatch.setattr(session_module, 'graphcut_refine', recording)
+    rgb, left, _ = _red_twins()
+    s = TrainingSession(replace(default_preset(2, warmup_iterations=30), working_size=120))
+    assert s.cfg.refine_merge
+    s.set_image(rgb)
+    s.warmup()
+    s.add_annotation(Click(x=25, y=30, class_id=1))
+    s.step(5)
+    s.predict()
+    s.step(5)
+    s.predict()
+    assert bases == [None, None]
+    shown = outputs[-1]
+    s.add_annotation(Click(x=60, y=55, class_id=0))
+    for _ in range(2):
+        s.step(5)
+        s.predict()
+    labels, seeds = bases[-1]
+    assert bases[-2] is bases[-1]
+    assert (labels == shown).all()
+    assert seeds[30, 25] == 1 and seeds[55, 60] == -1
+    s.clear()
+    s.add_annotation(Click(x=95, y=30, class_id=1))
+    s.predict()
+    assert bases[-1] is None

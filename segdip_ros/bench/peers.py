@@ -100,15 +100,23 @@ class NearestGraphCutMethod(_ClickPeer):
     """The engine's refinement step with no network: the nearest-click map is its only prior.
 
     Everything else (colour models, boundary term, hard clicks, border prior, which classes
-    compete) is `core.refine.graphcut_refine` as the engine runs it: the ablation that shows
-    what the network adds.
+    compete, and with `merge` the progressive merge of each click's changes) is
+    `core.refine.graphcut_refine` as the engine's default preset runs it: the ablation that
+    shows what the network adds.
     """
 
     name = 'nearest-graphcut'
 
-    def __init__(self, settings: MethodSettings, confidence: float = 0.9) -> None:
+    def __init__(self, settings: MethodSettings, confidence: float = 0.9,
+                 merge: bool = True) -> None:
         super().__init__(settings)
         self.confidence = confidence
+        self.merge = merge
+        self._shown: tuple[np.ndarray, np.ndarray] | None = None   # (labels, seeds)
+
+    def reset(self, image: np.ndarray, seed: int) -> None:
+        super().reset(image, seed)
+        self._shown = None
 
     def _predict_working(self) -> np.ndarray:
         assert self._image is not None
@@ -116,8 +124,11 @@ class NearestGraphCutMethod(_ClickPeer):
         if (seeds < 0).all():
             return np.zeros(seeds.shape, np.uint8)
         refined = graphcut_refine(self._image, None, seeds, click_confidence=self.confidence,
-                                  keep=0.0, num_classes=self.settings.num_classes)
-        return refined.argmax(axis=0).astype(np.uint8)
+                                  keep=0.0, num_classes=self.settings.num_classes,
+                                  base=self._shown if self.merge else None)
+        labels = refined.argmax(axis=0).astype(np.uint8)
+        self._shown = (labels, seeds)
+        return labels
 
 
 class GrabCutMethod(_ClickPeer):

@@ -133,6 +133,7 @@ SEGDIP_METHODS: dict[str, MethodFactory] = {
     'segdip-fullres': segdip_factory(_variant(network_scale=1.0), 'segdip-fullres'),
     'segdip-raw': segdip_factory(_raw, 'segdip-raw'),
     'segdip-noteach': segdip_factory(_variant(refine_teaches=0.0), 'segdip-noteach'),
+    'segdip-nomerge': segdip_factory(_variant(refine_merge=False), 'segdip-nomerge'),
     'segdip-meshgrid': segdip_factory(_meshgrid_only, 'segdip-meshgrid'),
     'segdip-border': segdip_factory(_border, 'segdip-border'),
     'segdip': segdip_factory(_default, 'segdip'),

@@ -93,6 +93,8 @@ class SessionConfig:
     refine_click_confidence: float = 0.9  # nearest-click prior on annotated frames (0 = none)
     refine_teaches: float = 0.0    # weight of a loss pulling the network towards its last
                                    # refined prediction (self-training; 0 = off)
+    refine_merge: bool = False     # after the first annotation of a frame, a new one changes the
+                                   # refined labels only in the regions of change it touches
     network_scale: float = 1.0     # the network runs at working_size * this (1 = paper);
                                    # its probabilities are upsampled bilinearly to the image
 
@@ -139,7 +141,8 @@ def default_preset(num_classes: int = 2, **overrides: Any) -> SessionConfig:
                         loss=LossConfig(), working_size=160, learning_rate=0.01,
                         warmup_iterations=300, iterations_per_click=50, click_radius=2,
                         network_scale=0.5, refine='graphcut', refine_network_weight=0.5,
-                        refine_click_confidence=0.9, refine_teaches=0.3)
+                        refine_click_confidence=0.9, refine_teaches=1.0,
+                        refine_merge=True)
     return replace(cfg, **overrides)
 
 

@@ -156,6 +156,7 @@ class TrainingSession(CheckpointMixin):
             self._labels = torch.full(self._net_size, -1, dtype=torch.long, device=self.device)
             self._prev_probs = None
             self._refined: torch.Tensor | None = None  # (1, N, h, w) last refined prediction
+            self._forget_shown()
             self._has_labels = False
             self.iteration = 0
             self.frame_index = 0
@@ -180,6 +181,7 @@ class TrainingSession(CheckpointMixin):
                 self._refined = None
             self._annotations = []
             self._labels = torch.full(self._net_size, -1, dtype=torch.long, device=self.device)
+            self._forget_shown()
             self.frame_index += 1
             self._touch()
 
@@ -212,6 +214,7 @@ class TrainingSession(CheckpointMixin):
         with self._lock:
             n = len(self._annotations)
             self._annotations = []
+            self._forget_shown()     # starting over: the next annotation may change anything
             if self._image is not None:
                 self._update_labels()
             return n
@@ -333,14 +336,22 @@ class TrainingSession(CheckpointMixin):
         up = F.interpolate(probs, size=(h, w), mode='bilinear', align_corners=False)[0]
         small = cv2.resize(self._image, (w, h), interpolation=cv2.INTER_AREA)
         seeds = rasterise(self._annotations, self._image.shape[:2], (h, w), self.cfg.click_radius)
+        if self.cfg.refine_merge and self._shown is not None \
+                and not np.array_equal(seeds, self._shown[1]):
+            self._merge_base = self._shown   # what the user saw when they annotated
         refined = graphcut_refine(small, up.cpu().numpy(), seeds, self.cfg.refine_network_weight,
-                                  self.cfg.refine_click_confidence)
+                                  self.cfg.refine_click_confidence, base=self._merge_base)
+        self._shown = (refined.argmax(axis=0), seeds)
         out = torch.from_numpy(np.ascontiguousarray(refined, dtype=np.float32))[None].to(probs.device)
         if self.cfg.refine_teaches > 0:
             self._refined = F.interpolate(out, size=self._net_size, mode='area')
         return out
 
     # ----- internals --------------------------------------------------------------------
+    def _forget_shown(self) -> None:
+        """A new frame: no refined labelling shown yet, nothing for `refine_merge` to keep."""
+        self._shown: tuple[np.ndarray, np.ndarray] | None = None        # (labels, seeds)
+        self._merge_base: tuple[np.ndarray, np.ndarray] | None = None
     def _require_image(self) -> None:
         if self._image is None:
             raise RuntimeError('An image must be set with .set_image(...) first.')
