@@ -22,7 +22,7 @@ def scene():
     return img.clip(0, 255).astype(np.uint8), mask
 
 
-@pytest.mark.parametrize('name', ['grabcut', 'grabcut-nearest', 'randomwalker'])
+@pytest.mark.parametrize('name', ['grabcut', 'grabcut-nearest', 'randomwalker', 'nearest-graphcut'])
 def test_peer_segments_a_clear_object_within_five_simulated_clicks(name):
     img, mask = scene()
     sample = Sample('scene', img, mask.astype(np.uint8), BINARY_IGNORE)
