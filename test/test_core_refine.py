@@ -222,3 +222,23 @@ def test_session_merge_uses_what_the_user_saw_before_the_new_click(monkeypatch):
     s.add_annotation(Click(x=95, y=30, class_id=1))
     s.predict()
     assert bases[-1] is None
+
+
+def test_the_stale_mask_teaches_the_next_frame_with_its_own_weight():
+    """refine_teaches acts on the annotated frame, refine_teaches_next on the frame after it
+    (DAVIS J 0.297 at 0.3, 0.247 at 1.0): only the latter changes the next frame's loss."""
+    scene = two_class_scene(seed=0)
+    losses = {}
+    for teaches, nxt in ((1.0, 0.0), (1.0, 0.3), (0.3, 0.3)):
+        s = TrainingSession(replace(default_preset(2, warmup_iterations=5), working_size=64,
+                                    refine_teaches=teaches, refine_teaches_next=nxt))
+        s.set_image(scene.rgb)
+        for c in (1, 0):
+            x, y = interior_point(scene.labels == c)
+            s.add_annotation(Click(x=x, y=y, class_id=c))
+        s.step(5)
+        s.predict()
+        s.next_frame(scene.rgb)
+        losses[teaches, nxt] = s.step(1).annotation_loss
+    assert losses[1.0, 0.3] > losses[1.0, 0.0] + 1e-4
+    assert losses[1.0, 0.3] == pytest.approx(losses[0.3, 0.3])

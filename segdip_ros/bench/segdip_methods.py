@@ -119,7 +119,7 @@ def _border(n: int) -> SessionConfig:
 
 def _raw(n: int) -> SessionConfig:
     """The default without its graph cut: the network's own output (the default until issue 6)."""
-    return replace(_default(n), refine='none', refine_teaches=0.0)
+    return replace(_default(n), refine='none', refine_teaches=0.0, refine_teaches_next=0.0)
 
 
 def _variant(**overrides: object) -> ConfigMaker:
@@ -132,7 +132,8 @@ def _variant(**overrides: object) -> ConfigMaker:
 SEGDIP_METHODS: dict[str, MethodFactory] = {
     'segdip-fullres': segdip_factory(_variant(network_scale=1.0), 'segdip-fullres'),
     'segdip-raw': segdip_factory(_raw, 'segdip-raw'),
-    'segdip-noteach': segdip_factory(_variant(refine_teaches=0.0), 'segdip-noteach'),
+    'segdip-noteach': segdip_factory(_variant(refine_teaches=0.0, refine_teaches_next=0.0),
+                                     'segdip-noteach'),
     'segdip-nomerge': segdip_factory(_variant(refine_merge=False), 'segdip-nomerge'),
     'segdip-meshgrid': segdip_factory(_meshgrid_only, 'segdip-meshgrid'),
     'segdip-border': segdip_factory(_border, 'segdip-border'),

@@ -93,6 +93,8 @@ class SessionConfig:
     refine_click_confidence: float = 0.9  # nearest-click prior on annotated frames (0 = none)
     refine_teaches: float = 0.0    # weight of a loss pulling the network towards its last
                                    # refined prediction (self-training; 0 = off)
+    refine_teaches_next: float = 0.0   # the same on the next frame, where the last refined
+                                   # mask of the annotated frame is one frame stale
     refine_merge: bool = False     # after the first annotation of a frame, a new one changes the
                                    # refined labels only in the regions of change it touches
     network_scale: float = 1.0     # the network runs at working_size * this (1 = paper);
@@ -113,8 +115,9 @@ class SessionConfig:
             raise ConfigError(f"amp must be 'auto', 'off', 'bf16' or 'fp16', got {self.amp!r}")
         if self.refine not in ('none', 'graphcut'):
             raise ConfigError(f"refine must be 'none' or 'graphcut', got {self.refine!r}")
-        if self.refine_network_weight < 0 or self.refine_teaches < 0:
-            raise ConfigError('refine_network_weight and refine_teaches must be >= 0')
+        if min(self.refine_network_weight, self.refine_teaches, self.refine_teaches_next) < 0:
+            raise ConfigError('refine_network_weight, refine_teaches and refine_teaches_next '
+                              'must be >= 0')
         if not 0.0 <= self.refine_click_confidence < 1.0:
             raise ConfigError('refine_click_confidence must be in [0, 1), got '
                               f'{self.refine_click_confidence}')
@@ -142,7 +145,7 @@ def default_preset(num_classes: int = 2, **overrides: Any) -> SessionConfig:
                         warmup_iterations=300, iterations_per_click=50, click_radius=2,
                         network_scale=0.5, refine='graphcut', refine_network_weight=0.5,
                         refine_click_confidence=0.9, refine_teaches=1.0,
-                        refine_merge=True)
+                        refine_teaches_next=0.3, refine_merge=True)
     return replace(cfg, **overrides)
 
 

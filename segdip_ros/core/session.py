@@ -272,10 +272,12 @@ class TrainingSession(CheckpointMixin):
                 # no background click yet: the image border is probably background (class 0)
                 border_p0 = probs[0, 0][self._border & ~annotated]
                 seg = seg + loss_cfg.border_background * -torch.log(border_p0.clamp_min(1e-6)).mean()
-            if self._refined is not None and self.cfg.refine_teaches > 0:
-                # self-training: the network learns the refined labelling everywhere
+            teaches = self.cfg.refine_teaches if self._annotations else self.cfg.refine_teaches_next
+            if self._refined is not None and teaches > 0:
+                # self-training: the network learns the refined labelling everywhere (on the
+                # next frame, where the mask is one frame stale, with its own weight)
                 taught = binary_cross_entropy_map(probs, self._refined)[0].mean()
-                seg = seg + self.cfg.refine_teaches * taught
+                seg = seg + teaches * taught
             loss = loss + loss_cfg.annotation_weight * seg
         if not torch.isfinite(loss):
             opt.zero_grad(set_to_none=True)
@@ -343,7 +345,7 @@ class TrainingSession(CheckpointMixin):
                                   self.cfg.refine_click_confidence, base=self._merge_base)
         self._shown = (refined.argmax(axis=0), seeds)
         out = torch.from_numpy(np.ascontiguousarray(refined, dtype=np.float32))[None].to(probs.device)
-        if self.cfg.refine_teaches > 0:
+        if self.cfg.refine_teaches > 0 or self.cfg.refine_teaches_next > 0:
             self._refined = F.interpolate(out, size=self._net_size, mode='area')
         return out
 
