@@ -65,8 +65,8 @@ def merge_touched_changes(base: np.ndarray, new: np.ndarray, touched: np.ndarray
     connected regions of change (8-connected) that touch a `touched` pixel (an annotation added
     or removed since); everywhere else keep `base`. A click then corrects the region it was
     made on and cannot flip a distant, already correct part of the mask: on the 40 coco_dev
-    photos this took the share of clicks that cost more than 0.05 IoU from 0.113 to 0.089 for
-    the cut without a network, at the same NoC."""
+    photos the share of clicks that cost more than 0.05 IoU went from 0.113 to 0.086 for the
+    cut without a network (NoC@90 9.45 -> 9.62), from 0.071 to 0.054 with it (one seed)."""
     changed = base != new
     regions, _ = ndimage.label(changed, structure=np.ones((3, 3), bool))
     hit = np.unique(regions[touched & changed])
