@@ -73,6 +73,9 @@ PARAMS: dict[str, ParamSpec] = {
                                f'0 = preset (0.5) {_RO}', float_range=(0.0, 1.0)),
     'refine': ParamSpec('', "'graphcut' (edge-aware graph cut on the network's probabilities), "
                         f"'none', or '' = preset {_RO}"),
+    'refine_merge': ParamSpec(True, 'graph cut only: after the first click on a frame, a click '
+                              'changes the mask only in the regions it touches (progressive '
+                              f'merge) {_RO}'),
     'learning_rate': ParamSpec(0.0, 'AMSGrad learning rate, 0 = preset (applies at the next '
                                'reset or new scene)', live=True, float_range=(0.0, 1.0)),
     'tcl': ParamSpec(True, 'temporal consistency loss on/off (applies at the next reset)',
@@ -125,6 +128,7 @@ class NodeSettings:
     width: int
     network_scale: float
     refine: str
+    refine_merge: bool
     learning_rate: float
     tcl: bool
     tcl_lambda: float
@@ -213,6 +217,7 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
         stroke_width=float(raw['stroke_width']), preset=preset, device=device,
         working_size=int(raw['working_size']),
         width=int(raw['width']), network_scale=float(raw['network_scale']), refine=refine,
+        refine_merge=bool(raw['refine_merge']),
         learning_rate=float(raw['learning_rate']), tcl=bool(raw['tcl']),
         tcl_lambda=float(raw['tcl_lambda']), warmup_iterations=int(raw['warmup_iterations']),
         iterations_per_click=int(raw['iterations_per_click']),
@@ -244,6 +249,7 @@ def engine_config(s: NodeSettings) -> SessionConfig:
         top['network_scale'] = s.network_scale
     if s.refine:
         top['refine'] = s.refine
+    top['refine_merge'] = s.refine_merge
     if s.warmup_iterations >= 0:
         top['warmup_iterations'] = s.warmup_iterations
     if s.iterations_per_click >= 0:
