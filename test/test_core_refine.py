@@ -6,7 +6,8 @@ import pytest
 
 from segdip_ros.core import Click, TrainingSession, default_preset
 from segdip_ros.core.graphcut import prior_graph_cut
-from segdip_ros.core.refine import graphcut_refine, merge_touched_changes, nearest_click_map
+from segdip_ros.core.refine import (click_prior, graphcut_refine, merge_touched_changes,
+                                    nearest_click_map)
 from segdip_ros.core.synthetic import interior_point, three_class_scene, two_class_scene
 
 
@@ -77,6 +78,21 @@ def test_the_prior_decides_between_regions_of_the_same_colour():
     colour_only = prior_graph_cut(rgb, prior, seeds, prior_weight=0.0) == 1
     assert _iou(with_prior, left) > 0.95
     assert colour_only[30, 95] and colour_only[30, 25]
+
+
+@pytest.mark.parametrize('num_classes', [2, 3, 11])
+def test_the_click_prior_has_the_same_odds_whatever_the_number_of_classes(num_classes):
+    """0.9 means odds of 9 for the nearest click's class against each other class, as in a
+    binary scene; with 11 classes the old split (0.01 each) made the odds 90."""
+    seeds = np.full((10, 20), -1)
+    seeds[5, 2] = 1
+    seeds[5, 17] = num_classes - 1 if num_classes > 2 else 0
+    prior = click_prior(seeds, num_classes, 0.9)
+    assert np.allclose(prior.sum(axis=0), 1.0)
+    left, other = prior[1, 5, 4], np.delete(prior[:, 5, 4], 1)
+    assert np.allclose(left / other, 9.0)
+    if num_classes == 2:
+        assert np.isclose(left, 0.9)
 
 
 def test_merge_keeps_only_the_changes_an_annotation_touches():

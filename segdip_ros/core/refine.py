@@ -45,17 +45,24 @@ def with_border_background(seeds: np.ndarray, always: bool = False) -> np.ndarra
 
 
 def click_prior(seeds: np.ndarray, num_classes: int, confidence: float) -> np.ndarray | None:
-    """(N, h, w) nearest-click probabilities: `confidence` for the nearest annotated pixel's class,
-    the rest shared by the others; None with nothing to be nearest to. Binary scenes: the border
-    counts as a background click throughout (objects rarely fill the frame; on the 40 coco_dev
-    photos this took the no-network cut from NoC@85/90 8.82 / 11.03 to 7.17 / 9.45)."""
+    """(N, h, w) nearest-click probabilities; None with nothing to be nearest to.
+
+    `confidence` is what the nearest annotated pixel's class gets in a binary scene; with more
+    classes it keeps the same odds, confidence / (1 - confidence), against each other class
+    (so 0.9 against 0.1 each, normalised). Splitting 1 - confidence among the others instead
+    made the prior's pull grow with the number of classes (log-odds 4.5 instead of 2.2 with
+    11 classes) and every cut more like the nearest-click map: CamVid mIoU after 3 clicks per
+    class 0.512 -> 0.542 with the odds kept. Binary scenes: the border counts as a background
+    click throughout (objects rarely fill the frame; on the 40 coco_dev photos this took the
+    no-network cut from NoC@85/90 8.82 / 11.03 to 7.17 / 9.45)."""
     if num_classes == 2:
         seeds = with_border_background(seeds, always=True)
     near = nearest_click_map(seeds)
     if (near < 0).all():
         return None
-    prior = np.full((num_classes,) + near.shape, (1.0 - confidence) / (num_classes - 1))
-    np.put_along_axis(prior, near[None].astype(np.int64), confidence, axis=0)
+    scale = confidence + (num_classes - 1) * (1.0 - confidence)
+    prior = np.full((num_classes,) + near.shape, (1.0 - confidence) / scale)
+    np.put_along_axis(prior, near[None].astype(np.int64), confidence / scale, axis=0)
     return prior
 
 
