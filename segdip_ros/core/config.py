@@ -90,7 +90,8 @@ class SessionConfig:
     seed: int = 0
     refine: str = 'none'           # post-processing of probabilities: 'none', 'graphcut'
     refine_network_weight: float = 1.0   # exponent of the network's probabilities in the prior
-    refine_click_confidence: float = 0.9  # nearest-click prior on annotated frames (0 = none)
+    refine_click_confidence: float = 0.9  # nearest-click prior on annotated frames (0 = none):
+                                   # odds c : 1 - c against each other class
     refine_teaches: float = 0.0    # weight of a loss pulling the network towards its last
                                    # refined prediction (self-training; 0 = off)
     refine_teaches_next: float = 0.0   # the same on the next frame, where the last refined
