@@ -52,9 +52,10 @@ def click_prior(seeds: np.ndarray, num_classes: int, confidence: float) -> np.nd
     (so 0.9 against 0.1 each, normalised). Splitting 1 - confidence among the others instead
     made the prior's pull grow with the number of classes (log-odds 4.5 instead of 2.2 with
     11 classes) and every cut more like the nearest-click map: CamVid mIoU after 3 clicks per
-    class 0.512 -> 0.534 with the odds kept (0.542 in another run). Binary scenes: the border counts as a background
-    click throughout (objects rarely fill the frame; on the 40 coco_dev photos this took the
-    no-network cut from NoC@85/90 8.82 / 11.03 to 7.17 / 9.45)."""
+    class 0.512 -> 0.534 with the odds kept (0.542 in another run).
+    Binary scenes: the border counts as a background click throughout (objects rarely fill the
+    frame; on the 40 coco_dev photos this took the no-network cut from NoC@85/90 8.82 / 11.03
+    to 7.17 / 9.45)."""
     if num_classes == 2:
         seeds = with_border_background(seeds, always=True)
     near = nearest_click_map(seeds)
