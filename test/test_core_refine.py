@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from segdip_ros.core import Click, TrainingSession, default_preset
-from segdip_ros.core.graphcut import prior_graph_cut
+from segdip_ros.core.graphcut import ColourGMM, prior_graph_cut
 from segdip_ros.core.refine import (click_prior, graphcut_refine, merge_touched_changes,
                                     nearest_click_map)
 from segdip_ros.core.synthetic import interior_point, three_class_scene, two_class_scene
@@ -34,6 +34,19 @@ def test_refinement_snaps_a_blurry_guess_to_the_object():
     assert after > before + 0.1 and after > 0.85
     assert refined[1, y, x] > 0.5 and refined[1, 2, 2] < 0.5     # clicks are hard constraints
     assert np.allclose(refined.sum(axis=0), 1.0, atol=1e-5)
+
+
+def test_colour_models_do_not_depend_on_opencvs_global_rng():
+    """k-means++ draws from OpenCV's RNG: whatever state other code left it in, the same pixels
+    must give the same colour models (and so the same cut)."""
+    import cv2
+    pixels = np.random.default_rng(0).uniform(0, 255, (4000, 3))   # no clear clusters
+    means = []
+    for state in (1, 2, 3):
+        cv2.setRNGSeed(state)
+        means.append(np.sort(ColourGMM(pixels).means, axis=0))
+    np.testing.assert_array_equal(means[0], means[1])
+    np.testing.assert_array_equal(means[0], means[2])
 
 
 def test_three_classes_by_alpha_expansion_from_one_click_each():
