@@ -49,22 +49,6 @@ def test_colour_models_do_not_depend_on_opencvs_global_rng():
     np.testing.assert_array_equal(means[0], means[2])
 
 
-@pytest.mark.parametrize('num_classes, configured, expected', [
-    (2, None, 50.0), (3, None, 100.0), (11, None, 100.0), (3, 30.0, 30.0)])
-def test_the_boundary_weight_doubles_with_more_than_two_classes(monkeypatch, num_classes,
-                                                                 configured, expected):
-    import segdip_ros.core.refine as refine
-    seen = []
-    monkeypatch.setattr(refine, 'prior_graph_cut',
-                        lambda *a, **k: seen.append(k['gamma']) or np.zeros((8, 8), np.int64))
-    seeds = np.full((8, 8), -1)
-    seeds[0, 0], seeds[7, 7] = 0, 1
-    rgb = np.zeros((8, 8, 3), np.uint8)
-    probs = np.full((num_classes, 8, 8), 1.0 / num_classes)
-    refine.graphcut_refine(rgb, probs, seeds, click_confidence=0.9, gamma=configured)
-    assert seen == [expected]
-
-
 def test_three_classes_by_alpha_expansion_from_one_click_each():
     scene = three_class_scene(seed=1)
     seeds = np.full(scene.labels.shape, -1)
@@ -267,21 +251,6 @@ def test_session_merge_uses_what_the_user_saw_before_the_new_click(monkeypatch):
     s.add_annotation(Click(x=95, y=30, class_id=1))
     s.predict()
     assert bases[-1] is None
-
-
-def test_the_session_passes_its_boundary_weight_to_the_cut(monkeypatch):
-    import segdip_ros.core.session as session_module
-    seen = []
-    monkeypatch.setattr(session_module, 'graphcut_refine',
-                        lambda *a, **k: seen.append(k['gamma']) or graphcut_refine(*a, **k))
-    rgb, _, _ = _red_twins()
-    s = TrainingSession(default_preset(2, warmup_iterations=5, working_size=60,
-                                       refine_boundary_weight=30.0))
-    s.set_image(rgb)
-    s.add_annotation(Click(x=25, y=30, class_id=1))
-    s.step(2)
-    s.predict()
-    assert seen == [30.0]
 
 
 def test_the_stale_mask_teaches_the_next_frame_with_its_own_weight():

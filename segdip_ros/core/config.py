@@ -92,8 +92,6 @@ class SessionConfig:
     refine_network_weight: float = 1.0   # exponent of the network's probabilities in the prior
     refine_click_confidence: float = 0.9  # nearest-click prior on annotated frames (0 = none):
                                    # odds c : 1 - c against each other class
-    refine_boundary_weight: float | None = None   # the cut's gamma; None: 50 with two classes,
-                                   # 100 with more (core.refine.boundary_weight)
     refine_teaches: float = 0.0    # weight of a loss pulling the network towards its last
                                    # refined prediction (self-training; 0 = off)
     refine_teaches_next: float = 0.0   # the same on the next frame, where the last refined
@@ -121,9 +119,6 @@ class SessionConfig:
         if min(self.refine_network_weight, self.refine_teaches, self.refine_teaches_next) < 0:
             raise ConfigError('refine_network_weight, refine_teaches and refine_teaches_next '
                               'must be >= 0')
-        if self.refine_boundary_weight is not None and not self.refine_boundary_weight > 0:
-            raise ConfigError('refine_boundary_weight must be > 0 (or None for the default), '
-                              f'got {self.refine_boundary_weight}')
         if not 0.0 <= self.refine_click_confidence < 1.0:
             raise ConfigError('refine_click_confidence must be in [0, 1), got '
                               f'{self.refine_click_confidence}')

@@ -15,19 +15,9 @@ from scipy import ndimage
 from .graphcut import prior_graph_cut
 
 __all__ = ['graphcut_refine', 'nearest_click_map', 'with_border_background', 'click_prior',
-           'merge_touched_changes', 'boundary_weight', 'MIN_CLASS_SHARE']
+           'merge_touched_changes', 'MIN_CLASS_SHARE']
 
 MIN_CLASS_SHARE = 0.005   # a class without seeds competes when the network gives it this share
-
-
-def boundary_weight(num_classes: int) -> float:
-    """The cut's gamma (weight of its contrast-sensitive boundary term) when none is configured:
-    GrabCut's 50 for two classes, 100 for more. Measured with the cut alone (no network), one
-    run each: on the 40 coco_dev photos gamma 25 / 50 / 75 / 100 / 150 gave NoC@90 9.70 / 9.35
-    / 9.57 / 10.43 / 10.28; on the 13 CamVid street scenes (11 classes) gamma 10 / 25 / 50 /
-    100 / 200 / 400 gave mIoU after 3 clicks per class 0.438 / 0.474 / 0.507 / 0.527 / 0.510 /
-    0.487. With the network, CamVid at 100: 0.553 against 0.531-0.542 at 50."""
-    return 50.0 if num_classes <= 2 else 100.0
 
 
 def nearest_click_map(seeds: np.ndarray) -> np.ndarray:
@@ -95,8 +85,7 @@ def merge_touched_changes(base: np.ndarray, new: np.ndarray, touched: np.ndarray
 def graphcut_refine(rgb: np.ndarray, probs: np.ndarray | None, seeds: np.ndarray,
                     network_weight: float = 1.0, click_confidence: float = 0.0,
                     keep: float = 0.1, num_classes: int | None = None,
-                    base: tuple[np.ndarray, np.ndarray] | None = None,
-                    gamma: float | None = None) -> np.ndarray:
+                    base: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Refined (N, h, w) probabilities.
 
     rgb: (h, w, 3) uint8 at working resolution; probs: (N, h, w) network probabilities at the
@@ -108,7 +97,6 @@ def graphcut_refine(rgb: np.ndarray, probs: np.ndarray | None, seeds: np.ndarray
     see a confidence. Returns the prior itself when fewer than two classes compete.
     base: (labels, seeds) the user last saw and annotated on; the cut's changes from those labels
     are then kept only where they touch the annotations changed since (`merge_touched_changes`).
-    gamma: the boundary term's weight; None: `boundary_weight(N)`.
     """
     n = probs.shape[0] if probs is not None else int(num_classes or 2)
     log_prior = np.zeros((n,) + seeds.shape)
@@ -128,8 +116,7 @@ def graphcut_refine(rgb: np.ndarray, probs: np.ndarray | None, seeds: np.ndarray
     # paints a blob would otherwise teach them the wrong colours (GrabCut's failure mode)
     first = None if clicks is None else clicks.argmax(axis=0)
     labels = prior_graph_cut(rgb, prior, seeds, classes=sorted(int(c) for c in competing),
-                             init_labels=first,
-                             gamma=boundary_weight(n) if gamma is None else gamma)
+                             init_labels=first)
     if len(np.unique(labels)) < 2 <= len(np.unique(argmax)):
         labels = argmax     # nothing pins the cut (no annotation) and it fell to one class
     if base is not None:
