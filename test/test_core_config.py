@@ -23,6 +23,7 @@ def test_presets_validate_and_round_trip():
     (dict(working_size=4), 'working_size'),
     (dict(learning_rate=0), 'learning_rate'),
     (dict(amp='fp8'), 'amp'),
+    (dict(refine_click_edge_cost=-0.1), 'refine_click_edge_cost'),
 ])
 def test_bad_session_values_raise(change, match):
     with pytest.raises(ConfigError, match=match):

@@ -6,7 +6,8 @@ import pytest
 
 from segdip_ros.core import Click, TrainingSession, default_preset
 from segdip_ros.core.graphcut import ColourGMM, prior_graph_cut
-from segdip_ros.core.refine import (click_prior, graphcut_refine, merge_touched_changes,
+from segdip_ros.core.refine import (click_prior, geodesic_click_map, graphcut_refine,
+                                    merge_touched_changes,
                                     nearest_click_map)
 from segdip_ros.core.synthetic import interior_point, three_class_scene, two_class_scene
 
@@ -47,6 +48,39 @@ def test_colour_models_do_not_depend_on_opencvs_global_rng():
         means.append(np.sort(ColourGMM(pixels).means, axis=0))
     np.testing.assert_array_equal(means[0], means[1])
     np.testing.assert_array_equal(means[0], means[2])
+
+
+def test_the_geodesic_click_map_stops_at_edges_where_the_straight_one_does_not():
+    """Dark left half, bright right half; a class-1 click deep in the dark half, a class-0 click
+    just right of the edge. The straight-line midpoint falls inside the dark half; the path
+    along the image has to cross the edge, so the whole dark half stays class 1."""
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    rgb[:, 30:] = 200
+    seeds = np.full((40, 60), -1)
+    seeds[20, 3], seeds[20, 36] = 1, 0
+    dark = np.zeros((40, 60), bool)
+    dark[:, :30] = True
+    straight = nearest_click_map(seeds)
+    assert (straight[dark] == 0).any()             # the midpoint (x 19.5) is in the dark half
+    along = geodesic_click_map(seeds, rgb, edge_cost=0.3)
+    assert (along[dark] == 1).all() and (along[~dark] == 0).all()
+    assert (click_prior(seeds, 3, 0.9, rgb, 0.3).argmax(axis=0)[dark] == 1).all()   # no border
+    assert (geodesic_click_map(np.full((4, 4), -1), rgb[:4, :4], 0.3) == -1).all()
+
+
+def test_the_session_passes_its_click_edge_cost_to_the_cut(monkeypatch):
+    import segdip_ros.core.session as session_module
+    seen = []
+    monkeypatch.setattr(session_module, 'graphcut_refine',
+                        lambda *a, **k: seen.append(k['click_edge_cost']) or graphcut_refine(*a, **k))
+    rgb, _, _ = _red_twins()
+    s = TrainingSession(default_preset(2, warmup_iterations=5, working_size=60,
+                                       refine_click_edge_cost=0.7))
+    s.set_image(rgb)
+    s.add_annotation(Click(x=25, y=30, class_id=1))
+    s.step(2)
+    s.predict()
+    assert seen == [0.7]
 
 
 def test_three_classes_by_alpha_expansion_from_one_click_each():

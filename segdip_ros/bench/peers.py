@@ -20,6 +20,7 @@ import warnings
 
 import cv2
 import numpy as np
+from segdip_ros.core.config import default_preset
 from segdip_ros.core.refine import graphcut_refine, nearest_click_map, with_border_background
 
 from .base import MethodSettings, to_original, to_working, to_working_xy
@@ -106,11 +107,14 @@ class NearestGraphCutMethod(_ClickPeer):
     """
 
     name = 'nearest-graphcut'
+    _ENGINE = default_preset()     # the click prior as the engine's default configures it
 
-    def __init__(self, settings: MethodSettings, confidence: float = 0.9,
-                 merge: bool = True) -> None:
+    def __init__(self, settings: MethodSettings,
+                 confidence: float = _ENGINE.refine_click_confidence,
+                 edge_cost: float = _ENGINE.refine_click_edge_cost, merge: bool = True) -> None:
         super().__init__(settings)
         self.confidence = confidence
+        self.edge_cost = edge_cost
         self.merge = merge
         self._shown: tuple[np.ndarray, np.ndarray] | None = None   # (labels, seeds)
 
@@ -125,7 +129,8 @@ class NearestGraphCutMethod(_ClickPeer):
             return np.zeros(seeds.shape, np.uint8)
         refined = graphcut_refine(self._image, None, seeds, click_confidence=self.confidence,
                                   keep=0.0, num_classes=self.settings.num_classes,
-                                  base=self._shown if self.merge else None)
+                                  base=self._shown if self.merge else None,
+                                  click_edge_cost=self.edge_cost)
         labels = refined.argmax(axis=0).astype(np.uint8)
         self._shown = (labels, seeds)
         return labels

@@ -92,6 +92,8 @@ class SessionConfig:
     refine_network_weight: float = 1.0   # exponent of the network's probabilities in the prior
     refine_click_confidence: float = 0.9  # nearest-click prior on annotated frames (0 = none):
                                    # odds c : 1 - c against each other class
+    refine_click_edge_cost: float = 0.0   # > 0: "nearest click" is nearest along the image,
+                                   # a step costing 1 + this x the colour gradient (0: straight)
     refine_teaches: float = 0.0    # weight of a loss pulling the network towards its last
                                    # refined prediction (self-training; 0 = off)
     refine_teaches_next: float = 0.0   # the same on the next frame, where the last refined
@@ -116,9 +118,10 @@ class SessionConfig:
             raise ConfigError(f"amp must be 'auto', 'off', 'bf16' or 'fp16', got {self.amp!r}")
         if self.refine not in ('none', 'graphcut'):
             raise ConfigError(f"refine must be 'none' or 'graphcut', got {self.refine!r}")
-        if min(self.refine_network_weight, self.refine_teaches, self.refine_teaches_next) < 0:
-            raise ConfigError('refine_network_weight, refine_teaches and refine_teaches_next '
-                              'must be >= 0')
+        if min(self.refine_network_weight, self.refine_teaches, self.refine_teaches_next,
+               self.refine_click_edge_cost) < 0:
+            raise ConfigError('refine_network_weight, refine_teaches, refine_teaches_next and '
+                              'refine_click_edge_cost must be >= 0')
         if not 0.0 <= self.refine_click_confidence < 1.0:
             raise ConfigError('refine_click_confidence must be in [0, 1), got '
                               f'{self.refine_click_confidence}')

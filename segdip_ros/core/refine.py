@@ -9,13 +9,18 @@ the network is the only prior. Used when `SessionConfig.refine == 'graphcut'`.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import dijkstra
 
 from .graphcut import prior_graph_cut
 
-__all__ = ['graphcut_refine', 'nearest_click_map', 'with_border_background', 'click_prior',
-           'merge_touched_changes', 'MIN_CLASS_SHARE']
+__all__ = ['graphcut_refine', 'nearest_click_map', 'geodesic_click_map', 'with_border_background',
+           'click_prior', 'merge_touched_changes', 'MIN_CLASS_SHARE']
+
+_STEPS = ((0, 1), (1, 0), (1, 1), (1, -1))   # the 8-neighbourhood, each pair once
 
 MIN_CLASS_SHARE = 0.005   # a class without seeds competes when the network gives it this share
 
@@ -27,6 +32,36 @@ def nearest_click_map(seeds: np.ndarray) -> np.ndarray:
         return seeds.copy()
     idx = ndimage.distance_transform_edt(unseeded, return_distances=False, return_indices=True)
     return seeds[idx[0], idx[1]]
+
+
+def geodesic_click_map(seeds: np.ndarray, rgb: np.ndarray, edge_cost: float) -> np.ndarray:
+    """Every pixel takes the label of the seed pixel nearest along a path through the image;
+    all -1 if there is no seed.
+
+    A step between 8-neighbours costs its length times 1 + edge_cost x the mean colour gradient
+    of its two pixels (Sobel of the lightly blurred image, grey levels per pixel), so a click's
+    class spreads within its region and stops at edges, where the Euclidean map
+    (`nearest_click_map`) stops at the midpoint between clicks. One multi-source Dijkstra."""
+    if (seeds < 0).all():
+        return seeds.copy()
+    h, w = seeds.shape
+    blurred = cv2.GaussianBlur(rgb.astype(np.float32), (3, 3), 0)
+    gx = cv2.Sobel(blurred, cv2.CV_32F, 1, 0, ksize=3) / 4
+    gy = cv2.Sobel(blurred, cv2.CV_32F, 0, 1, ksize=3) / 4
+    cost = 1.0 + edge_cost * np.sqrt((gx ** 2 + gy ** 2).sum(axis=2))
+    index = np.arange(h * w).reshape(h, w)
+    rows, cols, weights = [], [], []
+    for dy, dx in _STEPS:
+        a = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))   # pixel p
+        b = (slice(dy, h), slice(max(0, dx), w + min(0, dx)))         # its neighbour p + (dy, dx)
+        rows.append(index[a].ravel())
+        cols.append(index[b].ravel())
+        weights.append((np.hypot(dy, dx) * (cost[a] + cost[b]) / 2).ravel())
+    graph = coo_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))),
+                       shape=(h * w, h * w)).tocsr()
+    _, _, sources = dijkstra(graph, directed=False, indices=np.flatnonzero(seeds.ravel() >= 0),
+                             min_only=True, return_predecessors=True)
+    return seeds.ravel()[sources].reshape(h, w)
 
 
 def with_border_background(seeds: np.ndarray, always: bool = False) -> np.ndarray:
@@ -44,8 +79,12 @@ def with_border_background(seeds: np.ndarray, always: bool = False) -> np.ndarra
     return seeds
 
 
-def click_prior(seeds: np.ndarray, num_classes: int, confidence: float) -> np.ndarray | None:
+def click_prior(seeds: np.ndarray, num_classes: int, confidence: float,
+                rgb: np.ndarray | None = None, edge_cost: float = 0.0) -> np.ndarray | None:
     """(N, h, w) nearest-click probabilities; None with nothing to be nearest to.
+
+    Nearest along the image (`geodesic_click_map`) when `rgb` is given and `edge_cost` > 0,
+    else in a straight line (`nearest_click_map`).
 
     `confidence` is what the nearest annotated pixel's class gets in a binary scene; with more
     classes it keeps the same odds, confidence / (1 - confidence), against each other class
@@ -58,7 +97,10 @@ def click_prior(seeds: np.ndarray, num_classes: int, confidence: float) -> np.nd
     to 7.17 / 9.45)."""
     if num_classes == 2:
         seeds = with_border_background(seeds, always=True)
-    near = nearest_click_map(seeds)
+    if rgb is not None and edge_cost > 0:
+        near = geodesic_click_map(seeds, rgb, edge_cost)
+    else:
+        near = nearest_click_map(seeds)
     if (near < 0).all():
         return None
     scale = confidence + (num_classes - 1) * (1.0 - confidence)
@@ -85,7 +127,8 @@ def merge_touched_changes(base: np.ndarray, new: np.ndarray, touched: np.ndarray
 def graphcut_refine(rgb: np.ndarray, probs: np.ndarray | None, seeds: np.ndarray,
                     network_weight: float = 1.0, click_confidence: float = 0.0,
                     keep: float = 0.1, num_classes: int | None = None,
-                    base: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                    base: tuple[np.ndarray, np.ndarray] | None = None,
+                    click_edge_cost: float = 0.0) -> np.ndarray:
     """Refined (N, h, w) probabilities.
 
     rgb: (h, w, 3) uint8 at working resolution; probs: (N, h, w) network probabilities at the
@@ -97,12 +140,14 @@ def graphcut_refine(rgb: np.ndarray, probs: np.ndarray | None, seeds: np.ndarray
     see a confidence. Returns the prior itself when fewer than two classes compete.
     base: (labels, seeds) the user last saw and annotated on; the cut's changes from those labels
     are then kept only where they touch the annotations changed since (`merge_touched_changes`).
+    click_edge_cost > 0: the click prior's nearest click is the geodesic one (`click_prior`).
     """
     n = probs.shape[0] if probs is not None else int(num_classes or 2)
     log_prior = np.zeros((n,) + seeds.shape)
     if probs is not None:
         log_prior += network_weight * np.log(np.clip(probs.astype(np.float64), 1e-4, 1.0))
-    clicks = click_prior(seeds, n, click_confidence) if click_confidence > 0 else None
+    clicks = (click_prior(seeds, n, click_confidence, rgb, click_edge_cost)
+              if click_confidence > 0 else None)
     if clicks is not None:
         log_prior += np.log(clicks)
     prior = np.exp(log_prior - log_prior.max(axis=0, keepdims=True))

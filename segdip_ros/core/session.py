@@ -342,7 +342,8 @@ class TrainingSession(CheckpointMixin):
                 and not np.array_equal(seeds, self._shown[1]):
             self._merge_base = self._shown   # what the user saw when they annotated
         refined = graphcut_refine(small, up.cpu().numpy(), seeds, self.cfg.refine_network_weight,
-                                  self.cfg.refine_click_confidence, base=self._merge_base)
+                                  self.cfg.refine_click_confidence, base=self._merge_base,
+                                  click_edge_cost=self.cfg.refine_click_edge_cost)
         self._shown = (refined.argmax(axis=0), seeds)
         out = torch.from_numpy(np.ascontiguousarray(refined, dtype=np.float32))[None].to(probs.device)
         if self.cfg.refine_teaches > 0 or self.cfg.refine_teaches_next > 0:
