@@ -148,7 +148,8 @@ def default_preset(num_classes: int = 2, **overrides: Any) -> SessionConfig:
                         loss=LossConfig(), working_size=160, learning_rate=0.01,
                         warmup_iterations=300, iterations_per_click=50, click_radius=2,
                         network_scale=0.5, refine='graphcut', refine_network_weight=0.5,
-                        refine_click_confidence=0.9, refine_teaches=1.0,
+                        refine_click_confidence=0.9, refine_click_edge_cost=0.3,
+                        refine_teaches=1.0,
                         refine_teaches_next=0.3, refine_merge=True)
     return replace(cfg, **overrides)
 
