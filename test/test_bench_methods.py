@@ -161,3 +161,15 @@ def test_segdip_trains_for_a_wall_clock_budget_per_click(one_torch_thread):
     assert done >= 5 and done % 5 == 0                  # whole chunks of TIMED_CHUNK
     pred = m.predict()
     assert pred.shape == mask.shape and set(np.unique(pred)) <= {0, 1}
+
+
+@pytest.mark.parametrize('num_classes', [2, 3, 11])
+def test_the_ablation_peer_uses_the_engines_click_prior(num_classes):
+    """nearest-graphcut is the engine's cut with the network left out: its click prior (odds,
+    straight or along the image) must be the default preset's for that number of classes."""
+    from segdip_ros.core import default_preset
+    peer = make_method('nearest-graphcut', MethodSettings(num_classes=num_classes))
+    engine = default_preset(num_classes)
+    assert (peer.confidence, peer.edge_cost) == (engine.refine_click_confidence,
+                                                 engine.refine_click_edge_cost)
+    assert (peer.edge_cost > 0) == (num_classes > 2)

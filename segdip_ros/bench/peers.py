@@ -107,14 +107,13 @@ class NearestGraphCutMethod(_ClickPeer):
     """
 
     name = 'nearest-graphcut'
-    _ENGINE = default_preset()     # the click prior as the engine's default configures it
 
-    def __init__(self, settings: MethodSettings,
-                 confidence: float = _ENGINE.refine_click_confidence,
-                 edge_cost: float = _ENGINE.refine_click_edge_cost, merge: bool = True) -> None:
+    def __init__(self, settings: MethodSettings, confidence: float | None = None,
+                 edge_cost: float | None = None, merge: bool = True) -> None:
         super().__init__(settings)
-        self.confidence = confidence
-        self.edge_cost = edge_cost
+        engine = default_preset(settings.num_classes)   # None: the engine default's click prior
+        self.confidence = engine.refine_click_confidence if confidence is None else confidence
+        self.edge_cost = engine.refine_click_edge_cost if edge_cost is None else edge_cost
         self.merge = merge
         self._shown: tuple[np.ndarray, np.ndarray] | None = None   # (labels, seeds)
 
