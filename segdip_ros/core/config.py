@@ -142,17 +142,14 @@ def paper_preset(num_classes: int = 2, **overrides: Any) -> SessionConfig:
 
 
 def default_preset(num_classes: int = 2, **overrides: Any) -> SessionConfig:
-    """The engine's tuned default (see README, 'Defaults and why'). The click prior's nearest
-    click is nearest along the image with more than two classes only: on CamVid it gained
-    (mIoU@3 0.565 / 0.543 against 0.534-0.542 / 0.531, seeds 0 / 1), on the binary coco_dev
-    photos it cost NoC@90 (9.18 / 10.00 against 9.33 over three seeds) and stability."""
+    """The engine's tuned default (see README, 'Defaults and why')."""
     cfg = SessionConfig(model=ModelConfig(num_classes=num_classes, width=32, seg_trunk_grad=0.0,
                                           input_code='meshgrid+rgb'),
                         loss=LossConfig(), working_size=160, learning_rate=0.01,
                         warmup_iterations=300, iterations_per_click=50, click_radius=2,
                         network_scale=0.5, refine='graphcut', refine_network_weight=0.5,
                         refine_click_confidence=0.9,
-                        refine_click_edge_cost=0.3 if num_classes > 2 else 0.0,
+                        refine_click_edge_cost=0.3,
                         refine_teaches=1.0,
                         refine_teaches_next=0.3, refine_merge=True)
     return replace(cfg, **overrides)
