@@ -76,6 +76,10 @@ PARAMS: dict[str, ParamSpec] = {
     'refine_merge': ParamSpec(True, 'graph cut only: after the first click on a frame, a click '
                               'changes the mask only in the regions it touches (progressive '
                               f'merge) {_RO}'),
+    'refine_click_edge_cost': ParamSpec(-1.0, 'graph cut only: a click\'s class spreads along '
+                                        'paths whose steps cost 1 + this x the colour gradient, '
+                                        'so it stops at edges; 0 = straight-line nearest click, '
+                                        f'-1 = preset (0.3) {_RO}', float_range=(-1.0, 100.0)),
     'learning_rate': ParamSpec(0.0, 'AMSGrad learning rate, 0 = preset (applies at the next '
                                'reset or new scene)', live=True, float_range=(0.0, 1.0)),
     'tcl': ParamSpec(True, 'temporal consistency loss on/off (applies at the next reset)',
@@ -129,6 +133,7 @@ class NodeSettings:
     network_scale: float
     refine: str
     refine_merge: bool
+    refine_click_edge_cost: float
     learning_rate: float
     tcl: bool
     tcl_lambda: float
@@ -218,6 +223,7 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
         working_size=int(raw['working_size']),
         width=int(raw['width']), network_scale=float(raw['network_scale']), refine=refine,
         refine_merge=bool(raw['refine_merge']),
+        refine_click_edge_cost=float(raw['refine_click_edge_cost']),
         learning_rate=float(raw['learning_rate']), tcl=bool(raw['tcl']),
         tcl_lambda=float(raw['tcl_lambda']), warmup_iterations=int(raw['warmup_iterations']),
         iterations_per_click=int(raw['iterations_per_click']),
@@ -250,6 +256,8 @@ def engine_config(s: NodeSettings) -> SessionConfig:
     if s.refine:
         top['refine'] = s.refine
     top['refine_merge'] = s.refine_merge
+    if s.refine_click_edge_cost >= 0:
+        top['refine_click_edge_cost'] = s.refine_click_edge_cost
     if s.warmup_iterations >= 0:
         top['warmup_iterations'] = s.warmup_iterations
     if s.iterations_per_click >= 0:

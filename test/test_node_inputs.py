@@ -91,6 +91,10 @@ def test_settings_validation_reasons():
     assert engine_config(check_settings(_raw())).refine == default_preset().refine
     assert engine_config(check_settings(_raw())).refine_merge
     assert not engine_config(check_settings(_raw(refine_merge=False))).refine_merge
+    assert (engine_config(check_settings(_raw())).refine_click_edge_cost
+            == default_preset().refine_click_edge_cost > 0)
+    assert engine_config(check_settings(_raw(refine_click_edge_cost=0.0))).refine_click_edge_cost == 0
+    assert engine_config(check_settings(_raw(refine_click_edge_cost=2.5))).refine_click_edge_cost == 2.5
     assert check_settings(_raw(num_classes=4)).class_names[3] == 'class_3'
     for bad, match in [({'active_class': 2}, 'active_class'), ({'mode': 'fast'}, 'mode'),
                        ({'device': 'tpu'}, 'device'), ({'class_colors': ['red']}, 'colour'),

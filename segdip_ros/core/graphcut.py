@@ -16,12 +16,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ['ColourGMM', 'prior_graph_cut', 'contrast_edges']
+__all__ = ['ColourGMM', 'prior_graph_cut', 'contrast_edges', 'NEIGHBOUR_OFFSETS']
 
 _HARD = 1e9          # capacity that a cut never pays: annotated pixels keep their label
 _EPS = 1e-4          # floor of prior probabilities: -log of it caps a certain prior at 9.2
 _KMEANS_SEED = 12345
-_OFFSETS = ((0, 1), (1, 0), (1, 1), (1, -1))   # right, down, down-right, down-left
+# the 8-neighbourhood, each pair of neighbours once: right, down, down-right, down-left
+NEIGHBOUR_OFFSETS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
 
 class ColourGMM:
@@ -88,7 +89,7 @@ def contrast_edges(rgb: np.ndarray, gamma: float = 50.0) -> list[tuple[tuple[int
     img = rgb.astype(np.float64)
     h, w = img.shape[:2]
     diffs = []
-    for dy, dx in _OFFSETS:
+    for dy, dx in NEIGHBOUR_OFFSETS:
         d2 = np.zeros((h, w))
         ys, ye = 0, h - dy
         xs, xe = max(0, -dx), w - max(0, dx)
@@ -101,7 +102,7 @@ def contrast_edges(rgb: np.ndarray, gamma: float = 50.0) -> list[tuple[tuple[int
     mean_d2 = sum(d2[v].sum() for d2, v in diffs) / max(1, sum(v.sum() for _, v in diffs))
     beta = 0.0 if mean_d2 <= 0 else 1.0 / (2.0 * mean_d2)
     edges = []
-    for (dy, dx), (d2, valid) in zip(_OFFSETS, diffs):
+    for (dy, dx), (d2, valid) in zip(NEIGHBOUR_OFFSETS, diffs):
         weight = gamma / np.hypot(dy, dx) * np.exp(-beta * d2) * valid
         edges.append(((dy, dx), weight))
     return edges

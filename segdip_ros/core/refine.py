@@ -15,12 +15,10 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from .graphcut import prior_graph_cut
+from .graphcut import NEIGHBOUR_OFFSETS, prior_graph_cut
 
 __all__ = ['graphcut_refine', 'nearest_click_map', 'geodesic_click_map', 'with_border_background',
            'click_prior', 'merge_touched_changes', 'MIN_CLASS_SHARE']
-
-_STEPS = ((0, 1), (1, 0), (1, 1), (1, -1))   # the 8-neighbourhood, each pair once
 
 MIN_CLASS_SHARE = 0.005   # a class without seeds competes when the network gives it this share
 
@@ -51,7 +49,7 @@ def geodesic_click_map(seeds: np.ndarray, rgb: np.ndarray, edge_cost: float) -> 
     cost = 1.0 + edge_cost * np.sqrt((gx ** 2 + gy ** 2).sum(axis=2))
     index = np.arange(h * w).reshape(h, w)
     rows, cols, weights = [], [], []
-    for dy, dx in _STEPS:
+    for dy, dx in NEIGHBOUR_OFFSETS:
         a = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))   # pixel p
         b = (slice(dy, h), slice(max(0, dx), w + min(0, dx)))         # its neighbour p + (dy, dx)
         rows.append(index[a].ravel())
