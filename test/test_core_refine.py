@@ -4,7 +4,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from segdip_ros.core import Click, TrainingSession, default_preset
+from segdip_ros.core import Click, ConfigError, TrainingSession, default_preset
 from segdip_ros.core.graphcut import ColourGMM, prior_graph_cut
 from segdip_ros.core.refine import (click_prior, geodesic_click_map, graphcut_refine,
                                     merge_touched_changes,
@@ -81,6 +81,30 @@ def test_the_session_passes_its_click_edge_cost_to_the_cut(monkeypatch):
     s.step(2)
     s.predict()
     assert seen == [0.7]
+
+
+def test_the_network_weight_switches_after_the_early_annotations(monkeypatch):
+    """refine_network_weight_early holds for the first refine_early_annotations annotations of
+    a frame, refine_network_weight after them (and again after an undo back to few)."""
+    import segdip_ros.core.session as session_module
+    seen = []
+    monkeypatch.setattr(session_module, 'graphcut_refine',
+                        lambda *a, **k: seen.append(a[3]) or graphcut_refine(*a, **k))
+    rgb, _, _ = _red_twins()
+    s = TrainingSession(default_preset(2, warmup_iterations=5, working_size=60,
+                                       refine_network_weight=0.75,
+                                       refine_network_weight_early=0.25,
+                                       refine_early_annotations=2))
+    s.set_image(rgb)
+    for x, y, c in [(25, 30, 1), (5, 5, 0), (50, 50, 0)]:
+        s.add_annotation(Click(x=x, y=y, class_id=c))
+        s.step(1)
+        s.predict()
+    s.undo()
+    s.predict()
+    assert seen == [0.25, 0.25, 0.75, 0.25]
+    with pytest.raises(ConfigError, match='refine_early_annotations'):
+        default_preset(2, refine_early_annotations=-1).validate()
 
 
 def test_three_classes_by_alpha_expansion_from_one_click_each():

@@ -341,7 +341,7 @@ class TrainingSession(CheckpointMixin):
         if self.cfg.refine_merge and self._shown is not None \
                 and not np.array_equal(seeds, self._shown[1]):
             self._merge_base = self._shown   # what the user saw when they annotated
-        refined = graphcut_refine(small, up.cpu().numpy(), seeds, self.cfg.refine_network_weight,
+        refined = graphcut_refine(small, up.cpu().numpy(), seeds, self._network_weight(),
                                   self.cfg.refine_click_confidence, base=self._merge_base,
                                   click_edge_cost=self.cfg.refine_click_edge_cost)
         self._shown = (refined.argmax(axis=0), seeds)
@@ -349,6 +349,15 @@ class TrainingSession(CheckpointMixin):
         if self.cfg.refine_teaches > 0 or self.cfg.refine_teaches_next > 0:
             self._refined = F.interpolate(out, size=self._net_size, mode='area')
         return out
+
+    def _network_weight(self) -> float:
+        """The network's exponent in the cut's prior. A network that has seen only a few
+        clicks knows little beyond them, and weighted high it drags the first cuts towards its
+        blob; once taught it is what keeps the next cut near the last one (stability)."""
+        early = self.cfg.refine_network_weight_early
+        if early >= 0 and len(self._annotations) <= self.cfg.refine_early_annotations:
+            return early
+        return self.cfg.refine_network_weight
 
     # ----- internals --------------------------------------------------------------------
     def _forget_shown(self) -> None:
