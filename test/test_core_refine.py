@@ -4,7 +4,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from segdip_ros.core import Click, ConfigError, TrainingSession, default_preset
+from segdip_ros.core import Click, TrainingSession, default_preset
 from segdip_ros.core.graphcut import ColourGMM, prior_graph_cut
 from segdip_ros.core.refine import (click_prior, geodesic_click_map, graphcut_refine,
                                     merge_touched_changes,
@@ -83,9 +83,10 @@ def test_the_session_passes_its_click_edge_cost_to_the_cut(monkeypatch):
     assert seen == [0.7]
 
 
-def test_the_network_weight_switches_after_the_early_annotations(monkeypatch):
-    """refine_network_weight_early holds for the first refine_early_annotations annotations of
-    a frame, refine_network_weight after them (and again after an undo back to few)."""
+def test_the_network_weight_switches_at_the_frames_first_correction(monkeypatch):
+    """refine_network_weight_first holds until an annotation is added after a cut was shown
+    (however many annotations came before it), refine_network_weight from then on; a new
+    frame starts over."""
     import segdip_ros.core.session as session_module
     seen = []
     monkeypatch.setattr(session_module, 'graphcut_refine',
@@ -93,18 +94,22 @@ def test_the_network_weight_switches_after_the_early_annotations(monkeypatch):
     rgb, _, _ = _red_twins()
     s = TrainingSession(default_preset(2, warmup_iterations=5, working_size=60,
                                        refine_network_weight=0.75,
-                                       refine_network_weight_early=0.25,
-                                       refine_early_annotations=2))
+                                       refine_network_weight_first=0.25))
     s.set_image(rgb)
-    for x, y, c in [(25, 30, 1), (5, 5, 0), (50, 50, 0)]:
-        s.add_annotation(Click(x=x, y=y, class_id=c))
-        s.step(1)
-        s.predict()
-    s.undo()
+    s.add_annotation(Click(x=25, y=30, class_id=1))
+    s.add_annotation(Click(x=5, y=5, class_id=0))
+    s.step(1)
     s.predict()
-    assert seen == [0.25, 0.25, 0.75, 0.25]
-    with pytest.raises(ConfigError, match='refine_early_annotations'):
-        default_preset(2, refine_early_annotations=-1).validate()
+    s.step(1)
+    s.predict()                                   # the same annotations: still the first cut
+    s.add_annotation(Click(x=50, y=50, class_id=0))
+    s.predict()
+    s.undo()
+    s.predict()                                   # an undo after a shown cut is a correction too
+    s.next_frame(rgb)
+    s.add_annotation(Click(x=25, y=30, class_id=1))
+    s.predict()
+    assert seen == [0.25, 0.25, 0.75, 0.75, 0.25]
 
 
 def test_three_classes_by_alpha_expansion_from_one_click_each():

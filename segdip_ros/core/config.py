@@ -90,9 +90,9 @@ class SessionConfig:
     seed: int = 0
     refine: str = 'none'           # post-processing of probabilities: 'none', 'graphcut'
     refine_network_weight: float = 1.0   # exponent of the network's probabilities in the prior
-    refine_network_weight_early: float = -1.0   # the exponent while the frame has at most
-                                   # refine_early_annotations annotations (< 0: no early weight)
-    refine_early_annotations: int = 0
+    refine_network_weight_first: float = -1.0   # the exponent until the frame's first
+                                   # correction, an annotation added after a cut was shown
+                                   # (< 0: refine_network_weight throughout)
     refine_click_confidence: float = 0.9  # nearest-click prior on annotated frames (0 = none):
                                    # odds c : 1 - c against each other class
     refine_click_edge_cost: float = 0.0   # > 0: "nearest click" is nearest along the image,
@@ -125,9 +125,6 @@ class SessionConfig:
                self.refine_click_edge_cost) < 0:
             raise ConfigError('refine_network_weight, refine_teaches, refine_teaches_next and '
                               'refine_click_edge_cost must be >= 0')
-        if self.refine_early_annotations < 0:
-            raise ConfigError('refine_early_annotations must be >= 0, got '
-                              f'{self.refine_early_annotations}')
         if not 0.0 <= self.refine_click_confidence < 1.0:
             raise ConfigError('refine_click_confidence must be in [0, 1), got '
                               f'{self.refine_click_confidence}')

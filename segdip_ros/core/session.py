@@ -338,9 +338,10 @@ class TrainingSession(CheckpointMixin):
         up = F.interpolate(probs, size=(h, w), mode='bilinear', align_corners=False)[0]
         small = cv2.resize(self._image, (w, h), interpolation=cv2.INTER_AREA)
         seeds = rasterise(self._annotations, self._image.shape[:2], (h, w), self.cfg.click_radius)
-        if self.cfg.refine_merge and self._shown is not None \
-                and not np.array_equal(seeds, self._shown[1]):
-            self._merge_base = self._shown   # what the user saw when they annotated
+        if self._shown is not None and not np.array_equal(seeds, self._shown[1]):
+            self._corrected = True           # annotated after seeing a cut of this frame
+            if self.cfg.refine_merge:
+                self._merge_base = self._shown   # what the user saw when they annotated
         refined = graphcut_refine(small, up.cpu().numpy(), seeds, self._network_weight(),
                                   self.cfg.refine_click_confidence, base=self._merge_base,
                                   click_edge_cost=self.cfg.refine_click_edge_cost)
@@ -351,19 +352,20 @@ class TrainingSession(CheckpointMixin):
         return out
 
     def _network_weight(self) -> float:
-        """The network's exponent in the cut's prior. A network that has seen only a few
-        clicks knows little beyond them, and weighted high it drags the first cuts towards its
-        blob; once taught it is what keeps the next cut near the last one (stability)."""
-        early = self.cfg.refine_network_weight_early
-        if early >= 0 and len(self._annotations) <= self.cfg.refine_early_annotations:
-            return early
-        return self.cfg.refine_network_weight
+        """The network's exponent in the cut's prior. Before the frame's first correction the
+        network knows little beyond the clicks, and weighted high it drags the cut towards its
+        blob; after it, it has been taught the cut the user corrected, and its weight is what
+        keeps the next cut near that one (stability)."""
+        first = self.cfg.refine_network_weight_first
+        return first if first >= 0 and not self._corrected else self.cfg.refine_network_weight
 
     # ----- internals --------------------------------------------------------------------
     def _forget_shown(self) -> None:
         """A new frame: no refined labelling shown yet, nothing for `refine_merge` to keep."""
         self._shown: tuple[np.ndarray, np.ndarray] | None = None        # (labels, seeds)
         self._merge_base: tuple[np.ndarray, np.ndarray] | None = None
+        self._corrected = False    # an annotation was added or undone after a cut was shown
+
     def _require_image(self) -> None:
         if self._image is None:
             raise RuntimeError('An image must be set with .set_image(...) first.')
