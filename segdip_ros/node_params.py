@@ -215,6 +215,9 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
         raise ValueError(str(err)) from err
     if not str(raw['image_plane_frame']).strip():
         raise ValueError('image_plane_frame must not be empty')
+    edge_cost = float(raw['refine_click_edge_cost'])
+    if edge_cost < 0 and edge_cost != -1.0:
+        raise ValueError(f'refine_click_edge_cost must be -1 (preset) or >= 0, got {edge_cost}')
     if float(raw['publish_rate']) <= 0:
         raise ValueError(f'publish_rate must be > 0 Hz, got {raw["publish_rate"]}')
     settings = NodeSettings(
@@ -223,7 +226,7 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
         working_size=int(raw['working_size']),
         width=int(raw['width']), network_scale=float(raw['network_scale']), refine=refine,
         refine_merge=bool(raw['refine_merge']),
-        refine_click_edge_cost=float(raw['refine_click_edge_cost']),
+        refine_click_edge_cost=edge_cost,
         learning_rate=float(raw['learning_rate']), tcl=bool(raw['tcl']),
         tcl_lambda=float(raw['tcl_lambda']), warmup_iterations=int(raw['warmup_iterations']),
         iterations_per_click=int(raw['iterations_per_click']),

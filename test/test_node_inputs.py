@@ -100,6 +100,7 @@ def test_settings_validation_reasons():
                        ({'device': 'tpu'}, 'device'), ({'class_colors': ['red']}, 'colour'),
                        ({'class_names': ['a', 'A']}, 'topic token'),
                        ({'working_size': 8}, 'working_size'), ({'refine': 'crf'}, 'refine'),
+                       ({'refine_click_edge_cost': -0.5}, 'refine_click_edge_cost'),
                        ({'num_classes': 2, 'class_names': ['a', 'b', 'c']}, 'class_names')]:
         with pytest.raises(ValueError, match=match):
             check_settings(_raw(**bad))
