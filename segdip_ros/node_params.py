@@ -80,6 +80,18 @@ PARAMS: dict[str, ParamSpec] = {
                                         'paths whose steps cost 1 + this x the colour gradient, '
                                         'so it stops at edges; 0 = straight-line nearest click, '
                                         f'-1 = preset (0.3) {_RO}', float_range=(-1.0, 100.0)),
+    'refine_network_weight': ParamSpec(-1.0, "graph cut only: exponent of the network's "
+                                       "probabilities in the cut's prior once the operator has "
+                                       'corrected a cut of the frame (0 = clicks and colours '
+                                       f'alone), -1 = preset (0.75) {_RO}',
+                                       float_range=(-1.0, 10.0)),
+    'refine_network_weight_first': ParamSpec(-1.0, 'graph cut only: the same exponent until '
+                                             "the frame's first correction, -1 = preset (0.5) "
+                                             f'{_RO}', float_range=(-1.0, 10.0)),
+    'refine_click_confidence': ParamSpec(-1.0, "graph cut only: the nearest click's class gets "
+                                         'odds c : 1 - c against each other class in the '
+                                         f'prior (0 = no click prior), -1 = preset (0.9) {_RO}',
+                                         float_range=(-1.0, 0.999)),
     'learning_rate': ParamSpec(0.0, 'AMSGrad learning rate, 0 = preset (applies at the next '
                                'reset or new scene)', live=True, float_range=(0.0, 1.0)),
     'tcl': ParamSpec(True, 'temporal consistency loss on/off (applies at the next reset)',
@@ -134,6 +146,9 @@ class NodeSettings:
     refine: str
     refine_merge: bool
     refine_click_edge_cost: float
+    refine_network_weight: float
+    refine_network_weight_first: float
+    refine_click_confidence: float
     learning_rate: float
     tcl: bool
     tcl_lambda: float
@@ -186,6 +201,19 @@ def _choice(raw: dict[str, Any], name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+# float parameters where -1 means the preset's value and any other negative is a mistake
+_PRESET_WHEN_MINUS_ONE = ('refine_click_edge_cost', 'refine_network_weight',
+                          'refine_network_weight_first', 'refine_click_confidence', 'tcl_lambda')
+
+
+def _preset_or_own(raw: dict[str, Any], name: str) -> float:
+    """The value, refused when negative but not -1: -0.5 is not 'the preset' by accident."""
+    value = float(raw[name])
+    if value < 0 and value != -1.0:
+        raise ValueError(f'{name} must be -1 (preset) or >= 0, got {value}')
+    return value
+
+
 def check_settings(raw: dict[str, Any]) -> NodeSettings:
     """Validate raw parameter values; returns NodeSettings or raises ValueError(reason)."""
     n = int(raw['num_classes'])
@@ -215,9 +243,7 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
         raise ValueError(str(err)) from err
     if not str(raw['image_plane_frame']).strip():
         raise ValueError('image_plane_frame must not be empty')
-    edge_cost = float(raw['refine_click_edge_cost'])
-    if edge_cost < 0 and edge_cost != -1.0:
-        raise ValueError(f'refine_click_edge_cost must be -1 (preset) or >= 0, got {edge_cost}')
+    preset_or_own = {name: _preset_or_own(raw, name) for name in _PRESET_WHEN_MINUS_ONE}
     if float(raw['publish_rate']) <= 0:
         raise ValueError(f'publish_rate must be > 0 Hz, got {raw["publish_rate"]}')
     settings = NodeSettings(
@@ -226,9 +252,8 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
         working_size=int(raw['working_size']),
         width=int(raw['width']), network_scale=float(raw['network_scale']), refine=refine,
         refine_merge=bool(raw['refine_merge']),
-        refine_click_edge_cost=edge_cost,
         learning_rate=float(raw['learning_rate']), tcl=bool(raw['tcl']),
-        tcl_lambda=float(raw['tcl_lambda']), warmup_iterations=int(raw['warmup_iterations']),
+        **preset_or_own, warmup_iterations=int(raw['warmup_iterations']),
         iterations_per_click=int(raw['iterations_per_click']),
         iterations_first=int(raw['iterations_first']),
         frame_switch_iterations=int(raw['frame_switch_iterations']), mode=mode,
@@ -259,8 +284,10 @@ def engine_config(s: NodeSettings) -> SessionConfig:
     if s.refine:
         top['refine'] = s.refine
     top['refine_merge'] = s.refine_merge
-    if s.refine_click_edge_cost >= 0:
-        top['refine_click_edge_cost'] = s.refine_click_edge_cost
+    for name in ('refine_click_edge_cost', 'refine_network_weight',
+                 'refine_network_weight_first', 'refine_click_confidence'):
+        if getattr(s, name) >= 0:
+            top[name] = getattr(s, name)
     if s.warmup_iterations >= 0:
         top['warmup_iterations'] = s.warmup_iterations
     if s.iterations_per_click >= 0:

@@ -95,12 +95,25 @@ def test_settings_validation_reasons():
             == default_preset().refine_click_edge_cost > 0)
     assert engine_config(check_settings(_raw(refine_click_edge_cost=0.0))).refine_click_edge_cost == 0
     assert engine_config(check_settings(_raw(refine_click_edge_cost=2.5))).refine_click_edge_cost == 2.5
+    preset, cfg = default_preset(), engine_config(check_settings(_raw()))
+    assert ((cfg.refine_network_weight, cfg.refine_network_weight_first, cfg.refine_click_confidence)
+            == (preset.refine_network_weight, preset.refine_network_weight_first,
+                preset.refine_click_confidence))
+    cfg = engine_config(check_settings(_raw(refine_network_weight=0.0, refine_network_weight_first=1.5,
+                                            refine_click_confidence=0.0, tcl_lambda=0.01)))
+    assert ((cfg.refine_network_weight, cfg.refine_network_weight_first, cfg.refine_click_confidence,
+             cfg.loss.tcl_lambda) == (0.0, 1.5, 0.0, 0.01))
     assert check_settings(_raw(num_classes=4)).class_names[3] == 'class_3'
     for bad, match in [({'active_class': 2}, 'active_class'), ({'mode': 'fast'}, 'mode'),
                        ({'device': 'tpu'}, 'device'), ({'class_colors': ['red']}, 'colour'),
                        ({'class_names': ['a', 'A']}, 'topic token'),
                        ({'working_size': 8}, 'working_size'), ({'refine': 'crf'}, 'refine'),
                        ({'refine_click_edge_cost': -0.5}, 'refine_click_edge_cost'),
+                       ({'refine_network_weight': -0.5}, 'refine_network_weight'),
+                       ({'refine_network_weight_first': -2.0}, 'refine_network_weight_first'),
+                       ({'refine_click_confidence': -0.1}, 'refine_click_confidence'),
+                       ({'refine_click_confidence': 1.0}, 'refine_click_confidence'),
+                       ({'tcl_lambda': -0.5}, 'tcl_lambda'),
                        ({'num_classes': 2, 'class_names': ['a', 'b', 'c']}, 'class_names')]:
         with pytest.raises(ValueError, match=match):
             check_settings(_raw(**bad))
