@@ -34,18 +34,18 @@ from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
 from segdip_ros.core import CheckpointError, resolve_device
-from segdip_ros.node_inputs import (Command, InputError, WarningLimiter, check_class,
+from segdip_ros.node.inputs import (Command, InputError, WarningLimiter, check_class,
                                     parse_annotation_json, point_to_click, polygon_to_stroke,
                                     roi_to_box, stamp_to_ns)
-from segdip_ros.node_outputs import OutputPublisher, diagnostics_msg, label_info_json
-from segdip_ros.node_params import (PARAMS, NodeSettings, declare_all, engine_config,
+from segdip_ros.node.outputs import OutputPublisher, diagnostics_msg, label_info_json
+from segdip_ros.node.params import (PARAMS, NodeSettings, declare_all, engine_config,
                                     read_settings)
-from segdip_ros.node_rviz import ClickMapper, make_tf_buffer
-from segdip_ros.node_store import SessionStore
-from segdip_ros.node_trainer import Frame, Schedule, Trainer
-from segdip_ros.ros_convert import (ImageConversionError, compressed_msg_to_rgb, copy_header,
+from segdip_ros.node.rviz import ClickMapper, make_tf_buffer
+from segdip_ros.node.store import SessionStore
+from segdip_ros.node.trainer import Frame, Schedule, Trainer
+from segdip_ros.ros.convert import (ImageConversionError, compressed_msg_to_rgb, copy_header,
                                     image_msg_to_rgb)
-from segdip_ros.rviz_clicks import ClickGeometryError, ImagePlane, class_topic_names
+from segdip_ros.ros.image_plane import ClickGeometryError, ImagePlane, class_topic_names
 
 __all__ = ['SegDipNode', 'main', 'IMAGE_QOS', 'OUTPUT_QOS']
 

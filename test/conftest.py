@@ -8,3 +8,8 @@ os.environ['CUDA_VISIBLE_DEVICES'] = os.environ.get('SEGDIP_TEST_CUDA', '')
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+import sys  # noqa: E402
+
+# shared helpers (node_harness, core_helpers) live beside this file; tests sit in sub-folders
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

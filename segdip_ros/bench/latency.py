@@ -73,7 +73,7 @@ def run_latency(st: LatencySettings, log: Callable[[str], None] = print) -> Late
         raise ValueError(f'domain_id must be in 60..69 (this benchmark\'s range), got {st.domain_id}')
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'OFF')
     import rclpy  # noqa: PLC0415 - the speed benchmark itself needs no ROS
-    from segdip_ros.inprocess import shutdown_in_process  # noqa: PLC0415
+    from segdip_ros.node.inprocess import shutdown_in_process  # noqa: PLC0415
     from builtin_interfaces.msg import Time  # noqa: PLC0415
     from diagnostic_msgs.msg import DiagnosticArray  # noqa: PLC0415
     from rclpy.context import Context  # noqa: PLC0415
@@ -84,7 +84,7 @@ def run_latency(st: LatencySettings, log: Callable[[str], None] = print) -> Late
     from sensor_msgs.msg import Image  # noqa: PLC0415
     from std_msgs.msg import Header, String  # noqa: PLC0415
 
-    from segdip_ros.ros_convert import image_msg_to_numpy_raw, rgb_to_image_msg  # noqa: PLC0415
+    from segdip_ros.ros.convert import image_msg_to_numpy_raw, rgb_to_image_msg  # noqa: PLC0415
     from segdip_ros.segdip_node import SegDipNode  # noqa: PLC0415
 
     scene = two_class_scene()

@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'OFF')
     os.environ.setdefault('ROS_DOMAIN_ID', '77')
     import rclpy  # noqa: PLC0415 - after the environment is set
-    from segdip_ros.inprocess import shutdown_in_process  # noqa: PLC0415
+    from segdip_ros.node.inprocess import shutdown_in_process  # noqa: PLC0415
     from rclpy.context import Context  # noqa: PLC0415
     from rclpy.executors import SingleThreadedExecutor  # noqa: PLC0415
     from rclpy.parameter import Parameter  # noqa: PLC0415
@@ -103,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
 
     from segdip_ros.core import iou  # noqa: PLC0415
     from segdip_ros.core.synthetic import moving_object_sequence  # noqa: PLC0415
-    from segdip_ros.ros_convert import image_msg_to_rgb, rgb_to_image_msg  # noqa: PLC0415
-    from segdip_ros.ros_convert_encodings import image_msg_to_numpy_raw  # noqa: PLC0415
+    from segdip_ros.ros.convert import image_msg_to_rgb, rgb_to_image_msg  # noqa: PLC0415
+    from segdip_ros.ros.encodings import image_msg_to_numpy_raw  # noqa: PLC0415
     from segdip_ros.segdip_node import SegDipNode  # noqa: PLC0415
 
     scenes = moving_object_sequence(frames=max(2, args.frames))

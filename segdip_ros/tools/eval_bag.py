@@ -2,7 +2,7 @@
 
 Reads the camera topic (Image or CompressedImage), the annotations (std_msgs/String JSON) and,
 if present, ground-truth masks; drives a TrainingSession with the node's frame-switch rule
-(segdip_ros.tracking_eval.FrameTracker); writes the predicted class-id masks to a NEW bag
+(segdip_ros.offline.tracking_eval.FrameTracker); writes the predicted class-id masks to a NEW bag
 (/segdip/mask, mono8, header copied from the image) and to PNGs; reports per-frame and mean J and
 F (first frame excluded) and seconds per frame in results.json / results.md /
 j_over_frames.png, plus overlay.mp4.
@@ -23,8 +23,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from segdip_ros.bagio import BagError, BagReader, BagWriter, image_msg
-from segdip_ros.tracking_eval import (FrameScore, FrameTracker, SequenceResult, TrackingSchedule,
+from segdip_ros.offline.bagio import BagError, BagReader, BagWriter, image_msg
+from segdip_ros.offline.tracking_eval import (FrameScore, FrameTracker, SequenceResult, TrackingSchedule,
                                       assign_annotations, track_sequence, write_dataset_report,
                                       write_sequence_report)
 

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from segdip_ros.bagio import (BagError, BagWriter, compressed_msg, image_msg, ns_to_stamp,
+from segdip_ros.offline.bagio import (BagError, BagWriter, compressed_msg, image_msg, ns_to_stamp,
                               string_msg)
 
 __all__ = ['simulate_clicks', 'simulate_strokes', 'simulate_box', 'list_sequences',

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from segdip_ros.bagio import (COMPRESSED_TYPE, IMAGE_TYPE, BagError, BagReader, decode_image,
+from segdip_ros.offline.bagio import (COMPRESSED_TYPE, IMAGE_TYPE, BagError, BagReader, decode_image,
                               open_reader, stamp_to_ns)
 
 __all__ = ['ReplayError', 'ReplayStats', 'replay', 'msg_class', 'build_parser', 'run', 'main']

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from segdip_ros.rviz_clicks import DEFAULT_PLANE_FRAME, DEFAULT_PLANE_SCALE, class_topic_names
+from segdip_ros.ros.image_plane import DEFAULT_PLANE_FRAME, DEFAULT_PLANE_SCALE, class_topic_names
 
 __all__ = ['make_rviz_config', 'node_topic', 'render_rviz_config', 'main', 'DEFAULT_CLASSES',
            'DEFAULT_PLANE_STRIDE']

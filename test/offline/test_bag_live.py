@@ -34,7 +34,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 
 from segdip_ros.core.synthetic import moving_object_sequence  # noqa: E402
 from segdip_ros.tools import eval_bag, make_bag, replay_bag  # noqa: E402
-from segdip_ros.tracking_eval import score_frame  # noqa: E402
+from segdip_ros.offline.tracking_eval import score_frame  # noqa: E402
 
 DOMAIN = 70
 FRAMES, HEIGHT, WIDTH = 6, 48, 64
@@ -147,7 +147,7 @@ def test_live_step_replay_matches_offline_j(seq_bag: tuple[Path, list[np.ndarray
         torch.set_num_threads(saved_threads)
     t_live = time.monotonic() - t0 - t_off
 
-    from segdip_ros.bagio import BagReader
+    from segdip_ros.offline.bagio import BagReader
     frames = list(BagReader(bag).frames())
     assert len(frames) == FRAMES
     assert accepted == CLICKS

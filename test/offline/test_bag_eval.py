@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from segdip_ros.bagio import BagAnnotation, BagReader
+from segdip_ros.offline.bagio import BagAnnotation, BagReader
 from segdip_ros.core.metrics import boundary_map
-from segdip_ros.tracking_eval import (FrameTracker, TrackingSchedule, assign_annotations,
+from segdip_ros.offline.tracking_eval import (FrameTracker, TrackingSchedule, assign_annotations,
                                       score_sequence, write_dataset_report)
 from segdip_ros.tools import eval_bag, make_bag
 
 DATA = Path(os.environ.get('SEGDIP_DATA') or
-            Path(__file__).resolve().parents[1].parent / 'shared' / 'data')
+            Path(__file__).resolve().parents[2].parent / 'shared' / 'data')
 
 
 def rect(h: int, w: int, y0: int, x0: int, rh: int, rw: int) -> np.ndarray:
@@ -181,7 +181,7 @@ def test_eval_bag_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_dataset_report_means_over_sequences(tmp_path: Path) -> None:
-    from segdip_ros.tracking_eval import FrameScore, SequenceResult
+    from segdip_ros.offline.tracking_eval import FrameScore, SequenceResult
     a = SequenceResult('a', [FrameScore(0, 0, 1.0, 1.0, 1.0), FrameScore(1, 1, 0.5, 0.25, 0.1)])
     b = SequenceResult('b', [FrameScore(0, 0, 1.0, 1.0, 1.0), FrameScore(1, 1, 0.7, 0.75, 0.3),
                              FrameScore(2, 2, 0.9, 0.75, 0.5)])

@@ -15,8 +15,8 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from segdip_ros.core import Annotation, Box, Click, Stroke, TrainingSession
-from segdip_ros.ros_convert import float_to_32fc1_msg, labels_to_mono8_msg, rgb_to_image_msg
-from segdip_ros.rviz_clicks import ImagePlane, overlay_to_cloud
+from segdip_ros.ros.convert import float_to_32fc1_msg, labels_to_mono8_msg, rgb_to_image_msg
+from segdip_ros.ros.image_plane import ImagePlane, overlay_to_cloud
 
 __all__ = ['render_overlay', 'label_info_json', 'diagnostics_msg', 'OutputPublisher',
            'UNLABELLED']

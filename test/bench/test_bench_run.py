@@ -12,7 +12,7 @@ from segdip_ros.bench.cli import main
 
 def data_root() -> Path:
     env = os.environ.get('SEGDIP_DATA')
-    return Path(env) if env else Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
+    return Path(env) if env else Path(__file__).resolve().parents[2].parent / 'shared' / 'data'
 
 
 def dataset(name: str) -> Path:

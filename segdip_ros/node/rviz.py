@@ -1,6 +1,6 @@
 """Map RViz2 "Publish Point" clicks (PointStamped) to image pixels for the node.
 
-Two routes (geometry in segdip_ros.rviz_clicks, see docs/rviz_clicking.md):
+Two routes (geometry in segdip_ros.ros.image_plane, see docs/rviz_clicking.md):
 - a point in the image-plane frame (or with an empty frame_id) is a click on ~/image_plane;
 - a point in any other frame, once `camera_info` is known, is moved into the camera's optical
   frame (tf2 when it is installed; the camera frame itself needs no tf2) and projected.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from segdip_ros.rviz_clicks import (CameraModel, ClickGeometryError, ImagePlane,
+from segdip_ros.ros.image_plane import (CameraModel, ClickGeometryError, ImagePlane,
                                     transform_point_to_frame)
 
 __all__ = ['ClickMapper', 'make_tf_buffer']

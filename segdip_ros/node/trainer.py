@@ -6,7 +6,7 @@ frame replaces an unused one, which is counted as dropped) and queue commands; t
 applies them between short chunks of iterations (~0.1 s), trains, and calls the output
 function at the publish rate. No rclpy here.
 
-Engine call sequence (the same rule as segdip_ros.tracking_eval.FrameTracker):
+Engine call sequence (the same rule as segdip_ros.offline.tracking_eval.FrameTracker):
 - new scene (first frame, ~/reset, image size change): set_image, warm-up
   (cfg.warmup_iterations, annotations held back so it stays reconstruction-only), then
   `iterations_first` iterations;
@@ -31,9 +31,9 @@ from typing import Callable
 import numpy as np
 
 from segdip_ros.core import SegDipError, SessionConfig, TrainingError, TrainingSession
-from segdip_ros.node_inputs import Command, command_to_dict
-from segdip_ros.node_state import Frame, Request, Schedule, TrainerStats
-from segdip_ros.node_store import SessionStore
+from segdip_ros.node.inputs import Command, command_to_dict
+from segdip_ros.node.state import Frame, Request, Schedule, TrainerStats
+from segdip_ros.node.store import SessionStore
 
 __all__ = ['Frame', 'Schedule', 'TrainerStats', 'Request', 'Trainer']
 

@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_node_support import Harness
+from node_harness import Harness
 
 from segdip_ros.core import Box, Click, Stroke, default_preset
-from segdip_ros.node_inputs import (Command, InputError, WarningLimiter, command_to_dict,
+from segdip_ros.node.inputs import (Command, InputError, WarningLimiter, command_to_dict,
                                     parse_annotation_json, point_to_click, polygon_to_stroke,
                                     roi_to_box)
-from segdip_ros.node_params import PARAMS, check_settings, engine_config, parse_color
+from segdip_ros.node.params import PARAMS, check_settings, engine_config, parse_color
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _raw(**kw):

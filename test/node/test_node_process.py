@@ -16,10 +16,10 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from test_node_support import TINY, header, stamp_ns
+from node_harness import TINY, header, stamp_ns
 
 from segdip_ros.core.synthetic import two_class_scene
-from segdip_ros.ros_convert import rgb_to_image_msg
+from segdip_ros.ros.convert import rgb_to_image_msg
 
 DOMAIN = 18
 

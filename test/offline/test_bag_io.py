@@ -1,4 +1,4 @@
-"""Bag writing and reading (segdip_ros.bagio, tools/make_bag): round trips and clear errors."""
+"""Bag writing and reading (segdip_ros.offline.bagio, tools/make_bag): round trips and clear errors."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from segdip_ros.bagio import (BagError, BagReader, BagWriter, decode_image, image_msg,
+from segdip_ros.offline.bagio import (BagError, BagReader, BagWriter, decode_image, image_msg,
                               stamp_to_ns, string_msg, typestore)
 from segdip_ros.tools import make_bag
 

@@ -10,7 +10,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from test_node_support import TINY, Harness, header, mask_of, stamp_ns
+from node_harness import TINY, Harness, header, mask_of, stamp_ns
 
 from segdip_ros.core import iou, mean_iou
 from segdip_ros.core.synthetic import three_class_scene, two_class_scene

@@ -22,7 +22,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header, String  # noqa: E402
 
-from segdip_ros.ros_convert import image_msg_to_numpy_raw, rgb_to_image_msg  # noqa: E402
+from segdip_ros.ros.convert import image_msg_to_numpy_raw, rgb_to_image_msg  # noqa: E402
 from segdip_ros.segdip_node import SegDipNode  # noqa: E402
 
 __all__ = ['Harness', 'TINY', 'header', 'stamp_ns', 'mask_of']

@@ -18,7 +18,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
                                 ParameterType)
 
 from segdip_ros.core import PRESETS, ConfigError, SessionConfig, resolve_device
-from segdip_ros.rviz_clicks import DEFAULT_PLANE_FRAME, DEFAULT_PLANE_SCALE, class_topic_names
+from segdip_ros.ros.image_plane import DEFAULT_PLANE_FRAME, DEFAULT_PLANE_SCALE, class_topic_names
 
 __all__ = ['NodeSettings', 'ParamSpec', 'PARAMS', 'LIVE_PARAMS', 'declare_all', 'read_settings',
            'check_settings', 'engine_config', 'parse_color', 'DEFAULT_PALETTE']

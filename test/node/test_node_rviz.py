@@ -5,11 +5,11 @@ from __future__ import annotations
 from geometry_msgs.msg import PointStamped
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from test_node_support import TINY, Harness, header, mask_of, stamp_ns
+from node_harness import TINY, Harness, header, mask_of, stamp_ns
 
 from segdip_ros.core import Click, iou
 from segdip_ros.core.synthetic import two_class_scene
-from segdip_ros.rviz_clicks import ImagePlane, cloud_to_arrays
+from segdip_ros.ros.image_plane import ImagePlane, cloud_to_arrays
 from segdip_ros.tools.demo import corrective_click, scripted_clicks
 
 PLANE = ImagePlane()  # the node's defaults: 0.01 m/px, frame segdip_image_plane

@@ -12,10 +12,10 @@ from geometry_msgs.msg import Point
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from test_node_support import TINY, Harness, header, mask_of, stamp_ns
+from node_harness import TINY, Harness, header, mask_of, stamp_ns
 
 from segdip_ros.core.synthetic import moving_object_sequence, two_class_scene
-from segdip_ros.ros_convert import rgb_to_image_msg
+from segdip_ros.ros.convert import rgb_to_image_msg
 
 SOAK_SECONDS = 30.0
 FPS = 30.0

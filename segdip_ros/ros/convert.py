@@ -8,7 +8,7 @@ Fallback rule: cv_bridge is the standard converter on a ROS install, so it is
 used when it imports -- but only for 8-bit encodings, so that 16-bit images
 get the same ``>> 8`` scaling everywhere.  Any cv_bridge failure (an encoding
 it does not know, numpy-2 ABI breakage, a wrong shape) falls back to the
-numpy/OpenCV path in :mod:`segdip_ros.ros_convert_encodings`.  The message is
+numpy/OpenCV path in :mod:`segdip_ros.ros.encodings`.  The message is
 validated first, so bad input gives the same :class:`ImageConversionError` on
 every install.
 
@@ -30,7 +30,7 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from segdip_ros.ros_convert_encodings import (
+from segdip_ros.ros.encodings import (
     ENCODINGS,
     SUPPORTED_ENCODINGS,
     ImageConversionError,

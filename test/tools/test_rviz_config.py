@@ -8,7 +8,7 @@ from segdip_ros.tools.rviz_config import (
     DEFAULT_CLASSES, main, make_rviz_config, node_topic, render_rviz_config,
 )
 
-SHIPPED = Path(__file__).resolve().parents[1] / 'rviz' / 'segdip.rviz'
+SHIPPED = Path(__file__).resolve().parents[2] / 'rviz' / 'segdip.rviz'
 
 
 def _topics(cfg, kind):

@@ -1,4 +1,4 @@
-"""Tests for segdip_ros.ros_convert: every encoding decoded from hand-built bytes.
+"""Tests for segdip_ros.ros.convert: every encoding decoded from hand-built bytes.
 
 The encoder side (Bayer mosaics, YUV packing, padding, byte swapping) is
 written here by hand, independently of the module, so a wrong OpenCV code or a
@@ -18,8 +18,8 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from segdip_ros import ros_convert as rc
-from segdip_ros.ros_convert import (
+from segdip_ros.ros import convert as rc
+from segdip_ros.ros.convert import (
     SUPPORTED_ENCODINGS,
     ImageConversionError,
     compressed_msg_to_rgb,

@@ -1,4 +1,4 @@
-"""Tests of segdip_ros.rviz_clicks: image plane both ways, overlay cloud, camera projection."""
+"""Tests of segdip_ros.ros.image_plane: image plane both ways, overlay cloud, camera projection."""
 import importlib.util
 import sys
 import types
@@ -9,7 +9,7 @@ from geometry_msgs.msg import PointStamped
 from sensor_msgs.msg import CameraInfo, PointField
 from std_msgs.msg import Header
 
-from segdip_ros.rviz_clicks import (
+from segdip_ros.ros.image_plane import (
     CameraModel, ClickGeometryError, ImagePlane, class_topic_name, class_topic_names,
     cloud_to_arrays, overlay_to_cloud, transform_point_to_frame,
 )
