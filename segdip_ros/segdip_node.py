@@ -7,9 +7,9 @@ Outputs: `~/mask`, `~/overlay`, `~/reconstruction`, `~/confidence`, `~/image_pla
 `~/label_info` (latched), `/diagnostics`. Services: `~/reset`, `~/undo`, `~/clear`,
 `~/next_frame`, `~/save`. Details in docs/node.md.
 
-The work is elsewhere: parameters in node_params, message parsing in node_inputs, training in
-node_trainer (its own thread), messages in node_outputs, RViz clicks in node_rviz, disk in
-node_store. This file wires them to rclpy.
+The work is elsewhere, in segdip_ros.node: parameters in params, message parsing in inputs,
+training in trainer (its own thread), messages in outputs, RViz clicks in rviz, disk in store.
+This file wires them to rclpy.
 """
 from __future__ import annotations
 

@@ -404,7 +404,7 @@ class TrainingSession:
             return session_state(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state_dict(); raises CheckpointError when it does not fit this session."""
+        """Restore a state_dict(); CheckpointError when it was made for another engine."""
         from .checkpoint import restore_session
         with self._lock:
             restore_session(self, state)
