@@ -26,7 +26,7 @@ def to_grey(rgb: np.ndarray) -> np.ndarray:
 class FlowEstimator:
     """One DIS instance (creating it costs more than a 160 px flow), reused for every pair."""
 
-    def __init__(self, preset: int = 1) -> None:   # cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+    def __init__(self, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> None:
         self._dis = cv2.DISOpticalFlow_create(preset)  # type: ignore[attr-defined]
 
     def flow(self, grey_from: np.ndarray, grey_to: np.ndarray) -> np.ndarray:

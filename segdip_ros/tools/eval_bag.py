@@ -80,6 +80,11 @@ def make_session(args: argparse.Namespace) -> Any:
                               ('width', args.width), ('iterations_first', args.iterations_first),
                               ('iterations_per_frame', args.iterations_per_frame))
             if v is not None}
+    from segdip_ros.core.config import parse_overrides
+    try:
+        over.update(dict(parse_overrides(args.engine)))
+    except ValueError as err:
+        raise BagError(str(err)) from err
     return TrainingSession(PRESETS[args.preset](num_classes=args.num_classes, **over))
 
 
@@ -190,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--refine', choices=('none', 'graphcut'),
                    help="graph cut on the network's probabilities (default: the preset's)")
     p.add_argument('--warmup', type=int, help='warm-up iterations (0 = none; preset default)')
+    p.add_argument('--engine', action='append', default=[], metavar='NAME=VALUE',
+                   help="engine field on top of the preset (the node's engine_overrides), "
+                        'e.g. --engine iterations_per_click=30; repeatable')
     p.add_argument('--device', help='auto, cpu, cuda, cuda:N')
     p.add_argument('--seed', type=int)
     p.add_argument('--threads', type=int,
