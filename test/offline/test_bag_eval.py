@@ -212,12 +212,12 @@ def test_every_method_in_one_run_from_the_first_frame_mask(tmp_path: Path) -> No
     _moving_sequence_dir(tmp_path / 'data')
     out = tmp_path / 'eval'
     args = ['--dataset', str(tmp_path / 'data'), '--out', str(out), '--first-frame', 'mask',
-            '--methods', 'segdip,flow-cut,identity', '--working-size', '64', '--threads', '1',
+            '--methods', 'segdip,segdip-nonet,flow-cut,identity', '--working-size', '64', '--threads', '1',
             '--no-video', '--quiet', '--engine', 'width=8', '--engine', 'warmup_iterations=20',
             '--engine', 'iterations_first=20', '--engine', 'iterations_per_frame=5']
     assert eval_bag.main(args) == 0
     table = json.loads((out / 'results.json').read_text())
-    assert set(table) == {'segdip', 'flow-cut', 'identity'}
+    assert set(table) == {'segdip', 'segdip-nonet', 'flow-cut', 'identity'}
     for method in table:
         per = json.loads((out / method / 'toy' / 'results.json').read_text())
         assert per['frames'][0]['annotations'] == 1       # the mask
