@@ -134,6 +134,10 @@ def _restore_tracking(s: TrainingSession, state: dict[str, Any]) -> None:
     motion = state.get('motion')
     if motion is not None:
         s._set_motion(f, Motion(motion['warped'].numpy(), motion['confidence'].numpy()))
+        if f.refinement is not None and not f.annotations:   # a tracked frame, cut already
+            from .tracking import labels_target
+            s._set_track_target(f, *labels_target(f.refinement.labels, s.num_classes,
+                                                  s.track.target_confidence))
     anchor = state.get('anchor')
     if anchor is not None:
         frame = s._new_frame(anchor['image'].numpy())

@@ -190,7 +190,8 @@ def prior_graph_cut(rgb: np.ndarray, prior: np.ndarray, seeds: np.ndarray,
                     gamma: float = 50.0, classes: list[int] | None = None,
                     colour_floor: float = 0.0, prior_floor: float = _EPS,
                     init_labels: np.ndarray | None = None,
-                    colour_models: dict[int, ColourGMM] | None = None) -> np.ndarray:
+                    colour_models: dict[int, ColourGMM] | None = None,
+                    features: np.ndarray | None = None) -> np.ndarray:
     """(h, w) int64 labels: the minimum of the energy above.
 
     rgb: (h, w, 3) uint8; prior: (N, h, w) class probabilities from any source (the network, a
@@ -201,7 +202,8 @@ def prior_graph_cut(rgb: np.ndarray, prior: np.ndarray, seeds: np.ndarray,
     With fewer than two competing classes, returns the prior's argmax.
     colour_models: fixed colour models by class id (tracking keeps those of the frame the user
     labelled: refitting to each frame's own result drifts); then one cut, no refit. A class
-    without one gets a model fitted as above.
+    without one gets a model fitted as above. features: (h, w, 3) what the colour models see
+    instead of `rgb` (the boundary term always sees `rgb`).
     """
     h, w = seeds.shape
     if rgb.shape != (h, w, 3) or prior.ndim != 3 or prior.shape[1:] != (h, w):
@@ -211,7 +213,7 @@ def prior_graph_cut(rgb: np.ndarray, prior: np.ndarray, seeds: np.ndarray,
         classes = [int(c) for c in np.unique(seeds[seeds >= 0])]
     if len(classes) < 2:
         return prior.argmax(axis=0)
-    pixels = rgb.reshape(-1, 3).astype(np.float64)
+    pixels = (rgb if features is None else features).reshape(-1, 3).astype(np.float64)
     unary_prior = -prior_weight * np.log(np.clip(prior[classes].astype(np.float64), prior_floor, 1.0))
     seeded = seeds >= 0
     hard = np.zeros((len(classes), h, w))

@@ -43,8 +43,8 @@ from .graphcut import ColourGMM
 from .model import DOWNSAMPLING, SegDipNet, make_input_code
 from .objective import LossTerms, Targets, objective
 from .refine import CutSettings, graphcut_refine
-from .tracking import (Motion, TrackSettings, anchor_colours, estimate_motion, tracking_cut,
-                       tracking_prior, training_target)
+from .tracking import (Motion, TrackSettings, anchor_colours, estimate_motion, labels_target,
+                       tracking_cut, tracking_prior, training_target)
 from .upsample import guided_upsample
 
 __all__ = ['TrainingSession', 'StepResult', 'Prediction', 'working_size_for', 'check_rgb',
@@ -275,7 +275,10 @@ class TrainingSession:
     def _set_motion(self, f: _FrameState, motion: Motion) -> None:
         """The frame's motion and, from it, its motion-compensated TCL target (network size)."""
         f.motion = motion
-        labels, weights = training_target(motion, self.track.target_confidence)
+        self._set_track_target(f, *training_target(motion, self.track.target_confidence))
+
+    def _set_track_target(self, f: _FrameState, labels: np.ndarray, weights: np.ndarray) -> None:
+        """The tracked frame's training target and weights (working size) at network size."""
         nh, nw = self._net_size
         small_labels = cv2.resize(labels.astype(np.uint8), (nw, nh),
                                   interpolation=cv2.INTER_NEAREST)
@@ -431,6 +434,9 @@ class TrainingSession:
         probs = (1.0 - keep) * onehot + keep * prior.astype(np.float32)
         f.refinement = _Refinement(torch.from_numpy(probs)[None], labels.astype(np.int64),
                                    np.full((h, w), -1, np.int64))
+        # the network then trains on these labels (the frame-switch rule: cut, then train)
+        target, weights = labels_target(labels, n, self.track.target_confidence)
+        self._set_track_target(f, target, weights)
 
     def _set_anchor(self, f: _FrameState) -> None:
         """An annotated frame was refined: it becomes the frame the video is tracked from."""

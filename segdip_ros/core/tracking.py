@@ -11,8 +11,13 @@ used three ways on every frame:
    the appearance model of what the user vouched for;
 2. as a prior of the graph cut, together with the network's prediction: where the flow fails
    (occlusion, fast motion) the network, trained on this scene's appearance, still decides;
-3. with the colour models of the labelled frame kept fixed: refitting them to each frame's own
-   result lets them drift onto the background the labels leaked into.
+3. with the colour models of the labelled frame kept fixed (in CIE Lab with the lightness
+   down-weighted, so an object moving into a shadow keeps its colours): refitting them to each
+   frame's own result lets them drift onto the background the labels leaked into.
+
+Order on a tracked frame: the cut first (flow, the network's prediction, the cut: the frame's
+labels are ready at once), then the network trains on those labels (blurred, so a band along
+the boundary, where the cut is least sure, is left out) with the labelled frame replayed.
 
 Everything is learned online from the user's labels; the flow has no learned weights.
 """
@@ -27,7 +32,10 @@ from .flow import FlowEstimator, fb_confidence, to_grey, warp
 from .graphcut import ColourGMM, prior_graph_cut
 
 __all__ = ['TrackSettings', 'Motion', 'estimate_motion', 'tracking_prior', 'training_target',
-           'anchor_colours', 'tracking_cut']
+           'anchor_colours', 'tracking_cut', 'colour_features', 'labels_target']
+
+LAB_LIGHTNESS = 0.5     # weight of L in the colour models' Lab features
+TARGET_BLUR = 2.0       # working px: the Gaussian on the labels before the confidence test
 
 
 @dataclass(frozen=True)
@@ -107,9 +115,30 @@ def training_target(motion: Motion, threshold: float) -> tuple[np.ndarray, np.nd
     return labels.astype(np.int64), (clear * motion.confidence).astype(np.float32)
 
 
+def colour_features(rgb: np.ndarray) -> np.ndarray:
+    """(h, w, 3) float64 CIE Lab of an RGB uint8 image with L x LAB_LIGHTNESS: what the
+    tracking colour models see."""
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float64)
+    lab[..., 0] *= LAB_LIGHTNESS
+    return lab
+
+
+def labels_target(labels: np.ndarray, num_classes: int,
+                  threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, weights): a frame's own labels as the network's target, weight 1 where the
+    label, blurred by TARGET_BLUR, is still above `threshold`, 0 in the band along boundaries."""
+    onehot = (labels[..., None] == np.arange(num_classes)).astype(np.float32)
+    blurred = cv2.GaussianBlur(onehot, (0, 0), TARGET_BLUR)
+    if blurred.ndim == 2:
+        blurred = blurred[..., None]
+    clear = blurred.max(axis=2) > threshold
+    return labels.astype(np.int64), clear.astype(np.float32)
+
+
 def anchor_colours(rgb: np.ndarray, labels: np.ndarray) -> dict[int, ColourGMM]:
-    """Colour models of each class present in `labels` ((h, w) at the size of `rgb`)."""
-    pixels = rgb.reshape(-1, 3)
+    """Colour models (on `colour_features`) of each class present in `labels` ((h, w) at the
+    size of `rgb`)."""
+    pixels = colour_features(rgb).reshape(-1, 3)
     flat = labels.ravel()
     return {int(c): ColourGMM(pixels[flat == c]) for c in np.unique(flat)
             if (flat == c).sum() >= 8}
@@ -124,7 +153,8 @@ def tracking_cut(rgb: np.ndarray, prior: np.ndarray, colours: dict[int, ColourGM
     if len(present) < 2:
         return prior.argmax(axis=0)
     return prior_graph_cut(rgb, prior, seeds, gamma=settings.gamma,
-                           classes=[int(c) for c in present], colour_models=colours)
+                           classes=[int(c) for c in present], colour_models=colours,
+                           features=colour_features(rgb))
 
 
 def smooth_to(probs: np.ndarray, size: tuple[int, int]) -> np.ndarray:

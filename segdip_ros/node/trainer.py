@@ -12,8 +12,9 @@ time:
   (cfg.warmup_iterations, annotations held back so it stays reconstruction-only), then
   `cfg.iterations_first` iterations;
 - every accepted annotation adds `cfg.iterations_per_click` iterations to the current budget;
-- when the budget is spent, refine() makes the frame's labels and they are published
-  (`final=True`);
+- labels (`core.schedule`): an annotated frame is refined when its budget is spent, a tracked
+  frame as soon as its annotations (none) are applied, then it trains; each refinement is
+  published (`final=True`);
 - tracking: when the budget is spent and a newer frame is waiting, next_frame(newest) with
   `cfg.iterations_per_frame`;
 - still: the frame stays until ~/next_frame; with nothing to do the thread sleeps.
@@ -34,6 +35,7 @@ from typing import Callable
 import numpy as np
 
 from segdip_ros.core import SegDipError, SessionConfig, TrainingError, TrainingSession, frame_budget
+from segdip_ros.core.schedule import refine_first
 from segdip_ros.node.inputs import Command, command_to_dict
 from segdip_ros.node.state import Frame, Request, Schedule, TrainerStats
 from segdip_ros.node.store import SessionStore
@@ -86,6 +88,7 @@ class Trainer:
         self.current: Frame | None = None
         self._warmup_left = 0
         self._budget = 0
+        self._frame_refined = False
         self._next_publish = 0.0
         self._last_save = time.monotonic()
         self._saved_iteration = -1
@@ -186,6 +189,10 @@ class Trainer:
             self._maybe_publish()
             return
         self._apply_commands()
+        if not self._frame_refined and refine_first(self.session):
+            self._frame_refined = True     # a tracked frame: its labels first, then training
+            self.session.refine()
+            self._publish(final=True)
         if self._budget <= 0 and self.session.needs_refine:
             self._finish_budget()     # an undo or clear: no iterations, new labels at once
         if self._budget <= 0 and sched.mode == 'tracking' and self._pending is not None:
@@ -239,6 +246,7 @@ class Trainer:
             self._start_scene(frame)
             return True
         self.session.next_frame(frame.rgb)
+        self._frame_refined = False
         self.current = frame
         self._budget = frame_budget(self.session.cfg, first=False, annotations_added=0)
         self.stats.frames_used += 1
@@ -397,7 +405,8 @@ class Trainer:
         """The frame's or the annotation's iterations are spent: make the labels, show them."""
         assert self.session is not None
         try:
-            self.session.refine()
+            if not refine_first(self.session) or self.session.needs_refine:
+                self.session.refine()      # annotated frames: after the network learned them
         except SegDipError as err:
             self._warn('refine', f'refinement failed, showing the network alone: {err}')
         self._publish(final=True)

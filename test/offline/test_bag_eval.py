@@ -95,12 +95,18 @@ class FakeSession:
     def next_frame(self, rgb: Any) -> None:
         self.calls.append('next_frame')
         self.frame_index += 1
+        self.added = 0
+
+    @property
+    def annotations(self) -> tuple[Any, ...]:
+        return (None,) * getattr(self, 'added', 0)
 
     def add_annotation(self, a: Any) -> int:
         from segdip_ros.core import AnnotationError
         if a.class_id > 1:
             raise AnnotationError(f'class_id {a.class_id} is not in [0, 1]')
         self.calls.append(type(a).__name__)
+        self.added = getattr(self, 'added', 0) + 1
         return 0
 
     def undo(self) -> None:
@@ -124,8 +130,9 @@ def test_frame_driver_follows_the_frame_switch_rule() -> None:
     assert tr.process(None, [click, {'type': 'undo'}, click, {'type': 'clear'}]) == 'prediction'
     tr.process(None, [])
     tr.process(None, [click, {**click, 'class_id': 5}, {'type': 'paint'}])
+    # annotated frames train, then refine; a tracked frame is refined first, then trains
     assert s.calls == ['set_image', 'warmup', 'Click', 'undo', 'Click', 'clear', ('step', 314),
-                       'refine', 'next_frame', ('step', 30), 'refine',
+                       'refine', 'next_frame', 'refine', ('step', 30),
                        'next_frame', 'Click', ('step', 30 + 7), 'refine']
     assert len(tr.errors) == 2 and 'class_id 5' in tr.errors[0] and 'paint' in tr.errors[1]
     s2 = FakeSession([])
