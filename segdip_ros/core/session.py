@@ -493,7 +493,8 @@ class TrainingSession:
             probs = f.refinement.probs if f.refinement is not None \
                 else self._network_probabilities()
             h, w = f.image.shape[:2]
-            if refined and self.track.upsample_radius > 0:
+            tracked = f.refinement is not None and bool((f.refinement.seeds < 0).all())
+            if tracked and self.track.upsample_radius > 0:   # a tracked frame's cut
                 probs_np = self._edge_aware(probs[0].cpu().numpy(), f.image)
             else:
                 up = F.interpolate(probs.float(), size=(h, w), mode='bilinear',
@@ -510,7 +511,9 @@ class TrainingSession:
     def _edge_aware(self, probs: np.ndarray, image: np.ndarray) -> np.ndarray:
         """(H, W, N) probabilities at the image's size from (N, h, w) at working size: each
         class by the guided filter with the full-resolution frame as guide, so boundaries
-        follow the image's own edges instead of a 160 px staircase."""
+        follow the image's own edges instead of a 160 px staircase. Used on tracked frames;
+        on an annotated frame the user's clicks place the boundary, and on 10 coco_dev photos
+        the filter cost clicks there (NoC@85 6.7 against 5.8 bilinear)."""
         r, eps = self.track.upsample_radius, self.track.upsample_eps
         if probs.shape[0] == 2:
             one = np.clip(guided_upsample(probs[1], image, r, eps), 0.0, 1.0)
