@@ -87,7 +87,8 @@ class SegDipNode(Node):
         self.clicks = ClickMapper(ImagePlane(), s.image_plane_stride, tf_buffer)
         self._apply_live(s)
 
-        self.store = SessionStore(s.session_dir) if s.session_dir else None
+        self.store = SessionStore(s.session_dir, s.class_names, s.class_colors) \
+            if s.session_dir else None
         self.trainer = Trainer(lambda: engine_config(self.settings), self._schedule(s),
                                self._publish, self._warn, self.get_logger().info, self.store,
                                lambda frame, session: self.outputs.overlay_for(frame.rgb,
@@ -131,7 +132,8 @@ class SegDipNode(Node):
         return Schedule(mode=s.mode, frame_switch_iterations=s.frame_switch_iterations,
                         iterations_first=s.iterations_first,
                         iterations_per_click=engine_config(s).iterations_per_click,
-                        publish_period=1.0 / s.publish_rate, autosave_period=s.autosave_period)
+                        publish_period=1.0 / s.publish_rate, autosave_period=s.autosave_period,
+                        dataset_keyframes=s.dataset_keyframes, dataset_period=s.dataset_period)
 
     def _apply_live(self, s: NodeSettings) -> None:
         """Apply settings that may change while running (colours, image plane, schedule)."""
@@ -278,6 +280,8 @@ class SegDipNode(Node):
         self.settings = new
         self.trainer.set_schedule(self._schedule(new))
         self._apply_live(new)
+        if self.store is not None:
+            self.store.class_colors = new.class_colors
         return SetParametersResult(successful=True)
 
     def _publish(self, frame: Frame, session: Any, final: bool) -> None:

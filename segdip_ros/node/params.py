@@ -18,6 +18,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
                                 ParameterType)
 
 from segdip_ros.core import PRESETS, ConfigError, SessionConfig, resolve_device
+from segdip_ros.node.keyframes import KEYFRAME_MODES
 from segdip_ros.ros.image_plane import DEFAULT_PLANE_FRAME, DEFAULT_PLANE_SCALE, class_topic_names
 
 __all__ = ['NodeSettings', 'ParamSpec', 'PARAMS', 'LIVE_PARAMS', 'declare_all', 'read_settings',
@@ -113,6 +114,12 @@ PARAMS: dict[str, ParamSpec] = {
                               live=True, float_range=(0.1, 100.0)),
     'session_dir': ParamSpec('', f'folder for checkpoint, annotation log and ~/save; empty = no '
                              f'persistence {_RO}'),
+    'dataset_keyframes': ParamSpec('off', "'annotated': a frame that got annotations is added "
+                                   'to session_dir/dataset at the end of its training budget; '
+                                   "'off': only ~/save", live=True),
+    'dataset_period': ParamSpec(0.0, 's between dataset samples of the current frame while '
+                                'labels are shown, 0 = off', live=True,
+                                float_range=(0.0, 86400.0)),
     'autosave_period': ParamSpec(30.0, 's between periodic checkpoints (0 = only on annotations)',
                                  live=True, float_range=(0.0, 3600.0)),
     'image_transport': ParamSpec('raw', f"'raw' (image) or 'compressed' (image/compressed) {_RO}"),
@@ -159,6 +166,8 @@ class NodeSettings:
     mode: str
     publish_rate: float
     session_dir: str
+    dataset_keyframes: str
+    dataset_period: float
     autosave_period: float
     image_transport: str
     torch_threads: int
@@ -235,6 +244,9 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
     preset = _choice(raw, 'preset', tuple(PRESETS))
     refine = _choice(raw, 'refine', ('', 'none', 'graphcut'))
     mode = _choice(raw, 'mode', ('tracking', 'still'))
+    keyframes = _choice(raw, 'dataset_keyframes', KEYFRAME_MODES)
+    if float(raw['dataset_period']) < 0:
+        raise ValueError(f'dataset_period must be >= 0 s, got {raw["dataset_period"]}')
     transport = _choice(raw, 'image_transport', ('raw', 'compressed'))
     device = str(raw['device'])
     try:
@@ -258,6 +270,7 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
         iterations_first=int(raw['iterations_first']),
         frame_switch_iterations=int(raw['frame_switch_iterations']), mode=mode,
         publish_rate=float(raw['publish_rate']), session_dir=str(raw['session_dir']),
+        dataset_keyframes=keyframes, dataset_period=float(raw['dataset_period']),
         autosave_period=float(raw['autosave_period']), image_transport=transport,
         torch_threads=int(raw['torch_threads']),
         image_plane_stride=int(raw['image_plane_stride']),

@@ -30,6 +30,8 @@ class Schedule:
     iterations_per_click: int = 40
     publish_period: float = 0.2
     autosave_period: float = 30.0
+    dataset_keyframes: str = 'off'   # 'off' | 'annotated' (node/keyframes.py)
+    dataset_period: float = 0.0      # s between dataset samples while labels show, 0 = off
 
 
 @dataclass
