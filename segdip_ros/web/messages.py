@@ -109,6 +109,8 @@ def _clamp(x: float, y: float, limits: Limits) -> tuple[float, float]:
 
 
 def _class_id(data: dict[str, Any], limits: Limits, what: str) -> int:
+    if limits.num_classes < 1:
+        raise MessageError(f'{what}: no class list from the node yet (is it running?)')
     value = data.get('class_id')
     if isinstance(value, bool) or not isinstance(value, int):
         raise MessageError(f'{what}: "class_id" must be an integer, got {type(value).__name__}')

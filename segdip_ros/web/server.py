@@ -320,10 +320,6 @@ class ConsoleServer:
         while len(self._seen) > SEEN_IDS:
             self._seen.popitem(last=False)
         if msg.op == 'annotate':
-            if self._label_info is None:
-                self._refuse(client, MessageError('no class list from the node yet (is it '
-                                                  'running?)', msg.msg_id))
-                return
             self.backend.publish_annotation(msg.annotation_json)
             self.published += 1
             client.send({'type': 'ack', 'id': msg.msg_id, 'ok': True})
