@@ -188,8 +188,8 @@ class DatasetWriter:
         fid = _SAFE.sub('_', frame_id).strip('_.')[:40]
         base = f'{base}_{fid}' if fid else base
         names = {r['name']: i for i, r in enumerate(self._records)}
-        if stamp_ns != 0 and base in names:
-            return base, names[base]
+        if stamp_ns != 0:   # the same frame: replaces its record (or an unlisted orphan)
+            return base, names.get(base)
         name, k = base, 1
         while name in names or (self.root / 'images' / f'{name}.png').exists():
             name, k = f'{base}_{k}', k + 1

@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 
 from segdip_ros.ros.convert import compressed_msg_to_rgb, image_msg_to_rgb
-from segdip_ros.ros.encodings import image_msg_to_numpy_raw
 
 __all__ = ['frame_meta', 'encode_view', 'parse_label_info', 'status_from_diagnostics',
            'LabelInfoError', 'STATUS_KEYS']
@@ -35,11 +34,21 @@ def frame_meta(header: Any, width: int, height: int) -> dict[str, Any]:
             'frame_id': str(header.frame_id)[:256]}
 
 
+def _float_image(msg: Any) -> np.ndarray:
+    """(H, W) float32 of a 32FC1 Image, honouring `step` and `is_bigendian`."""
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    if h < 1 or w < 1 or step < 4 * w:
+        raise ValueError(f'32FC1 image {w}x{h} with step {step} is malformed')
+    buf = np.frombuffer(bytes(msg.data), np.uint8)
+    if buf.size < step * h:
+        raise ValueError(f'32FC1 image data has {buf.size} bytes, needs {step * h}')
+    rows = buf[:step * h].reshape(h, step)[:, :4 * w].copy()
+    return rows.view('>f4' if msg.is_bigendian else '<f4').reshape(h, w).astype(np.float32)
+
+
 def _confidence_bgr(msg: Any) -> np.ndarray:
     """32FC1 max class probability (0..1) -> a false-colour BGR image (viridis)."""
-    raw = image_msg_to_numpy_raw(msg).astype(np.float32)
-    if raw.ndim == 3:
-        raw = raw[..., 0]
+    raw = _float_image(msg)
     grey = (np.clip(np.nan_to_num(raw, nan=0.0), 0.0, 1.0) * 255).astype(np.uint8)
     return cv2.applyColorMap(grey, cv2.COLORMAP_VIRIDIS)
 

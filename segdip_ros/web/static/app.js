@@ -108,6 +108,7 @@
       state.frame = { meta: meta, bmp: bmp };
       state.frames += 1;
       canvas.dataset.frames = String(state.frames);
+      canvas.dataset.view = meta.view;
       canvas.dataset.width = String(meta.width);
       canvas.dataset.height = String(meta.height);
       $('waiting').hidden = true;
@@ -266,8 +267,8 @@
         showMessage(msg.message, 'error');
         break;
       case 'service':
-        showMessage(`${msg.name}${msg.ok ? '' : ' failed'}: ${msg.message}`,
-          msg.ok ? 'ok' : 'error');
+        showMessage(msg.message.startsWith(`${msg.name}`) && msg.ok ? msg.message
+          : `${msg.name}${msg.ok ? '' : ' failed'}: ${msg.message}`, msg.ok ? 'ok' : 'error');
         break;
       case 'event': showMessage(msg.text, 'info'); break;
       default: break;
