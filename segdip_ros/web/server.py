@@ -219,7 +219,8 @@ class ConsoleServer:
 
     # ----- HTTP ------------------------------------------------------------------------------
     @web.middleware
-    async def _guard(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+    async def _guard(self, request: web.Request,
+                     handler: Callable[..., Any]) -> web.StreamResponse:
         if self.token is not None:
             given = request.query.get('token') or request.cookies.get(TOKEN_COOKIE) or ''
             if not secrets.compare_digest(given.encode(), self.token.encode()):

@@ -199,3 +199,16 @@ def test_token_required_beyond_localhost():
         if console is not None:
             console.close()
         rclpy.try_shutdown(context=ctx)
+
+
+def test_server_messages_dataset_and_export_import_no_ros():
+    """The HTTP side, the message checks, the dataset and the exporter work without rclpy."""
+    import subprocess
+    import sys
+    code = ('import sys, segdip_ros.web.server, segdip_ros.web.messages, '
+            'segdip_ros.offline.dataset, segdip_ros.tools.export; '
+            'bad = [m for m in sys.modules if m.split(".")[0] in ("rclpy", "sensor_msgs", '
+            '"std_msgs")]; print(bad); sys.exit(1 if bad else 0)')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -142,7 +142,8 @@
     if (g.mode === 'stroke') {
       ctx.lineWidth = state.width;
       ctx.beginPath();
-      g.points.forEach(([x, y], i) => (i ? ctx.lineTo(x + 0.5, y + 0.5) : ctx.moveTo(x + 0.5, y + 0.5)));
+      g.points.forEach(([x, y], i) => (i ? ctx.lineTo(x + 0.5, y + 0.5)
+        : ctx.moveTo(x + 0.5, y + 0.5)));
       ctx.stroke();
     } else {
       ctx.lineWidth = 1;
@@ -160,7 +161,8 @@
     const x = (e.clientX - r.left) / r.width * width - 0.5;
     const y = (e.clientY - r.top) / r.height * height - 0.5;
     const round = (v) => Math.round(v * 100) / 100;
-    return [round(Math.min(Math.max(x, 0), width - 1)), round(Math.min(Math.max(y, 0), height - 1))];
+    const clamp = (v, hi) => Math.min(Math.max(v, 0), hi);
+    return [round(clamp(x, width - 1)), round(clamp(y, height - 1))];
   }
 
   function boxOf(g) {
@@ -267,7 +269,7 @@
         showMessage(msg.message, 'error');
         break;
       case 'service':
-        showMessage(msg.message.startsWith(`${msg.name}`) && msg.ok ? msg.message
+        showMessage(msg.message.startsWith(`${msg.name}:`) && msg.ok ? msg.message
           : `${msg.name}${msg.ok ? '' : ' failed'}: ${msg.message}`, msg.ok ? 'ok' : 'error');
         break;
       case 'event': showMessage(msg.text, 'info'); break;
@@ -284,8 +286,11 @@
       $('conn').textContent = 'connected';
       $('conn').className = 'good';
       document.body.dataset.connected = '1';
-      if (state.view !== 'overlay') ws.send(JSON.stringify({ id: `${state.prefix}-v`, op: 'view', view: state.view }));
-      for (const msg of state.unacked.values()) ws.send(JSON.stringify(msg));  // server drops repeats
+      if (state.view !== 'overlay') {
+        ws.send(JSON.stringify({ id: `${state.prefix}-v`, op: 'view', view: state.view }));
+      }
+      // messages the old connection may have lost; the server drops the ones it had
+      for (const msg of state.unacked.values()) ws.send(JSON.stringify(msg));
     });
     ws.addEventListener('message', (e) => {
       if (typeof e.data === 'string') onText(JSON.parse(e.data));
