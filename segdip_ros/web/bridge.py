@@ -236,8 +236,8 @@ class WebConsole:
 
     def start(self) -> str:
         """Start spinning and serving; returns the URL to open (with the token if needed)."""
+        self.url = self._http.start()    # first: latched label info must find a loop
         self._spin_thread.start()
-        self.url = self._http.start()
         return self.url
 
     def close(self) -> None:
@@ -266,10 +266,11 @@ def main(args: list[str] | None = None) -> int:
         except (ValueError, OSError) as err:
             rclpy.logging.get_logger('segdip_web').error(f'cannot start: {err}')
             return 1
-        log = console.bridge.get_logger()
-        log.info(f'labelling console for {console.bridge.target}: open {url}')
-        if console.server.token:
-            print(f'segdip_web: open {url}', flush=True)
+        plain = url.split('?', 1)[0]
+        console.bridge.get_logger().info(
+            f'labelling console for {console.bridge.target} on {plain}'
+            + (' (access token: in the URL printed on stdout)' if console.server.token else ''))
+        print(f'segdip_web: open {url}', flush=True)   # the token stays out of the ROS log
         while not stop.wait(0.5):
             if not rclpy.ok():
                 break

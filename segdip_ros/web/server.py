@@ -181,7 +181,11 @@ class ConsoleServer:
     # ----- thread-safe entry points for the ROS side ------------------------------------
     def _post(self, fn: Callable[..., None], *args: Any) -> None:
         loop = self._loop
-        if loop is None or loop.is_closed():
+        if loop is None:   # not serving yet: nobody to tell, keep the newest state
+            if fn in (self._on_label_info, self._on_status):
+                fn(*args)
+            return
+        if loop.is_closed():
             return
         try:
             loop.call_soon_threadsafe(fn, *args)

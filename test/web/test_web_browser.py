@@ -5,7 +5,6 @@ messages are refused in the page, and the saved dataset exports to COCO that pyc
 reads back to the saved masks."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
