@@ -58,8 +58,7 @@ def test_labelling_console_end_to_end(tmp_path):
     params = {**TINY, 'mode': 'still', 'num_classes': 3, 'class_names': NAMES,
               'session_dir': str(tmp_path / 'session')}
     if shot:  # a picture worth showing: the engine's default preset instead of a tiny one
-        params.update(working_size=0, width=0, warmup_iterations=-1, iterations_first=100,
-                      iterations_per_click=-1)
+        params.update(working_size=0, engine_overrides=[])
     live = LiveConsole(63, params)
     browser = None
     pw = sync_api.sync_playwright().start()

@@ -250,7 +250,8 @@
     else return;
     e.preventDefault();
   });
-  window.addEventListener('resize', () => { fit(); draw(); });
+  // refit when the page layout changes, not only when a frame arrives
+  new ResizeObserver(() => { fit(); draw(); }).observe($('stage'));
 
   // ----- websocket -------------------------------------------------------------------------
   function onText(msg) {
