@@ -58,7 +58,8 @@ def test_labelling_console_end_to_end(tmp_path):
     params = {**TINY, 'mode': 'still', 'num_classes': 3, 'class_names': NAMES,
               'session_dir': str(tmp_path / 'session')}
     if shot:  # a picture worth showing: the engine's default preset instead of a tiny one
-        params.update(working_size=0, engine_overrides=[])
+        params['working_size'] = 0
+        del params['engine_overrides']
     live = LiveConsole(63, params)
     browser = None
     pw = sync_api.sync_playwright().start()
@@ -178,7 +179,8 @@ def test_labelling_console_end_to_end(tmp_path):
         if shot:   # a few more background clicks, as an operator would give, then the picture
             import cv2
             far = cv2.distanceTransform((scene.labels == 0).astype(np.uint8), cv2.DIST_L2, 5)
-            for x, y in ((150, 8), (75, 110), (150, 112), (80, 8), (8, 112), (70, 62)):
+            for x, y in ((150, 8), (75, 110), (150, 112), (80, 8), (8, 112), (70, 62), (150, 55),
+                         (118, 14)):
                 if far[y, x] > 4:
                     p1.mouse.click(*_screen(p1, x, y), button='right')
                     time.sleep(0.3)
