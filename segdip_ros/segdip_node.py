@@ -33,7 +33,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Reg
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
-from segdip_ros.core import CheckpointError, resolve_device
+from segdip_ros.core import CheckpointError, Mask, resolve_device
 from segdip_ros.node.inputs import (Command, InputError, WarningLimiter, check_class,
                                     parse_annotation_json, point_to_click, polygon_to_stroke,
                                     roi_to_box, stamp_to_ns)
@@ -45,6 +45,7 @@ from segdip_ros.node.store import SessionStore
 from segdip_ros.node.trainer import Frame, Schedule, Trainer
 from segdip_ros.ros.convert import (ImageConversionError, compressed_msg_to_rgb, copy_header,
                                     image_msg_to_rgb)
+from segdip_ros.ros.encodings import image_msg_to_numpy_raw
 from segdip_ros.ros.image_plane import (DEFAULT_PLANE_SCALE, ClickGeometryError, ImagePlane,
                                         class_topic_names)
 
@@ -112,6 +113,7 @@ class SegDipNode(Node):
         self.create_subscription(PolygonStamped, '~/stroke', self._on_stroke, INPUT_QOS)
         self.create_subscription(RegionOfInterest, '~/box', self._on_box, INPUT_QOS)
         self.create_subscription(String, '~/annotations', self._on_annotations, INPUT_QOS)
+        self.create_subscription(Image, '~/mask_annotation', self._on_mask_annotation, INPUT_QOS)
         self.create_subscription(PointStamped, '~/clicked_point',
                                  lambda m: self._on_rviz_point(m, None), INPUT_QOS)
         for cid, token in enumerate(class_topic_names(s.class_names)):
@@ -244,6 +246,27 @@ class SegDipNode(Node):
             self._warn(err.key, str(err))
             return
         self.trainer.submit(cmd)
+
+    def _on_mask_annotation(self, msg: Image) -> None:
+        """A whole label image (mono8 class ids, 255 = unlabelled) for the frame of its stamp:
+        from a program, a detector or a first-frame mask."""
+        def make() -> Mask:
+            if msg.encoding != 'mono8':
+                raise InputError('mask', f'~/mask_annotation: encoding {msg.encoding!r}, '
+                                 'expected mono8 class ids (255 = unlabelled)')
+            try:
+                labels = image_msg_to_numpy_raw(msg)
+            except ImageConversionError as err:
+                raise InputError('mask', f'~/mask_annotation: {err}') from err
+            size = self._image_size()
+            if size is not None and labels.shape != tuple(size):
+                raise InputError('mask', f'~/mask_annotation: {labels.shape[1]}x'
+                                 f'{labels.shape[0]} mask for a {size[1]}x{size[0]} image')
+            mask = Mask(labels)
+            if not mask.class_ids:
+                raise InputError('mask', '~/mask_annotation: no pixel is labelled (all 255)')
+            return mask
+        self._submit(make, stamp_to_ns(msg.header.stamp), '~/mask_annotation')
 
     def _on_rviz_point(self, msg: PointStamped, class_id: int | None) -> None:
         """RViz Publish Point: class from the topic, or active_class on ~/clicked_point.

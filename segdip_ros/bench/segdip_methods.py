@@ -131,9 +131,9 @@ def _cut(**overrides: object) -> CutMaker:
 SEGDIP_METHODS: dict[str, MethodFactory] = {
     'segdip-fullres': segdip_factory(_variant(network_scale=1.0), 'segdip-fullres'),
     'segdip-raw': segdip_factory(_variant(refine='none'), 'segdip-raw',
-                                 _cut(teaches=0.0, teaches_next=0.0)),
+                                 _cut(teaches=0.0)),
     'segdip-noteach': segdip_factory(_default, 'segdip-noteach',
-                                     _cut(teaches=0.0, teaches_next=0.0)),
+                                     _cut(teaches=0.0)),
     'segdip-nomerge': segdip_factory(_default, 'segdip-nomerge', _cut(merge=False)),
     'segdip-meshgrid': segdip_factory(_still, 'segdip-meshgrid'),
     'segdip': segdip_factory(_default, 'segdip'),
