@@ -92,7 +92,8 @@ class SegDipNode(Node):
         self.clicks = ClickMapper(ImagePlane(), IMAGE_PLANE_STRIDE, tf_buffer)
         self._apply_live(s)
 
-        self.store = SessionStore(s.session_dir) if s.session_dir else None
+        self.store = SessionStore(s.session_dir, s.class_names, s.class_colors) \
+            if s.session_dir else None
         self.trainer = Trainer(lambda: engine_config(self.settings), self._schedule(s),
                                self._publish, self._warn, self.get_logger().info, self.store,
                                lambda frame, session: self.outputs.overlay_for(frame.rgb,
@@ -135,7 +136,8 @@ class SegDipNode(Node):
     @staticmethod
     def _schedule(s: NodeSettings) -> Schedule:
         return Schedule(mode=s.mode, publish_period=1.0 / s.publish_rate,
-                        autosave_period=AUTOSAVE_PERIOD)
+                        autosave_period=AUTOSAVE_PERIOD, dataset_keyframes=s.dataset_keyframes,
+                        dataset_period=s.dataset_period)
 
     def _apply_live(self, s: NodeSettings) -> None:
         """Apply settings that may change while running (colours, image plane, schedule)."""
@@ -303,6 +305,8 @@ class SegDipNode(Node):
         self.settings = new
         self.trainer.set_schedule(self._schedule(new))
         self._apply_live(new)
+        if self.store is not None:
+            self.store.class_colors = new.class_colors
         return SetParametersResult(successful=True)
 
     def _publish(self, frame: Frame, session: Any, final: bool) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from dataclasses import replace
 from typing import Callable
 
@@ -37,6 +38,7 @@ import numpy as np
 from segdip_ros.core import SegDipError, SessionConfig, TrainingError, TrainingSession, frame_budget
 from segdip_ros.core.schedule import refine_first
 from segdip_ros.node.inputs import Command, command_to_dict
+from segdip_ros.node.keyframes import KeyframePolicy
 from segdip_ros.node.state import Frame, Request, Schedule, TrainerStats
 from segdip_ros.node.store import SessionStore
 
@@ -93,6 +95,7 @@ class Trainer:
         self._last_save = time.monotonic()
         self._saved_iteration = -1
         self.stats = TrainerStats()
+        self._keyframes = KeyframePolicy(time.monotonic())
 
     # ----- called from ROS callbacks (any thread) ----------------------------------------
     def submit_frame(self, frame: Frame) -> None:
@@ -195,6 +198,7 @@ class Trainer:
             self._publish(final=True)
         if self._budget <= 0 and self.session.needs_refine:
             self._finish_budget()     # an undo or clear: no iterations, new labels at once
+        self._keyframe(budget_end=False)
         if self._budget <= 0 and sched.mode == 'tracking' and self._pending is not None:
             self._switch(self._take_pending())
             return
@@ -205,6 +209,7 @@ class Trainer:
             self._budget -= n
             if self._budget <= 0:
                 self._finish_budget()
+                self._keyframe(budget_end=True)
             else:
                 self._maybe_publish()
             return
@@ -371,13 +376,33 @@ class Trainer:
             return False, 'no image has arrived yet'
         if self._warmup_left <= 0:
             self._apply_commands()  # include annotations queued before the request
+        paths = self._save_sample('save')
+        self._autosave(force=True)
+        return True, f'saved {len(paths)} files: ' + ', '.join(str(p) for p in paths)
+
+    def _save_sample(self, source: str) -> list[Path]:
         pred = self.session.refine() if self.session.needs_refine else self.session.predict()
         overlay = self._overlay(self.current, self.session) if self._overlay else self.current.rgb
         anns = [a.to_dict() for a in self.session.annotations]
-        paths = self._store.save_sample(self.current.rgb, pred.labels, overlay, anns,
-                                        self.current.stamp_ns, self.current.frame_id)
-        self._autosave(force=True)
-        return True, f'saved {len(paths)} files: ' + ', '.join(str(p) for p in paths)
+        return self._store.save_sample(self.current.rgb, pred.labels, overlay, anns,
+                                       self.current.stamp_ns, self.current.frame_id, source)
+
+    def _keyframe(self, budget_end: bool) -> None:
+        """Add the current frame to the dataset when the keyframe policy says so."""
+        sched = self.schedule
+        if self._store is None or (sched.dataset_keyframes == 'off'
+                                   and sched.dataset_period <= 0):
+            return
+        source = self._keyframes.due(
+            sched.dataset_keyframes, sched.dataset_period, budget_end, time.monotonic(),
+            len(self.session.annotations), self.stats.annotations_accepted,
+            (self.current.stamp_ns, self.session.iteration),
+            lambda: bool((self.session.predict().labels != 255).any()))
+        if source is not None:
+            try:
+                self._save_sample(source)
+            except Exception as err:  # noqa: BLE001 - training goes on without the sample
+                self._warn('dataset', f'cannot add a {source} sample to the dataset: {err}')
 
     # ----- training and output -----------------------------------------------------------
     def _chunk(self, remaining: int) -> int:
