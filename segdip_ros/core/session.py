@@ -363,12 +363,14 @@ class TrainingSession:
         targets = [self._targets(f)]
         codes = [f.code]
         anchor = self._anchor
-        if f.track_labels is not None and not f.annotations and anchor is not None \
-                and self.track.replay:
+        tracked = f.track_labels is not None and not f.annotations
+        if tracked and anchor is not None and self.track.replay:
             codes.append(anchor.code)          # the labelled frame in the same batch
             targets.append(self._anchor_targets(anchor))
+        # on a tracked frame the network is the scene's appearance model: all its layers learn
+        trunk = True if tracked and self.track.train_trunk else None
         with self._autocast():
-            rgb, logits = model(torch.cat(codes) if len(codes) > 1 else codes[0])
+            rgb, logits = model(torch.cat(codes) if len(codes) > 1 else codes[0], trunk)
         probs = torch.softmax(logits.float(), dim=1)
         terms = [objective(rgb[i:i + 1], probs[i:i + 1], tg) for i, tg in enumerate(targets)]
         total = LossTerms(sum((x.total for x in terms), torch.zeros((), device=self.device)),
