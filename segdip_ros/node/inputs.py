@@ -208,7 +208,8 @@ def point_to_click(x: float, y: float, class_id: int, size: tuple[int, int] | No
     if size is not None:
         h, w = size
         if not (-1.0 <= x <= w and -1.0 <= y <= h):
-            raise InputError('outside', f'{what} ({x:.1f}, {y:.1f}) is outside the {w}x{h} image')
+            raise InputError('outside', f'{what} ({x:.6g}, {y:.6g}) is outside the {w}x{h} '
+                             'image')
         x, y = min(max(x, 0.0), w - 1.0), min(max(y, 0.0), h - 1.0)
     return Click(x, y, int(class_id))
 
@@ -237,7 +238,7 @@ def roi_to_box(roi: Any, class_id: int) -> Box:
     return Box(x0, y0, x0 + w - 1, y0 + h - 1, int(class_id))
 
 
-_DIGITS = re.compile(r'\d+(\.\d+)?')
+_DIGITS = re.compile(r'[-+]?(?:\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf)')
 
 
 class WarningLimiter:
