@@ -7,9 +7,9 @@ Outputs: `~/mask`, `~/overlay`, `~/reconstruction`, `~/confidence`, `~/image_pla
 `~/label_info` (latched), `/diagnostics`. Services: `~/reset`, `~/undo`, `~/clear`,
 `~/next_frame`, `~/save`. Details in docs/node.md.
 
-The work is elsewhere: parameters in node_params, message parsing in node_inputs, training in
-node_trainer (its own thread), messages in node_outputs, RViz clicks in node_rviz, disk in
-node_store. This file wires them to rclpy.
+The work is elsewhere, in segdip_ros.node: parameters in params, message parsing in inputs,
+training in trainer (its own thread), messages in outputs, RViz clicks in rviz, disk in store.
+This file wires them to rclpy.
 """
 from __future__ import annotations
 
@@ -41,14 +41,15 @@ from segdip_ros.node.inputs import (Command, InputError, WarningLimiter, check_c
                                     roi_to_box, stamp_to_ns)
 from segdip_ros.node.journal import ReplayPlan, plan_replay
 from segdip_ros.node.outputs import OutputPublisher, diagnostics_msg, label_info_json
-from segdip_ros.node.params import (PARAMS, NodeSettings, declare_all, engine_config,
-                                    read_settings)
+from segdip_ros.node.params import (PARAMS, STROKE_WIDTH, NodeSettings, declare_all,
+                                    engine_config, node_value, read_settings)
 from segdip_ros.node.rviz import ClickMapper, make_tf_buffer
 from segdip_ros.node.store import SessionStore
 from segdip_ros.node.trainer import Frame, Schedule, Trainer
 from segdip_ros.ros.convert import (ImageConversionError, compressed_msg_to_rgb, copy_header,
                                     image_msg_to_rgb)
-from segdip_ros.ros.image_plane import ClickGeometryError, ImagePlane, class_topic_names
+from segdip_ros.ros.image_plane import (DEFAULT_PLANE_SCALE, ClickGeometryError, ImagePlane,
+                                        class_topic_names)
 
 __all__ = ['SegDipNode', 'main', 'IMAGE_QOS', 'OUTPUT_QOS']
 
@@ -59,6 +60,9 @@ LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 INPUT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)  # never lose clicks
 SERVICE_WAIT = 5.0  # s a service waits for the training thread
+AUTOSAVE_PERIOD = 30.0  # s between periodic checkpoints (and one after every annotation change)
+IMAGE_PLANE_STRIDE = 2  # every 2nd pixel in ~/image_plane
+IMAGE_PLANE_PERIOD = 0.5  # s between ~/image_plane clouds (only while subscribed)
 
 
 class SegDipNode(Node):
@@ -67,7 +71,7 @@ class SegDipNode(Node):
     def __init__(self, node_name: str = 'segdip', **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         declare_all(self)
-        self.settings: NodeSettings = read_settings(lambda n: self.get_parameter(n).value)
+        self.settings: NodeSettings = read_settings(node_value(self))
         s = self.settings
         if s.torch_threads > 0:
             import torch  # noqa: PLC0415 - only to cap CPU use
@@ -88,7 +92,7 @@ class SegDipNode(Node):
         self._label_pub = self.create_publisher(String, '~/label_info', LATCHED_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         tf_buffer, self._tf_listener = make_tf_buffer(self)
-        self.clicks = ClickMapper(ImagePlane(), s.image_plane_stride, tf_buffer)
+        self.clicks = ClickMapper(ImagePlane(), IMAGE_PLANE_STRIDE, tf_buffer)
         self._apply_live(s)
 
         self.store = SessionStore(s.session_dir) if s.session_dir else None
@@ -140,18 +144,16 @@ class SegDipNode(Node):
 
     @staticmethod
     def _schedule(s: NodeSettings) -> Schedule:
-        return Schedule(mode=s.mode, frame_switch_iterations=s.frame_switch_iterations,
-                        iterations_first=s.iterations_first,
-                        iterations_per_click=engine_config(s).iterations_per_click,
-                        publish_period=1.0 / s.publish_rate, autosave_period=s.autosave_period)
+        return Schedule(mode=s.mode, publish_period=1.0 / s.publish_rate,
+                        autosave_period=AUTOSAVE_PERIOD)
 
     def _apply_live(self, s: NodeSettings) -> None:
         """Apply settings that may change while running (colours, image plane, schedule)."""
         self.outputs.colors = list(s.class_colors)
-        self.outputs.plane = ImagePlane(s.image_plane_scale, s.image_plane_frame)
-        self.outputs.plane_stride = s.image_plane_stride
-        self.outputs.plane_period = 1.0 / s.image_plane_rate if s.image_plane_rate > 0 else 0.0
-        self.clicks.plane, self.clicks.stride = self.outputs.plane, s.image_plane_stride
+        self.outputs.plane = ImagePlane(DEFAULT_PLANE_SCALE, s.image_plane_frame)
+        self.outputs.plane_stride = IMAGE_PLANE_STRIDE
+        self.outputs.plane_period = IMAGE_PLANE_PERIOD
+        self.clicks.plane, self.clicks.stride = self.outputs.plane, IMAGE_PLANE_STRIDE
         self._label_pub.publish(String(data=label_info_json(s.class_names, s.class_colors)))
 
     def _resume(self) -> None:
@@ -267,7 +269,7 @@ class SegDipNode(Node):
     def _on_stroke(self, msg: PolygonStamped) -> None:
         s = self.settings
         self._submit(lambda: polygon_to_stroke(msg.polygon.points, s.active_class,
-                                               s.stroke_width),
+                                               STROKE_WIDTH),
                      stamp_to_ns(msg.header.stamp), '~/stroke')
 
     def _on_box(self, msg: RegionOfInterest) -> None:
@@ -316,7 +318,7 @@ class SegDipNode(Node):
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
         changes = {p.name: p.value for p in params if p.name in PARAMS}
         try:
-            new = read_settings(lambda n: self.get_parameter(n).value, changes)
+            new = read_settings(node_value(self), changes)
         except (ValueError, TypeError) as err:
             return SetParametersResult(successful=False, reason=str(err))
         self.settings = new

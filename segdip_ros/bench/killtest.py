@@ -38,8 +38,9 @@ __all__ = ['add_options', 'run_cli', 'KillSettings', 'KillReport', 'run_kills', 
            'check_session']
 
 STATES = ('waiting', 'warm-up', 'training', 'switching', 'saving')
-KILL_PARAMS = {**DURABLE_PARAMS, 'warmup_iterations': 200, 'iterations_per_click': 20,
-               'autosave_period': 1.0}
+KILL_PARAMS = {**DURABLE_PARAMS, 'engine_overrides': [
+    'width=16', 'warmup_iterations=200', 'iterations_first=20', 'iterations_per_click=5',
+    'iterations_per_frame=5', 'refine=none']}
 CLICK_RATE = 15.0  # commands per second during a kill round (3 while frames stream, so the
 #                    node's budget runs out and it switches frames between clicks)
 
@@ -272,7 +273,6 @@ def _kill_in(run: _Run, state: str) -> dict[str, Any]:
     if state == 'switching':
         run.wait_state(lambda s: s in ('idle', 'training'), 60)
         run.client.set_parameter('mode', 'tracking')
-        run.client.set_parameter('iterations_per_click', 2)  # budget runs out: frames switch
         return run.clicks_then_kill(stream=True)
     if state == 'saving':
         run.wait_state(lambda s: s in ('idle', 'training'), 60)

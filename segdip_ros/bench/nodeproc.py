@@ -21,9 +21,9 @@ __all__ = ['NodeProcess', 'NodeClient', 'rss_mb', 'read_log', 'DURABLE_PARAMS']
 # Small engine values: warm-up short (tens of iterations) but not zero, every state reached
 # within seconds on one CPU thread.
 DURABLE_PARAMS: dict[str, Any] = {
-    'working_size': 64, 'width': 16, 'warmup_iterations': 40, 'iterations_first': 20,
-    'iterations_per_click': 10, 'frame_switch_iterations': 10, 'publish_rate': 10.0,
-    'torch_threads': 1, 'autosave_period': 2.0, 'refine': 'none'}
+    'working_size': 64, 'publish_rate': 10.0, 'torch_threads': 1,
+    'engine_overrides': ['width=16', 'warmup_iterations=40', 'iterations_first=20',
+                         'iterations_per_click=10', 'iterations_per_frame=10', 'refine=none']}
 
 
 def rss_mb(pid: int) -> float:

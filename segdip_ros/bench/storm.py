@@ -151,7 +151,7 @@ class _Hostile:
         return self.rng.choice([('active_class', 'object'), ('active_class', 9),
                                 ('mode', 5), ('mode', 'fast'), ('publish_rate', 'often'),
                                 ('publish_rate', -1.0), ('class_colors', [1, 2]),
-                                ('stroke_width', math.nan), ('num_classes', 3),
+                                ('image_plane_frame', 5), ('num_classes', 3),
                                 ('iterations_first', 2.5), ('session_dir', '/tmp/x')])
 
 

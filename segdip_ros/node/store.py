@@ -25,9 +25,9 @@ from typing import Any
 
 import cv2
 import numpy as np
-import torch
 
 from segdip_ros.core import CheckpointError, SessionConfig, TrainingSession
+from segdip_ros.core.checkpoint import read_state
 from segdip_ros.node.journal import FrameKey, Journal, read_journal
 
 __all__ = ['SessionStore', 'Restored', 'atomic_write', 'fsync_dir']
@@ -59,18 +59,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b''):
             h.update(block)
     return h.hexdigest()
-
-
-def _weights_only_check(path: Path) -> None:
-    """Refuse a checkpoint that a weights-only unpickler cannot read (it could run code).
-
-    Why here: the engine's own load must not be the first to unpickle a file from disk. The
-    engine's checkpoint holds numpy arrays besides tensors, so those types are allowed.
-    """
-    safe = [np.ndarray, np.dtype, np._core.multiarray._reconstruct,
-            *{type(np.dtype(t)) for t in (np.uint8, np.float32, np.float64, np.int64, bool)}]
-    with torch.serialization.safe_globals(safe):
-        torch.load(path, map_location='cpu', weights_only=True)
 
 
 @dataclass
@@ -201,16 +189,12 @@ class SessionStore:
             return None
         try:
             sha = _sha256(self.checkpoint_path)
-            _weights_only_check(self.checkpoint_path)
-            session = TrainingSession.load(str(self.checkpoint_path), device=cfg.device)
+            state = read_state(str(self.checkpoint_path))   # weights only: no pickled objects
+            session = TrainingSession(cfg)
+            session.load_state_dict(state)                  # refuses another engine shape
         except Exception as err:  # noqa: BLE001 - any failure means torn or foreign
-            raise CheckpointError(f'cannot read {self.checkpoint_path.name}: '
-                                  f'{type(err).__name__}: {str(err)[:200]}') from err
-        mine = (cfg.model, cfg.working_size, cfg.network_scale)
-        theirs = (session.cfg.model, session.cfg.working_size, session.cfg.network_scale)
-        if mine != theirs:
-            raise CheckpointError('it was made with another model, working size, network '
-                                  f'scale or class count: {theirs} vs {mine}')
+            raise CheckpointError(f'cannot use {self.checkpoint_path.name}: '
+                                  f'{type(err).__name__}: {str(err)[:300]}') from err
         meta = self._read_meta(sha)
         if meta is None:
             raise CheckpointError('checkpoint.json does not describe it (sha256 differs)')

@@ -1,19 +1,10 @@
-"""Drive a TrainingSession through a video the way the node does live, and score it (DAVIS J/F).
+"""Score a tracking run the DAVIS way and write its reports (no ROS imports).
 
-The frame-switch rule lives here (`FrameTracker`) so that the ROS node and the offline bag
-evaluation run the very same sequence of engine calls:
-
-- first frame: ``set_image``, ``warmup`` (cfg.warmup_iterations), apply the frame's annotations,
-  ``step(iterations_first + iterations_per_click * n_added)``;
-- every later frame: ``next_frame(rgb)``, apply that frame's annotations (normally none),
-  ``step(iterations_per_frame + iterations_per_click * n_added)``.
-
-(node_trainer.Trainer does the same: each accepted annotation adds iterations_per_click to the
-current budget; undo and clear add nothing.)
-
-Scores follow DAVIS: J = IoU and F = boundary F measure of the object (label != 0 and != 255 in
-the prediction, mask > 0 in the ground truth), averaged over frames with the first (annotated)
-frame excluded. No ROS imports: bags are read by the caller (see tools/eval_bag.py).
+The methods are those of `segdip_ros.offline.trackers`; the engine's is driven by its one
+frame-switch rule (`segdip_ros.core.FrameDriver`), the same rule the node follows live. Scores follow DAVIS: J = IoU and F = boundary F measure
+of the object (label != 0 and != 255 in the prediction, mask > 0 in the ground truth), averaged
+over frames with the first (annotated) frame excluded. Bags are read by the caller
+(segdip_ros.tools.eval_bag).
 """
 from __future__ import annotations
 
@@ -26,75 +17,11 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from segdip_ros.core.metrics import boundary_f_measure, iou
+from segdip_ros.offline.trackers import Tracker
 
-__all__ = ['TrackingSchedule', 'FrameTracker', 'FrameScore', 'SequenceResult', 'foreground',
-           'score_frame', 'score_sequence', 'assign_annotations', 'track_sequence',
-           'write_sequence_report', 'write_dataset_report']
-
-
-@dataclass(frozen=True)
-class TrackingSchedule:
-    """Iteration counts of the frame-switch rule (the node's parameters of the same names)."""
-
-    iterations_first: int = 100      # after the first frame's annotations (the node's default)
-    iterations_per_frame: int = 30   # after each switch of the reconstruction target
-    warmup: bool = True              # reconstruction-only warm-up before the first annotations
-    iterations_per_click: int | None = None  # per accepted annotation; None = session config's
-
-    def __post_init__(self) -> None:
-        if self.iterations_first < 0 or self.iterations_per_frame < 0:
-            raise ValueError(f'iteration counts must be >= 0, got {self.iterations_first}, '
-                             f'{self.iterations_per_frame}')
-
-
-class FrameTracker:
-    """Feeds frames and their annotations to a session with the node's frame-switch rule.
-
-    Annotations are dicts of the node's JSON schema ({"type": "click", ...}, "undo", "clear");
-    a malformed one is skipped and its message kept in `errors`, as the node logs and goes on.
-    """
-
-    def __init__(self, session: Any, schedule: TrackingSchedule | None = None) -> None:
-        self.session = session
-        self.schedule = schedule or TrackingSchedule()
-        self.errors: list[str] = []
-
-    def apply(self, ann: dict[str, Any]) -> bool:
-        """Apply one annotation dict; True when it added an annotation."""
-        from segdip_ros.core import SegDipError, annotation_from_dict
-        kind = ann.get('type')
-        try:
-            if kind == 'undo':
-                self.session.undo()
-                return False
-            if kind == 'clear':
-                self.session.clear()
-                return False
-            self.session.add_annotation(annotation_from_dict(ann))
-            return True
-        except (SegDipError, ValueError) as err:
-            self.errors.append(f'frame {self.session.frame_index}: {err}')
-            return False
-
-    def process(self, rgb: np.ndarray, annotations: Sequence[dict[str, Any]] = ()) -> Any:
-        """Train on one frame and return the session's Prediction for it."""
-        s = self.session
-        first = not s.has_image
-        if first:
-            s.set_image(rgb)
-            if self.schedule.warmup:
-                s.warmup()
-        else:
-            s.next_frame(rgb)
-        added = sum(self.apply(a) for a in annotations)
-        per_click = self.schedule.iterations_per_click
-        if per_click is None:
-            per_click = int(getattr(s.cfg, 'iterations_per_click', 0))
-        base = self.schedule.iterations_first if first else self.schedule.iterations_per_frame
-        iters = base + added * per_click
-        if iters:
-            s.step(iters)
-        return s.predict()
+__all__ = ['FrameScore', 'SequenceResult', 'foreground', 'score_frame', 'score_sequence',
+           'assign_annotations', 'track_sequence', 'write_sequence_report',
+           'write_dataset_report', 'json_safe']
 
 
 def foreground(labels: np.ndarray) -> np.ndarray:
@@ -191,35 +118,36 @@ class SequenceResult:
 FrameCallback = Callable[[Any, Any, FrameScore], None]
 
 
-def track_sequence(name: str, tracker: FrameTracker,
+def track_sequence(name: str, tracker: Tracker,
                    frames_with_annotations: Iterable[tuple[Any, list[dict[str, Any]]]],
                    on_frame: FrameCallback | None = None) -> SequenceResult:
-    """Run the tracker over (frame, annotations) pairs; frames need .index, .stamp_ns, .image
-    and .gt. `on_frame(frame, prediction, score)` lets the caller write outputs as it goes."""
+    """Run a method (`offline.trackers`) over (frame, annotations) pairs; frames need .index,
+    .stamp_ns, .image and .gt. `on_frame(frame, labels, score)` lets the caller write outputs
+    as it goes."""
     result = SequenceResult(name)
     for frame, anns in frames_with_annotations:
         t = time.perf_counter()
-        pred = tracker.process(frame.image, anns)
+        labels = tracker.process(frame.image, anns)
         dt = time.perf_counter() - t
         j = f = None
         if frame.gt is not None:
-            j, f = score_frame(pred.labels, frame.gt)
+            j, f = score_frame(labels, frame.gt)
         score = FrameScore(frame.index, frame.stamp_ns, j, f, dt, len(anns))
         result.frames.append(score)
         if on_frame is not None:
-            on_frame(frame, pred, score)
+            on_frame(frame, labels, score)
     result.errors = list(tracker.errors)
     return result.finish()
 
 
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """NaN (nothing scored) -> null, so results.json is strict JSON for any reader."""
     if isinstance(obj, float) and obj != obj:
         return None
     if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 
@@ -231,7 +159,7 @@ def write_sequence_report(result: SequenceResult, out_dir: Path) -> None:
     """results.json, results.md and j_over_frames.png for one sequence."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / 'results.json').write_text(json.dumps(_json_safe(asdict(result)), indent=1))
+    (out_dir / 'results.json').write_text(json.dumps(json_safe(asdict(result)), indent=1))
     lines = [f'# {result.name}', '',
              f'J (mean IoU, frame 0 excluded): {_fmt(result.j_mean)}  ',
              f'F (boundary F measure): {_fmt(result.f_mean)}  ',
@@ -285,7 +213,7 @@ def write_dataset_report(results: Sequence[SequenceResult], out_dir: Path) -> di
                  'J&F': nanmean([(r.j_mean + r.f_mean) / 2 for r in results])},
         'settings': results[0].settings if results else {},
     }
-    (out_dir / 'results.json').write_text(json.dumps(_json_safe(summary), indent=1))
+    (out_dir / 'results.json').write_text(json.dumps(json_safe(summary), indent=1))
     lines = ['| sequence | frames | J | F | s/frame | first frame s |', '|---|---|---|---|---|---|']
     lines += [f'| {r.name} | {len(r.frames)} | {_fmt(r.j_mean)} | {_fmt(r.f_mean)} | '
               f'{_fmt(r.seconds_per_frame)} | {_fmt(r.first_frame_seconds)} |' for r in results]

@@ -21,7 +21,7 @@ torch.set_num_threads(1)
 
 
 def _tiny_cfg() -> SessionConfig:
-    tiny = {'working_size': 64, 'width': 16, 'warmup_iterations': 10}
+    tiny = {'working_size': 64, 'engine_overrides': ['width=16', 'warmup_iterations=10']}
     return engine_config(read_settings(lambda n: tiny.get(n, _default(n))))
 
 
@@ -133,8 +133,8 @@ def test_torn_foreign_and_unsafe_checkpoints_are_refused(tmp_path):
     # another working size: foreign
     store2, _ = _saved(tmp_path / 'b')
     other = engine_config(read_settings(
-        lambda n: {'working_size': 96, 'width': 16}.get(n, _default(n))))
-    with pytest.raises(CheckpointError, match='another model, working size'):
+        lambda n: {'working_size': 96, 'engine_overrides': ['width=16']}.get(n, _default(n))))
+    with pytest.raises(CheckpointError, match='another engine'):
         store2.load_checkpoint(other)
 
 

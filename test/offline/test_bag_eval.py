@@ -13,8 +13,9 @@ import pytest
 
 from segdip_ros.offline.bagio import BagAnnotation, BagReader
 from segdip_ros.core.metrics import boundary_map
-from segdip_ros.offline.tracking_eval import (FrameTracker, TrackingSchedule, assign_annotations,
-                                      score_sequence, write_dataset_report)
+from segdip_ros.core import FrameDriver
+from segdip_ros.offline.tracking_eval import (assign_annotations, score_sequence,
+                                              write_dataset_report)
 from segdip_ros.tools import eval_bag, make_bag
 
 DATA = Path(os.environ.get('SEGDIP_DATA') or
@@ -81,7 +82,8 @@ class FakeSession:
     calls: list[Any]
     has_image: bool = False
     frame_index: int = 0
-    cfg: Any = field(default_factory=lambda: SimpleNamespace(iterations_per_click=7))
+    cfg: Any = field(default_factory=lambda: SimpleNamespace(
+        iterations_per_click=7, iterations_first=300, iterations_per_frame=30))
 
     def set_image(self, rgb: Any) -> None:
         self.calls.append('set_image')
@@ -110,27 +112,25 @@ class FakeSession:
     def step(self, n: int) -> None:
         self.calls.append(('step', n))
 
-    def predict(self) -> str:
+    def refine(self) -> str:
+        self.calls.append('refine')
         return 'prediction'
 
 
-def test_frame_tracker_follows_the_frame_switch_rule() -> None:
+def test_frame_driver_follows_the_frame_switch_rule() -> None:
     s = FakeSession([])
-    tr = FrameTracker(s, TrackingSchedule(iterations_first=300, iterations_per_frame=30))
+    tr = FrameDriver(s)  # type: ignore[arg-type]
     click = {'type': 'click', 'x': 1, 'y': 2, 'class_id': 1, 'stamp': {'sec': 0, 'nanosec': 0}}
     assert tr.process(None, [click, {'type': 'undo'}, click, {'type': 'clear'}]) == 'prediction'
     tr.process(None, [])
-    tr.process(None, [click, {**click, 'class_id': 5}])
+    tr.process(None, [click, {**click, 'class_id': 5}, {'type': 'paint'}])
     assert s.calls == ['set_image', 'warmup', 'Click', 'undo', 'Click', 'clear', ('step', 314),
-                       'next_frame', ('step', 30),
-                       'next_frame', 'Click', ('step', 30 + 7)]
-    assert len(tr.errors) == 1 and 'class_id 5' in tr.errors[0]
+                       'refine', 'next_frame', ('step', 30), 'refine',
+                       'next_frame', 'Click', ('step', 30 + 7), 'refine']
+    assert len(tr.errors) == 2 and 'class_id 5' in tr.errors[0] and 'paint' in tr.errors[1]
     s2 = FakeSession([])
-    FrameTracker(s2, TrackingSchedule(10, 3, warmup=False, iterations_per_click=2)).process(
-        None, [click])
-    assert s2.calls == ['set_image', 'Click', ('step', 12)]
-    with pytest.raises(ValueError, match='must be >= 0'):
-        TrackingSchedule(iterations_first=-1)
+    FrameDriver(s2, warmup=False).process(None, [click])  # type: ignore[arg-type]
+    assert s2.calls == ['set_image', 'Click', ('step', 307), 'refine']
 
 
 def _tiny_args(tmp: Path) -> list[str]:
@@ -190,3 +190,38 @@ def test_dataset_report_means_over_sequences(tmp_path: Path) -> None:
     assert summary['mean']['J'] == pytest.approx(0.65)
     assert summary['mean']['F'] == pytest.approx(0.5)
     assert '**0.650**' in (tmp_path / 'results.md').read_text()
+
+
+def _moving_sequence_dir(root: Path, frames: int = 6) -> None:
+    """A DAVIS-layout folder of a synthetic moving object, 64x48."""
+    import cv2
+    from segdip_ros.core.synthetic import moving_object_sequence
+    (root / 'images' / 'toy').mkdir(parents=True)
+    (root / 'masks' / 'toy').mkdir(parents=True)
+    for k, s in enumerate(moving_object_sequence(frames=frames, height=48, width=64, seed=0,
+                                                 speed=2.0)):
+        cv2.imwrite(str(root / 'images' / 'toy' / f'{k:05d}.jpg'),
+                    cv2.cvtColor(s.rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(str(root / 'masks' / 'toy' / f'{k:05d}.png'), (s.labels > 0).astype(np.uint8) * 255)
+
+
+def test_every_method_in_one_run_from_the_first_frame_mask(tmp_path: Path) -> None:
+    """The DAVIS protocol (the whole first-frame mask) with the engine and both peers in one
+    run: one comparison table; the identity floor scores frame 0 perfectly and the moving
+    frames worse than the flow-cut peer that follows the motion."""
+    _moving_sequence_dir(tmp_path / 'data')
+    out = tmp_path / 'eval'
+    args = ['--dataset', str(tmp_path / 'data'), '--out', str(out), '--first-frame', 'mask',
+            '--methods', 'segdip,flow-cut,identity', '--working-size', '64', '--threads', '1',
+            '--no-video', '--quiet', '--engine', 'width=8', '--engine', 'warmup_iterations=20',
+            '--engine', 'iterations_first=20', '--engine', 'iterations_per_frame=5']
+    assert eval_bag.main(args) == 0
+    table = json.loads((out / 'results.json').read_text())
+    assert set(table) == {'segdip', 'flow-cut', 'identity'}
+    for method in table:
+        per = json.loads((out / method / 'toy' / 'results.json').read_text())
+        assert per['frames'][0]['annotations'] == 1       # the mask
+        assert per['frames'][0]['j'] > 0.95, method       # frame 0 is the given mask
+    assert table['flow-cut']['mean_J'] > table['identity']['mean_J'] + 0.05
+    assert '| identity |' in (out / 'results.md').read_text()
+    assert eval_bag.main([*args[:-2], '--methods', 'segdip,magic']) == 1
