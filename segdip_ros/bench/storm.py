@@ -60,6 +60,7 @@ class StormResult:
     parameter_sets_sent: int
     seconds: float
     trainer_alive: bool
+    hostile_applied: int        # hostile annotations the engine took (must be 0)
 
 
 def _rss_mb() -> float:
@@ -268,7 +269,9 @@ def run_storm(st: StormSettings, log: Callable[[str], None] = print) -> StormRes
             warnings_logged=node.warnings.emitted, problems_counted=node.warnings.total(),
             callback_errors=node.guard.errors, parameter_sets_refused=refused,
             parameter_sets_sent=len(param_futs), seconds=time.monotonic() - t0,
-            trainer_alive=tr._thread is not None and tr._thread.is_alive())
+            trainer_alive=tr._thread is not None and tr._thread.is_alive(),
+            hostile_applied=tr.stats.annotations_accepted + tr.stats.annotations_rejected
+            - len(GOOD_CLICKS))
     finally:
         if node is not None:
             node.destroy_node()
@@ -306,11 +309,12 @@ def _send_one(rng: random.Random, h: _Hostile, pubs: dict[str, Any], params: Any
             msg.polygon.points = [Point32(x=v(), y=v()) for _ in range(n)]
             pubs['stroke'].publish(msg)
     elif kind == 6:
-        roi = RegionOfInterest(x_offset=rng.choice([0, 10, 2**31]),
-                               y_offset=rng.choice([0, 2**31]),
-                               width=rng.choice([0, 5, 2**32 - 1]), height=rng.choice([0, 9]))
-        if roi.width and roi.height and not (roi.x_offset or roi.y_offset):
-            roi.width = 0  # keep it invalid: zero size
+        if rng.random() < 0.5:   # zero size
+            roi = RegionOfInterest(x_offset=rng.choice([0, 10]), y_offset=10,
+                                   width=rng.choice([0, 5]), height=0)
+        else:                    # far outside the image
+            roi = RegionOfInterest(x_offset=rng.choice([2**31, 5000]), y_offset=2**30,
+                                   width=rng.choice([5, 2**32 - 1]), height=9)
         pubs['box'].publish(roi)
     elif kind == 7:
         msg = PointStamped()
@@ -352,8 +356,9 @@ def run_cli(args: argparse.Namespace) -> int:
           f'counted ({stormy.messages} messages); callback errors contained: '
           f'{stormy.callback_errors}; parameter sets refused: {stormy.parameter_sets_refused}'
           f' of {stormy.parameter_sets_sent}')
+    print(f'hostile annotations that reached the engine: {stormy.hostile_applied}')
     print(f'IoU of the good scene: {calm.iou:.4f} without the storm, {stormy.iou:.4f} with it '
           f'(difference {abs(calm.iou - stormy.iou):.4f})')
-    ok = stormy.crashes == 0 and stormy.trainer_alive and \
+    ok = stormy.crashes == 0 and stormy.trainer_alive and stormy.hostile_applied == 0 and \
         stormy.rss_end_mb - stormy.rss_warm_mb < 50 and abs(calm.iou - stormy.iou) <= 0.02
     return 0 if ok else 1

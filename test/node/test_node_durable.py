@@ -75,6 +75,7 @@ def test_storm_of_hostile_messages_changes_nothing():
                        log=lambda m: None)
     assert stormy.crashes == 0, stormy.crash_reasons
     assert stormy.trainer_alive and stormy.messages == 1000
+    assert stormy.hostile_applied == 0 and calm.hostile_applied == 0
     assert abs(calm.iou - stormy.iou) <= 0.02, (calm.iou, stormy.iou)
     assert calm.iou > 0.7
     assert stormy.rss_end_mb - stormy.rss_warm_mb < 50

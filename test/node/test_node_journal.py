@@ -117,7 +117,7 @@ def test_torn_foreign_and_unsafe_checkpoints_are_refused(tmp_path):
     store, _ = _saved(tmp_path)
     data = store.checkpoint_path.read_bytes()
     store.checkpoint_path.write_bytes(data[:len(data) // 2])  # torn
-    with pytest.raises(CheckpointError, match='cannot read checkpoint.pt'):
+    with pytest.raises(CheckpointError, match='cannot use checkpoint.pt: .*cannot read'):
         store.load_checkpoint(_tiny_cfg())
     moved = store.set_checkpoint_aside('unusable')
     assert moved.exists() and not store.checkpoint_path.exists()
@@ -128,7 +128,7 @@ def test_torn_foreign_and_unsafe_checkpoints_are_refused(tmp_path):
         def __reduce__(self):
             return (print, ('pwned',))
     torch.save({'x': Evil()}, store.checkpoint_path)
-    with pytest.raises(CheckpointError, match='Weights only load failed|cannot read'):
+    with pytest.raises(CheckpointError, match='could run code'):
         store.load_checkpoint(_tiny_cfg())
     # another working size: foreign
     store2, _ = _saved(tmp_path / 'b')
