@@ -6,7 +6,8 @@
 Arguments: image (topic, remapped onto the node's `image`; `<image>/compressed` and the
 matching `camera_info` are remapped with it), camera_info, config (parameter file),
 device (overrides the config file), namespace, rviz (start rviz2 with rviz/segdip.rviz,
-which is made for node 'segdip' without namespace).
+which is made for node 'segdip' without namespace), web (start segdip_web, the labelling
+console, on http://127.0.0.1:8765/).
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
@@ -40,6 +41,8 @@ def generate_launch_description() -> LaunchDescription:
                               description='auto | cpu | cuda | cuda:N (overrides config)'),
         DeclareLaunchArgument('namespace', default_value='', description='node namespace'),
         DeclareLaunchArgument('rviz', default_value='false', description='start rviz2 too'),
+        DeclareLaunchArgument('web', default_value='false',
+                              description='start segdip_web (labelling console in the browser)'),
         Node(
             package=PACKAGE, executable=EXECUTABLE, name=NODE_NAME, namespace=namespace,
             output='screen', emulate_tty=True,
@@ -47,6 +50,11 @@ def generate_launch_description() -> LaunchDescription:
             remappings=[('image', image),
                         ('image/compressed', [image, '/compressed']),
                         ('camera_info', camera_info)],
+        ),
+        Node(
+            package=PACKAGE, executable='segdip_web', name='segdip_web', namespace=namespace,
+            output='screen', parameters=[{'node': NODE_NAME}],   # relative: same namespace
+            condition=IfCondition(LaunchConfiguration('web')),
         ),
         Node(
             package='rviz2', executable='rviz2', name='rviz2', output='screen',

@@ -33,7 +33,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Reg
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
-from segdip_ros.core import AnnotationError, CheckpointError, resolve_device
+from segdip_ros.core import AnnotationError, CheckpointError, Mask, resolve_device
 from segdip_ros.core.annotations import validate_annotation
 from segdip_ros.node.guard import CallbackGuard
 from segdip_ros.node.inputs import (Command, InputError, WarningLimiter, check_class,
@@ -48,6 +48,7 @@ from segdip_ros.node.store import SessionStore
 from segdip_ros.node.trainer import Frame, Schedule, Trainer
 from segdip_ros.ros.convert import (ImageConversionError, compressed_msg_to_rgb, copy_header,
                                     image_msg_to_rgb)
+from segdip_ros.ros.encodings import image_msg_to_numpy_raw
 from segdip_ros.ros.image_plane import (DEFAULT_PLANE_SCALE, ClickGeometryError, ImagePlane,
                                         class_topic_names)
 
@@ -95,7 +96,8 @@ class SegDipNode(Node):
         self.clicks = ClickMapper(ImagePlane(), IMAGE_PLANE_STRIDE, tf_buffer)
         self._apply_live(s)
 
-        self.store = SessionStore(s.session_dir) if s.session_dir else None
+        self.store = SessionStore(s.session_dir, s.class_names, s.class_colors) \
+            if s.session_dir else None
         self.trainer = Trainer(lambda: engine_config(self.settings), self._schedule(s),
                                self._publish, self._warn, self.get_logger().info, self.store,
                                lambda frame, session: self.outputs.overlay_for(frame.rgb,
@@ -114,6 +116,7 @@ class SegDipNode(Node):
         sub(PolygonStamped, '~/stroke', self._on_stroke, INPUT_QOS)
         sub(RegionOfInterest, '~/box', self._on_box, INPUT_QOS)
         sub(String, '~/annotations', self._on_annotations, INPUT_QOS)
+        sub(Image, '~/mask_annotation', self._on_mask_annotation, INPUT_QOS)
         sub(PointStamped, '~/clicked_point', lambda m: self._on_rviz_point(m, None), INPUT_QOS)
         for cid, token in enumerate(class_topic_names(s.class_names)):
             sub(PointStamped, f'~/clicked_point/{token}',
@@ -145,7 +148,8 @@ class SegDipNode(Node):
     @staticmethod
     def _schedule(s: NodeSettings) -> Schedule:
         return Schedule(mode=s.mode, publish_period=1.0 / s.publish_rate,
-                        autosave_period=AUTOSAVE_PERIOD)
+                        autosave_period=AUTOSAVE_PERIOD, dataset_keyframes=s.dataset_keyframes,
+                        dataset_period=s.dataset_period)
 
     def _apply_live(self, s: NodeSettings) -> None:
         """Apply settings that may change while running (colours, image plane, schedule)."""
@@ -287,6 +291,27 @@ class SegDipNode(Node):
             return
         self.trainer.submit(cmd)
 
+    def _on_mask_annotation(self, msg: Image) -> None:
+        """A whole label image (mono8 class ids, 255 = unlabelled) for the frame of its stamp:
+        from a program, a detector or a first-frame mask."""
+        def make() -> Mask:
+            if msg.encoding != 'mono8':
+                raise InputError('mask', f'~/mask_annotation: encoding {msg.encoding!r}, '
+                                 'expected mono8 class ids (255 = unlabelled)')
+            try:
+                labels = image_msg_to_numpy_raw(msg)
+            except ImageConversionError as err:
+                raise InputError('mask', f'~/mask_annotation: {err}') from err
+            size = self._image_size()
+            if size is not None and labels.shape != tuple(size):
+                raise InputError('mask', f'~/mask_annotation: {labels.shape[1]}x'
+                                 f'{labels.shape[0]} mask for a {size[1]}x{size[0]} image')
+            mask = Mask(labels)
+            if not mask.class_ids:
+                raise InputError('mask', '~/mask_annotation: no pixel is labelled (all 255)')
+            return mask
+        self._submit(make, stamp_to_ns(msg.header.stamp), '~/mask_annotation')
+
     def _on_rviz_point(self, msg: PointStamped, class_id: int | None) -> None:
         """RViz Publish Point: class from the topic, or active_class on ~/clicked_point.
         RViz stamps points with its own now(), so they go to the current frame."""
@@ -324,6 +349,8 @@ class SegDipNode(Node):
         self.settings = new
         self.trainer.set_schedule(self._schedule(new))
         self._apply_live(new)
+        if self.store is not None:
+            self.store.class_colors = new.class_colors
         return SetParametersResult(successful=True)
 
     def _publish(self, frame: Frame, session: Any, final: bool) -> None:

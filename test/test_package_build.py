@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ['segdip_node', 'segdip_demo', 'segdip-bench', 'segdip_make_bag', 'segdip_eval_bag',
-           'segdip_replay_bag', 'segdip_rviz_config']
+           'segdip_replay_bag', 'segdip_rviz_config', 'segdip_web', 'segdip_export']
 
 
 def test_colcon_build_installs_scripts_and_share_files(tmp_path):
@@ -35,6 +35,8 @@ def test_colcon_build_installs_scripts_and_share_files(tmp_path):
     for rel in ('package.xml', 'config/segdip.yaml', 'launch/segdip.launch.py', 'rviz/segdip.rviz'):
         assert (share / rel).is_file(), f'share/segdip_ros/{rel} missing'
     assert (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'segdip_ros').is_file()
+    pages = list(prefix.glob('lib/python*/site-packages/segdip_ros/web/static/*'))
+    assert sorted(p.name for p in pages) == ['app.js', 'index.html', 'style.css'], pages
 
 
 def test_console_scripts_are_in_the_environment():

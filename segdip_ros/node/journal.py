@@ -40,7 +40,7 @@ __all__ = ['JOURNAL_FORMAT', 'STATUSES', 'Journal', 'JournalRead', 'ReplayPlan',
 
 JOURNAL_FORMAT = 2
 STATUSES = ('header', 'queued', 'applied', 'refused', 'scene')
-COMMAND_TYPES = ('click', 'stroke', 'box', 'undo', 'clear')
+COMMAND_TYPES = ('click', 'stroke', 'box', 'mask', 'undo', 'clear')
 MAX_LINE = 4_000_000  # characters; a longer line is not one the node wrote
 
 FrameKey = tuple[str, int]  # (scene id, frame index within the scene)

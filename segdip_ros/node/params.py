@@ -19,6 +19,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 
 from segdip_ros.core import PRESETS, ConfigError, SessionConfig, resolve_device
 from segdip_ros.core.config import parse_overrides
+from segdip_ros.node.keyframes import KEYFRAME_MODES
 from segdip_ros.ros.image_plane import DEFAULT_PLANE_FRAME, class_topic_names
 
 __all__ = ['NodeSettings', 'ParamSpec', 'PARAMS', 'LIVE_PARAMS', 'declare_all', 'read_settings',
@@ -93,6 +94,12 @@ PARAMS: dict[str, ParamSpec] = {
                               float_range=(0.1, 100.0)),
     'session_dir': ParamSpec('', f'folder for checkpoint, annotation log and ~/save; empty = no '
                              f'persistence {_RO}'),
+    'dataset_keyframes': ParamSpec('off', "'annotated': a frame that got annotations is added "
+                                   'to session_dir/dataset at the end of its training budget; '
+                                   "'off': only ~/save", live=True),
+    'dataset_period': ParamSpec(0.0, 's between dataset samples of the current frame while '
+                                'labels are shown, 0 = off', live=True,
+                                float_range=(0.0, 86400.0)),
     'image_plane_frame': ParamSpec(DEFAULT_PLANE_FRAME, 'TF frame of ~/image_plane', live=True),
 }
 LIVE_PARAMS = frozenset(n for n, s in PARAMS.items() if s.live)
@@ -116,6 +123,8 @@ class NodeSettings:
     publish_rate: float
     session_dir: str
     image_plane_frame: str
+    dataset_keyframes: str = 'off'
+    dataset_period: float = 0.0
 
 
 def parse_color(text: str) -> tuple[int, int, int]:
@@ -200,6 +209,9 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
     if working_size < 0:
         raise ValueError(f"working_size must be 0 (the preset's) or > 0, got {working_size}")
     threads = int(raw['torch_threads'])
+    period = float(raw['dataset_period'])
+    if period < 0:
+        raise ValueError(f'dataset_period must be >= 0 s (0 = off), got {period}')
     if threads < 0:
         raise ValueError(f'torch_threads must be >= 0, got {threads}')
     settings = NodeSettings(
@@ -209,7 +221,9 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
         torch_threads=threads, mode=_choice(raw, 'mode', get_args(Mode)),
         image_transport=_choice(raw, 'image_transport', get_args(Transport)),
         publish_rate=float(raw['publish_rate']), session_dir=str(raw['session_dir']),
-        image_plane_frame=str(raw['image_plane_frame']))
+        image_plane_frame=str(raw['image_plane_frame']),
+        dataset_keyframes=_choice(raw, 'dataset_keyframes', KEYFRAME_MODES),
+        dataset_period=period)
     try:
         engine_config(settings)
     except ConfigError as err:

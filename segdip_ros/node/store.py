@@ -7,7 +7,8 @@ Layout::
     session_dir/checkpoint.json      its header: frame stamp/frame_id, frame key, the log's
                                      last seq when it was written, sha256 of checkpoint.pt
     session_dir/annotations.jsonl    the write-ahead log (segdip_ros.node.journal)
-    session_dir/dataset/<sec>_<nanosec>_{image,mask,overlay}.png + _annotations.json  (~/save)
+    session_dir/dataset/             ~/save and keyframes: images/, masks/, overlays/,
+                                     classes.json, manifest.jsonl (segdip_ros.offline.dataset)
 
 Every file is written atomically (temp file, fsync, os.replace, fsync of the directory). Every
 file read at start is checked; one that is torn or does not belong to this node's parameters
@@ -21,14 +22,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-import cv2
 import numpy as np
 
 from segdip_ros.core import CheckpointError, SessionConfig, TrainingSession
 from segdip_ros.core.checkpoint import read_state
 from segdip_ros.node.journal import FrameKey, Journal, read_journal
+from segdip_ros.offline.dataset import DatasetWriter
 
 __all__ = ['SessionStore', 'Restored', 'atomic_write', 'fsync_dir']
 
@@ -84,9 +85,15 @@ class Restored:
 class SessionStore:
     """Checkpoint, write-ahead log and dataset samples of one session directory."""
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str],
+                 class_names: Sequence[str] = ('background', 'object'),
+                 class_colors: Sequence[tuple[int, int, int]] = ((60, 100, 255), (255, 60, 60))
+                 ) -> None:
         self.dir = Path(directory).expanduser()
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.class_names = tuple(class_names)
+        self.class_colors = tuple(tuple(c) for c in class_colors)   # live: the node updates it
+        self._dataset: DatasetWriter | None = None
         self.checkpoint_path = self.dir / 'checkpoint.pt'
         self.meta_path = self.dir / 'checkpoint.json'
         self.log_path = self.dir / 'annotations.jsonl'
@@ -211,24 +218,14 @@ class SessionStore:
 
     # ----- dataset samples -------------------------------------------------------------
     def save_sample(self, rgb: np.ndarray, labels: np.ndarray, overlay: np.ndarray,
-                    annotations: list[dict[str, Any]], stamp_ns: int, frame_id: str
-                    ) -> list[Path]:
-        """Write image, mask (class ids, 255 = unlabelled), overlay PNGs and annotations JSON,
-        each atomically."""
-        out = self.dir / 'dataset'
-        out.mkdir(parents=True, exist_ok=True)
-        base = f'{stamp_ns // 1_000_000_000}_{stamp_ns % 1_000_000_000:09d}'
-        paths = [out / f'{base}_image.png', out / f'{base}_mask.png', out / f'{base}_overlay.png',
-                 out / f'{base}_annotations.json']
-        images = (cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), labels.astype(np.uint8),
-                  cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
-        for path, img in zip(paths, images):
-            ok, png = cv2.imencode('.png', img)
-            if not ok:
-                raise OSError(f'could not encode {path.name}')
-            atomic_write(path, png.tobytes())
-        atomic_write(paths[3], json.dumps({
-            'stamp': {'sec': stamp_ns // 1_000_000_000, 'nanosec': stamp_ns % 1_000_000_000},
-            'frame_id': frame_id, 'image_size': [int(rgb.shape[1]), int(rgb.shape[0])],
-            'annotations': annotations}, indent=1).encode('utf-8'))
-        return paths
+                    annotations: list[dict[str, Any]], stamp_ns: int, frame_id: str,
+                    source: str = 'save') -> list[Path]:
+        """Add image, mask (class ids, 255 = unlabelled) and overlay to session_dir/dataset
+        (atomic files, manifest last); returns the files written."""
+        w = self._dataset
+        if w is None or w.classes['classes'] != DatasetWriter.classes_for(self.class_names,
+                                                                          self.class_colors):
+            w = self._dataset = DatasetWriter(self.dir / 'dataset', self.class_names,
+                                              self.class_colors)
+        record = w.add(rgb, labels, annotations, stamp_ns, frame_id, overlay, source)
+        return w.paths(record)
