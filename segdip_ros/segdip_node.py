@@ -239,14 +239,15 @@ class SegDipNode(Node):
 
     def _check_fits(self, ann: Any) -> None:
         """InputError unless `ann` fits the current image (when there is one) and classes."""
+        check_class(int(ann.class_id), self.settings.num_classes)
         size = self._image_size()
         if size is None:
-            check_class(int(ann.class_id), self.settings.num_classes)
             return
         try:
             validate_annotation(ann, size[1], size[0], self.settings.num_classes)
         except AnnotationError as err:
-            key = 'class' if 'class_id' in str(err) else 'outside'
+            key = 'mask' if isinstance(ann, Mask) else \
+                'class' if 'class_id' in str(err) else 'outside'
             raise InputError(key, str(err)) from err
 
     def _submit(self, make: Any, stamp_ns: int, source: str) -> None:
