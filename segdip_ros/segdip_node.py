@@ -33,10 +33,13 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Reg
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
-from segdip_ros.core import CheckpointError, Mask, resolve_device
+from segdip_ros.core import AnnotationError, CheckpointError, Mask, resolve_device
+from segdip_ros.core.annotations import validate_annotation
+from segdip_ros.node.guard import CallbackGuard
 from segdip_ros.node.inputs import (Command, InputError, WarningLimiter, check_class,
                                     parse_annotation_json, point_to_click, polygon_to_stroke,
                                     roi_to_box, stamp_to_ns)
+from segdip_ros.node.journal import ReplayPlan, plan_replay
 from segdip_ros.node.outputs import OutputPublisher, diagnostics_msg, label_info_json
 from segdip_ros.node.params import (PARAMS, STROKE_WIDTH, NodeSettings, declare_all,
                                     engine_config, node_value, read_settings)
@@ -75,6 +78,7 @@ class SegDipNode(Node):
             import torch  # noqa: PLC0415 - only to cap CPU use
             torch.set_num_threads(s.torch_threads)
         self.warnings = WarningLimiter(self.get_logger().warning)
+        self.guard = CallbackGuard(self._warn)  # wraps every callback below
         self.frames_received = 0
         self.frames_rejected = 0
         self.inputs_rejected = 0
@@ -100,32 +104,34 @@ class SegDipNode(Node):
                                                                                session))
         self._resume()
 
+        sub = self._subscribe
         if s.image_transport == 'compressed':
-            self.create_subscription(CompressedImage, 'image/compressed', self._on_compressed,
-                                     IMAGE_QOS, qos_overriding_options=qos_opts())
+            sub(CompressedImage, 'image/compressed', self._on_compressed, IMAGE_QOS,
+                qos_overriding_options=qos_opts())
         else:
-            self.create_subscription(Image, 'image', self._on_image, IMAGE_QOS,
-                                     qos_overriding_options=qos_opts())
-        self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, IMAGE_QOS)
-        self.create_subscription(Point, '~/click', self._on_click, INPUT_QOS)
-        self.create_subscription(PointStamped, '~/click_stamped', self._on_click_stamped,
-                                 INPUT_QOS)
-        self.create_subscription(PolygonStamped, '~/stroke', self._on_stroke, INPUT_QOS)
-        self.create_subscription(RegionOfInterest, '~/box', self._on_box, INPUT_QOS)
-        self.create_subscription(String, '~/annotations', self._on_annotations, INPUT_QOS)
-        self.create_subscription(Image, '~/mask_annotation', self._on_mask_annotation, INPUT_QOS)
-        self.create_subscription(PointStamped, '~/clicked_point',
-                                 lambda m: self._on_rviz_point(m, None), INPUT_QOS)
+            sub(Image, 'image', self._on_image, IMAGE_QOS, qos_overriding_options=qos_opts())
+        sub(CameraInfo, 'camera_info', self._on_camera_info, IMAGE_QOS)
+        sub(Point, '~/click', self._on_click, INPUT_QOS)
+        sub(PointStamped, '~/click_stamped', self._on_click_stamped, INPUT_QOS)
+        sub(PolygonStamped, '~/stroke', self._on_stroke, INPUT_QOS)
+        sub(RegionOfInterest, '~/box', self._on_box, INPUT_QOS)
+        sub(String, '~/annotations', self._on_annotations, INPUT_QOS)
+        sub(Image, '~/mask_annotation', self._on_mask_annotation, INPUT_QOS)
+        sub(PointStamped, '~/clicked_point', lambda m: self._on_rviz_point(m, None), INPUT_QOS)
         for cid, token in enumerate(class_topic_names(s.class_names)):
-            self.create_subscription(PointStamped, f'~/clicked_point/{token}',
-                                     lambda m, c=cid: self._on_rviz_point(m, c), INPUT_QOS)
+            sub(PointStamped, f'~/clicked_point/{token}',
+                lambda m, c=cid: self._on_rviz_point(m, c), INPUT_QOS)
         group = MutuallyExclusiveCallbackGroup()  # services may wait; inputs keep flowing
         for op in ('reset', 'undo', 'clear', 'next_frame', 'save'):
-            self.create_service(Trigger, f'~/{op}', lambda req, resp, o=op: self._serve(o, resp),
-                                callback_group=group)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+            self.create_service(Trigger, f'~/{op}', self.guard.service(
+                f'~/{op}', lambda req, resp, o=op: self._serve(o, resp)), callback_group=group)
+        self.add_on_set_parameters_callback(self.guard.wrap(
+            'parameters', self._on_set_parameters,
+            lambda err, params: SetParametersResult(
+                successful=False, reason=f'refused: {type(err).__name__}: {str(err)[:200]}')))
         steady = Clock(clock_type=ClockType.STEADY_TIME)  # diagnostics also without /clock
-        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics, clock=steady)
+        self._diag_timer = self.create_timer(
+            1.0, self.guard.wrap('/diagnostics', self._publish_diagnostics), clock=steady)
         self.trainer.start()
         topic = 'image/compressed' if s.image_transport == 'compressed' else 'image'
         self.get_logger().info(
@@ -133,6 +139,12 @@ class SegDipNode(Node):
             f'device {s.device}, subscribed to {self.resolve_topic_name(topic)}')
 
     # ----- setup helpers ----------------------------------------------------------------------
+    def _subscribe(self, msg_type: Any, topic: str, callback: Any, qos: Any,
+                   **kwargs: Any) -> Any:
+        """create_subscription with the callback's exceptions contained (CallbackGuard)."""
+        return self.create_subscription(msg_type, topic, self.guard.wrap(topic, callback), qos,
+                                        **kwargs)
+
     @staticmethod
     def _schedule(s: NodeSettings) -> Schedule:
         return Schedule(mode=s.mode, publish_period=1.0 / s.publish_rate,
@@ -149,26 +161,43 @@ class SegDipNode(Node):
         self._label_pub.publish(String(data=label_info_json(s.class_names, s.class_colors)))
 
     def _resume(self) -> None:
+        """Checkpoint + write-ahead log -> the trainer's state (docs/node.md, Durability)."""
         if self.store is None:
             return
+        restored = None
         try:
-            loaded = self.store.load_checkpoint(engine_config(self.settings))
+            restored = self.store.load_checkpoint(engine_config(self.settings))
         except CheckpointError as err:
-            moved = self.store.set_aside()
-            self._warn('resume', f'checkpoint in {self.store.dir} does not fit the current '
-                       f'parameters ({err}); moved it to {moved} and starting fresh')
+            moved = self.store.set_checkpoint_aside('unusable')
+            self._warn('resume', f'checkpoint in {self.store.dir} set aside as {moved.name} '
+                       f'({err}); starting from the annotation log alone')
+        expect = restored.meta.get('journal_id') if restored is not None else None
+        records, notes = self.store.open_journal(self.settings.num_classes, expect)
+        for note in notes:
+            self._warn('resume', note)
+        plan = plan_replay(records, restored.journal_seq if restored else None,
+                           restored.frame if restored else None)
+        frame = None
+        if restored is not None:
+            stamp_ns, frame_id = restored.stamp_ns, restored.frame_id
+            header = Header(stamp=Time(sec=stamp_ns // 1_000_000_000,
+                                       nanosec=stamp_ns % 1_000_000_000), frame_id=frame_id)
+            frame = Frame(restored.session.image, header, stamp_ns, frame_id)
+            self._last_size = restored.session.image_size
+        self.trainer.resume(restored, frame, plan)
+        self._log_resume(restored is not None, plan)
+
+    def _log_resume(self, from_checkpoint: bool, plan: ReplayPlan) -> None:
+        session = self.trainer.session
+        if session is None and not (plan.pending or plan.restore):
             return
-        if loaded is None:
-            return
-        session, stamp_ns, frame_id = loaded
-        header = Header(stamp=Time(sec=stamp_ns // 1_000_000_000,
-                                   nanosec=stamp_ns % 1_000_000_000), frame_id=frame_id)
-        self.trainer.resume(session, Frame(session.image, header, stamp_ns, frame_id))
-        self._last_size = session.image_size
+        what = (f'{len(session.annotations)} annotation(s) on the current frame, iteration '
+                f'{session.iteration}' if from_checkpoint and session is not None
+                else 'no checkpoint')
         self.get_logger().info(
-            f'resumed session from {self.store.dir}: {len(session.annotations)} annotation(s) '
-            f'on the current frame, {len(self.store.read_log())} in the log, iteration '
-            f'{session.iteration}')
+            f'resumed session from {self.store.dir}: {what}; {len(plan.reapply)} logged '
+            f'command(s) applied again, {len(plan.pending)} pending queued again, '
+            f'{len(plan.restore)} restored from the log for the first frame')
 
     def _warn(self, category: str, message: str) -> None:
         self.warnings.report(category, message)
@@ -208,11 +237,25 @@ class SegDipNode(Node):
         cur = self.trainer.current
         return cur.rgb.shape[:2] if cur is not None else self._last_size
 
+    def _check_fits(self, ann: Any) -> None:
+        """InputError unless `ann` fits the current image (when there is one) and classes."""
+        check_class(int(ann.class_id), self.settings.num_classes)
+        size = self._image_size()
+        if size is None:
+            return
+        try:
+            validate_annotation(ann, size[1], size[0], self.settings.num_classes)
+        except AnnotationError as err:
+            key = 'mask' if isinstance(ann, Mask) else \
+                'class' if 'class_id' in str(err) else 'outside'
+            raise InputError(key, str(err)) from err
+
     def _submit(self, make: Any, stamp_ns: int, source: str) -> None:
-        """Build an annotation with `make()`; queue it or warn once about why not."""
+        """Build an annotation with `make()`; accept it (log + queue) or warn once about why
+        not."""
         try:
             ann = make()
-            check_class(int(ann.class_id), self.settings.num_classes)
+            self._check_fits(ann)
         except InputError as err:
             self.inputs_rejected += 1
             self._warn(err.key, f'{source}: {err}')
@@ -241,6 +284,8 @@ class SegDipNode(Node):
     def _on_annotations(self, msg: String) -> None:
         try:
             cmd = parse_annotation_json(msg.data, self.settings.num_classes)
+            if cmd.annotation is not None:
+                self._check_fits(cmd.annotation)
         except InputError as err:
             self.inputs_rejected += 1
             self._warn(err.key, str(err))
@@ -329,8 +374,11 @@ class SegDipNode(Node):
             'annotations_rejected': st.annotations_rejected + self.inputs_rejected,
             'annotations_pending': self.trainer.pending_commands,
             'checkpoints': st.checkpoints, 'warnings': self.warnings.emitted,
+            'callback_errors': self.guard.errors, 'log_errors': st.log_errors,
+            'log_records': self.store.journal.appended
+            if self.store is not None and self.store.journal is not None else 0,
         }
-        level = 0 if not st.last_error else 1
+        level = 0 if not st.last_error and not self.guard.errors else 1
         msg = diagnostics_msg(self.get_clock().now().to_msg(), f'{self.get_name()}: training',
                               values['device'], values, level, st.state)
         self._diag_pub.publish(msg)

@@ -1,7 +1,7 @@
 """Shared harness for the node tests (no tests here): one rclpy Context per test, the node
 under test and a test node in it, one executor, spin_once until a condition or a timeout.
 
-Domain ids 10..29 belong to the node tests; each test passes its own.
+Domain ids 10..29 and 76..95 belong to the node tests; each test passes its own.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class Harness:
     def __init__(self, domain_id: int, params: dict[str, Any] | None = None,
                  node_name: str = 'segdip', with_node: bool = True,
                  args: list[str] | None = None) -> None:
-        assert 10 <= domain_id <= 29
+        assert 10 <= domain_id <= 29 or 76 <= domain_id <= 95
         self.ctx = Context()
         rclpy.init(context=self.ctx, domain_id=domain_id, args=args)
         self.executor = SingleThreadedExecutor(context=self.ctx)
