@@ -11,7 +11,8 @@ time:
 - new scene (first frame, ~/reset, image size change): set_image, warm-up
   (cfg.warmup_iterations, annotations held back so it stays reconstruction-only), then
   `cfg.iterations_first` iterations;
-- every accepted annotation adds `cfg.iterations_per_click` iterations to the current budget;
+- every accepted annotation adds `cfg.iterations_per_click` iterations to the current budget
+  (tracking with a newer frame waiting: the budget is then at most one click's worth);
 - labels (`core.schedule`): an annotated frame is refined when its budget is spent, a tracked
   frame as soon as its annotations (none) are applied, then it trains; each refinement is
   published (`final=True`);
@@ -399,6 +400,15 @@ class Trainer:
         if changed:
             self._autosave(force=True)
 
+    def _click_budget(self, per_click: int) -> int:
+        """The budget after an accepted annotation: one more click's worth; but following a
+        stream (tracking) with a newer frame waiting, at most one click's worth, so an operator
+        who clicks faster than the network trains does not hold the video on one frame."""
+        budget = max(self._budget, 0) + per_click
+        if self.schedule.mode == 'tracking' and self._pending is not None:
+            budget = min(budget, per_click)
+        return budget
+
     def _apply(self, cmd: Command) -> bool:
         """Apply one command to the engine and log the outcome (applied or refused)."""
         s = self.session
@@ -406,7 +416,7 @@ class Trainer:
             if cmd.kind == 'add':
                 s.add_annotation(cmd.annotation)
                 self.stats.annotations_accepted += 1
-                self._budget = max(self._budget, 0) + s.cfg.iterations_per_click
+                self._budget = self._click_budget(s.cfg.iterations_per_click)
             elif cmd.kind == 'undo':
                 if s.undo() is None:
                     return self._record(cmd, 'refused', reason='nothing to undo')
