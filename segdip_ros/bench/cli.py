@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .killtest import add_options as add_kill_options
     add_kill_options(sub.add_parser('killtest', help='SIGKILL the node at random moments of '
                                     'each state (ROS): accepted, lost, duplicated'))
+    from .keepup import add_options as add_keepup_options
+    add_keepup_options(sub.add_parser('keepup', help='a timed bag replay into the node (ROS): '
+                                      'the share of frames that get a mask'))
     sub.add_parser('list', help='list the registered methods')
     return parser
 
@@ -133,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == 'speed':
         from .speed import run_cli as run_speed
         return run_speed(args)
-    if args.command in ('soak', 'storm', 'killtest'):  # these import rclpy (lazily)
+    if args.command in ('soak', 'storm', 'killtest', 'keepup'):  # these import rclpy (lazily)
         import importlib
         return importlib.import_module(f'.{args.command}', __package__).run_cli(args)
     if args.command == 'list':

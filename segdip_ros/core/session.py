@@ -496,7 +496,8 @@ class TrainingSession:
         else the network's own output. Pure: it never changes what the network learns."""
         with self._lock:
             f = self._require_frame()
-            key = (self.iteration, self._version)
+            # a refinement does not change while the network trains on: only a new one does
+            key = (-1 if f.refinement is not None else self.iteration, self._version)
             if self._cache is not None and self._cache[0] == key:
                 return self._cache[1]
             refined = f.refinement is not None

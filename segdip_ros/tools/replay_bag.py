@@ -100,7 +100,7 @@ class _Replayer:
             self.clock_pub = self.node.create_publisher(msg_class('rosgraph_msgs/msg/Clock'),
                                                         '/clock', _qos(True, 1))
         self.seen: set[int] = set()
-        if step:
+        if step or collect_masks:
             self.node.create_subscription(msg_class(IMAGE_TYPE), mask_topic, self._on_mask,
                                           _qos(True, 100))
 
