@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Start segdip_node (node name 'segdip') with its config file; optionally RViz2.
 
     ros2 launch segdip_ros segdip.launch.py image:=/camera/image_raw device:=cuda

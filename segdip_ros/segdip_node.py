@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """segdip_node: SegDIP interactive segmentation as a ROS 2 node (a thin adapter).
 
 Inputs: `image` (or `image/compressed`), `camera_info`, `~/click` (Point, pixels),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared test set-up: CPU only, one torch thread (tests run side by side on 2 cores),
 DDS traffic kept on this machine."""
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared harness for the node tests (no tests here): one rclpy Context per test, the node
 under test and a test node in it, one executor, spin_once until a condition or a timeout.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Training-free peers of SegDIP, driven by the same clicks at the same working resolution.
 
 - GrabCut (OpenCV) seeded from the clicks: unclicked pixels GC_PR_BGD, click disks GC_FGD/GC_BGD.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`segdip-bench speed`: training-step throughput, reference against optimised, in one process.
 
 Per cell (working size x width) the sessions train on the same synthetic image with the same
@@ -24,7 +25,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -255,7 +256,8 @@ def markdown(res: SpeedResult) -> str:
              f'{res.machine.get("cpu_native_bf16")}), torch {res.machine["torch"]}, '
              f'{res.machine["threads"]} thread(s); peak estimate {peak / 1e9:.1f} GFLOP/s '
              f'({res.machine["peak_method"]}). Optimised plan: {res.plan}.', '',
-             '| work size (h x w) | network (h x w) | width | ref it/s | fullres it/s | opt it/s | '
+             '| work size (h x w) | network (h x w) | width | ref it/s | fullres it/s '
+             '| opt it/s | '
              'fullres/ref | **opt/ref** | ref GFLOP/s (% peak) | opt GFLOP/s (% peak) | '
              'opt+bf16 it/s | opt+bf16/ref |', '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for c in res.cells:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Turn the node's input messages into engine commands, and report bad input once.
 
 No rclpy here: messages are read by attribute, so the parsing is testable with plain objects.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Images and messages the node publishes, built from a frame and its TrainingSession.
 
 Every image output copies the header of the frame it was computed for (never now()), so

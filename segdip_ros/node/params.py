@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Parameters of the segdip node: declarations with descriptors, validation, engine config.
 
 Why a module of its own: the node must refuse a bad value with a reason, both at start-up

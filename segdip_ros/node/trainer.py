@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The node's training thread: frames and annotation commands in, a TrainingSession trained.
 
 Why a thread of its own: an optimiser step takes tens of milliseconds on a CPU, and a ROS

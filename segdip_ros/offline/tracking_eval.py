@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Drive a TrainingSession through a video the way the node does live, and score it (DAVIS J/F).
 
 The frame-switch rule lives here (`FrameTracker`) so that the ROS node and the offline bag
@@ -286,7 +287,8 @@ def write_dataset_report(results: Sequence[SequenceResult], out_dir: Path) -> di
         'settings': results[0].settings if results else {},
     }
     (out_dir / 'results.json').write_text(json.dumps(_json_safe(summary), indent=1))
-    lines = ['| sequence | frames | J | F | s/frame | first frame s |', '|---|---|---|---|---|---|']
+    lines = ['| sequence | frames | J | F | s/frame | first frame s |',
+             '|---|---|---|---|---|---|']
     lines += [f'| {r.name} | {len(r.frames)} | {_fmt(r.j_mean)} | {_fmt(r.f_mean)} | '
               f'{_fmt(r.seconds_per_frame)} | {_fmt(r.first_frame_seconds)} |' for r in results]
     m = summary['mean']

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Convert ROS image messages to and from numpy, without a Node.
 
 Input side: :func:`image_msg_to_rgb` (``sensor_msgs/Image``) and

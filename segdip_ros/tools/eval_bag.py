@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """segdip_eval_bag: offline tracking evaluation of SegDIP on a rosbag2, as the node runs live.
 
 Reads the camera topic (Image or CompressedImage), the annotations (std_msgs/String JSON) and,
@@ -24,9 +25,10 @@ import cv2
 import numpy as np
 
 from segdip_ros.offline.bagio import BagError, BagReader, BagWriter, image_msg
-from segdip_ros.offline.tracking_eval import (FrameScore, FrameTracker, SequenceResult, TrackingSchedule,
-                                      assign_annotations, track_sequence, write_dataset_report,
-                                      write_sequence_report)
+from segdip_ros.offline.tracking_eval import (FrameScore, FrameTracker, SequenceResult,
+                                              TrackingSchedule, assign_annotations,
+                                              track_sequence, write_dataset_report,
+                                              write_sequence_report)
 
 __all__ = ['evaluate_bag', 'build_parser', 'run', 'main']
 

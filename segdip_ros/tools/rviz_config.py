@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Write an RViz2 config for labelling with SegDIP by clicking (``segdip_rviz_config``).
 
 The layout follows ros2/rviz ``rviz_common/default.rviz``: Panels, a Visualization Manager with

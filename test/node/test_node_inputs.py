@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Parsing, rate-limited warnings and parameter validation of the node (no node running),
 plus the shipped config, launch and RViz files against the node's names."""
 from __future__ import annotations
@@ -46,8 +47,8 @@ def test_json_schema_round_trip():
 
 @pytest.mark.parametrize('text,key', [
     ('not json', 'json'), ('[1, 2]', 'json'), ('{"type":"click","x":1,"y":2}', 'json'),
-    ('{"type":"blob","class_id":1}', 'json'), ('{"type":"click","x":1,"y":2,"class_id":2}',
-                                                'class'),
+    ('{"type":"blob","class_id":1}', 'json'),
+    ('{"type":"click","x":1,"y":2,"class_id":2}', 'class'),
     ('{"type":"click","x":1,"y":2,"class_id":1,"stamp":{"sec":-1}}', 'json')])
 def test_bad_json_is_refused_with_reason(text, key):
     with pytest.raises(InputError) as err:
@@ -93,16 +94,19 @@ def test_settings_validation_reasons():
     assert not engine_config(check_settings(_raw(refine_merge=False))).refine_merge
     assert (engine_config(check_settings(_raw())).refine_click_edge_cost
             == default_preset().refine_click_edge_cost > 0)
-    assert engine_config(check_settings(_raw(refine_click_edge_cost=0.0))).refine_click_edge_cost == 0
-    assert engine_config(check_settings(_raw(refine_click_edge_cost=2.5))).refine_click_edge_cost == 2.5
+    for cost in (0.0, 2.5):
+        cfg = engine_config(check_settings(_raw(refine_click_edge_cost=cost)))
+        assert cfg.refine_click_edge_cost == cost
     preset, cfg = default_preset(), engine_config(check_settings(_raw()))
-    assert ((cfg.refine_network_weight, cfg.refine_network_weight_first, cfg.refine_click_confidence)
+    assert ((cfg.refine_network_weight, cfg.refine_network_weight_first,
+             cfg.refine_click_confidence)
             == (preset.refine_network_weight, preset.refine_network_weight_first,
                 preset.refine_click_confidence))
-    cfg = engine_config(check_settings(_raw(refine_network_weight=0.0, refine_network_weight_first=1.5,
+    cfg = engine_config(check_settings(_raw(refine_network_weight=0.0,
+                                            refine_network_weight_first=1.5,
                                             refine_click_confidence=0.0, tcl_lambda=0.01)))
-    assert ((cfg.refine_network_weight, cfg.refine_network_weight_first, cfg.refine_click_confidence,
-             cfg.loss.tcl_lambda) == (0.0, 1.5, 0.0, 0.01))
+    assert ((cfg.refine_network_weight, cfg.refine_network_weight_first,
+             cfg.refine_click_confidence, cfg.loss.tcl_lambda) == (0.0, 1.5, 0.0, 0.01))
     assert check_settings(_raw(num_classes=4)).class_names[3] == 'class_3'
     for bad, match in [({'active_class': 2}, 'active_class'), ({'mode': 'fast'}, 'mode'),
                        ({'device': 'tpu'}, 'device'), ({'class_colors': ['red']}, 'colour'),

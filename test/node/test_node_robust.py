@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Bad input keeps the node alive and is reported once; bgr8 and compressed input; live
 parameter refusal; services (undo, clear, reset, next_frame, save). Tiny engine config."""
 from __future__ import annotations
@@ -82,6 +83,7 @@ def test_bad_input_reported_once_and_node_keeps_working():
         assert h.spin_until(lambda: h.node.trainer.stats.annotations_accepted == 1, 60)
         assert h.spin_until(lambda: 1 in np.frombuffer(bytes(masks[-1].data), np.uint8), 30)
         assert h.node.trainer._thread.is_alive()
+
         def values():
             return {kv.key: kv.value for kv in diags[-1].status[0].values} if diags else {}
         assert h.spin_until(lambda: values().get('frames_rejected') == '9', 5)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tracking evaluation: J/F scoring, the frame-switch rule, and eval_bag end to end."""
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import pytest
 
 from segdip_ros.offline.bagio import BagAnnotation, BagReader
 from segdip_ros.core.metrics import boundary_map
-from segdip_ros.offline.tracking_eval import (FrameTracker, TrackingSchedule, assign_annotations,
-                                      score_sequence, write_dataset_report)
+from segdip_ros.offline.tracking_eval import (FrameTracker, TrackingSchedule,
+                                              assign_annotations, score_sequence,
+                                              write_dataset_report)
 from segdip_ros.tools import eval_bag, make_bag
 
 DATA = Path(os.environ.get('SEGDIP_DATA') or

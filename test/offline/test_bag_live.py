@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 5: live replay in step mode against the real node gives the offline evaluation's J.
 
 A 6-frame synthetic sequence (moving_object_sequence, 48x64) with ground truth and seven

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tests of segdip_ros.tools.rviz_config and the shipped rviz/segdip.rviz."""
 from pathlib import Path
 
