@@ -126,6 +126,10 @@ PARAMS: dict[str, ParamSpec] = {
     'image_plane_scale': ParamSpec(DEFAULT_PLANE_SCALE, 'metres per pixel of ~/image_plane',
                                    live=True, float_range=(1e-5, 10.0)),
     'image_plane_frame': ParamSpec(DEFAULT_PLANE_FRAME, 'TF frame of ~/image_plane', live=True),
+    'jpeg_quality': ParamSpec(80, 'JPEG quality of ~/overlay/compressed', live=True,
+                              int_range=(1, 100)),
+    'autostart': ParamSpec(True, 'configure and activate at start-up; false: the node waits '
+                           f'unconfigured for a lifecycle manager {_RO}'),
 }
 LIVE_PARAMS = frozenset(n for n, s in PARAMS.items() if s.live)
 
@@ -167,6 +171,8 @@ class NodeSettings:
     image_plane_rate: float
     image_plane_scale: float
     image_plane_frame: str
+    jpeg_quality: int
+    autostart: bool
 
 
 def parse_color(text: str) -> tuple[int, int, int]:
@@ -245,6 +251,8 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
     if not str(raw['image_plane_frame']).strip():
         raise ValueError('image_plane_frame must not be empty')
     preset_or_own = {name: _preset_or_own(raw, name) for name in _PRESET_WHEN_MINUS_ONE}
+    if not 1 <= int(raw['jpeg_quality']) <= 100:
+        raise ValueError(f'jpeg_quality must be in [1, 100], got {raw["jpeg_quality"]}')
     if float(raw['publish_rate']) <= 0:
         raise ValueError(f'publish_rate must be > 0 Hz, got {raw["publish_rate"]}')
     settings = NodeSettings(
@@ -264,7 +272,8 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
         image_plane_stride=int(raw['image_plane_stride']),
         image_plane_rate=float(raw['image_plane_rate']),
         image_plane_scale=float(raw['image_plane_scale']),
-        image_plane_frame=str(raw['image_plane_frame']))
+        image_plane_frame=str(raw['image_plane_frame']),
+        jpeg_quality=int(raw['jpeg_quality']), autostart=bool(raw['autostart']))
     try:
         engine_config(settings).validate()
     except ConfigError as err:

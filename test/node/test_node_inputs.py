@@ -127,7 +127,7 @@ def test_settings_validation_reasons():
 def test_config_file_loads_as_node_parameters():
     path = ROOT / 'config' / 'segdip.yaml'
     data = yaml.safe_load(path.read_text())
-    params = data['segdip']['ros__parameters']
+    params = data['/**']['ros__parameters']
     assert set(params) == set(PARAMS), set(params) ^ set(PARAMS)
     h = Harness(12, None, args=['--ros-args', '--params-file', str(path),
                                 '-p', 'torch_threads:=1', '-p', 'mode:=still'])

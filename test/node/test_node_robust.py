@@ -127,7 +127,7 @@ def test_live_parameters_and_services(tmp_path):
     try:
         node = h.node
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        infos = h.sub(String, '/segdip/label_info', latched)
+        infos = h.sub(String, '/segdip/label_info_json', latched)
         assert h.spin_until(lambda: infos, 5)
         info = json.loads(infos[-1].data)
         assert [c['name'] for c in info['classes']] == ['background', 'object']
