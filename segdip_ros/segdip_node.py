@@ -1,23 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
 """segdip_node: SegDIP interactive segmentation as a ROS 2 node (a thin adapter).
 
-A lifecycle (managed) node: configure creates its topics and services, activate builds or
-restores the model and starts training, deactivate stops it, saves and frees the model.
-With `autostart` (default) it configures and activates itself, so `ros2 run` just works.
-
-Inputs: `image` (or `image/compressed`), `camera_info`, `~/click` and `~/overlay_mouse_left`
-(Point, pixels), `~/click_stamped` (PointStamped), `~/stroke` (PolygonStamped), `~/box`
-(RegionOfInterest), `~/annotations` (String JSON), `~/clicked_point` and
-`~/clicked_point/<class>` (RViz points). Outputs: `~/mask`, `~/overlay`, `~/overlay/compressed`,
-`~/reconstruction`, `~/confidence`, `~/image_plane`, `~/label_info` (vision_msgs, when
-installed) and `~/label_info_json` (latched), `/diagnostics`. Services: `~/reset`, `~/undo`,
-`~/clear`, `~/next_frame`, `~/save` (Trigger), `~/enable` (SetBool), the lifecycle services.
-Details in docs/node.md.
+A lifecycle (managed) node: configure creates its topics and services (listed in
+node.interfaces and docs/node.md), activate builds or restores the model and starts training,
+deactivate stops it, saves and frees the model. With `autostart` (default) it configures and
+activates itself, so `ros2 run` just works.
 
 The work is elsewhere: parameters in node.params, message parsing in node.inputs, training in
 node.trainer (its own thread), messages in node.outputs and node.label_info, RViz clicks in
-node.rviz, disk in node.store, lifecycle bookkeeping in node.lifecycle. This file wires them
-to rclpy.
+node.rviz, disk in node.store. This file holds the callbacks and the transitions.
 """
 from __future__ import annotations
 
@@ -31,13 +22,10 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, PointStamped, PolygonStamped
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.qos_overriding_options import QoSOverridingOptions
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, RegionOfInterest
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import Header, String
 from std_srvs.srv import SetBool, Trigger
 
@@ -45,29 +33,23 @@ from segdip_ros.core import CheckpointError, resolve_device
 from segdip_ros.node.inputs import (Command, InputError, WarningLimiter, check_class,
                                     parse_annotation_json, point_to_click, polygon_to_stroke,
                                     roi_to_box, stamp_to_ns)
-from segdip_ros.node.label_info import label_info_msg, vision_msgs_classes
+from segdip_ros.node.interfaces import IMAGE_QOS, OUTPUT_QOS, create_interfaces
+from segdip_ros.node.label_info import LabelInfoPublisher, vision_msgs_classes
 from segdip_ros.node.lifecycle import Entities, free_session, logged_transition
-from segdip_ros.node.outputs import OutputPublisher, diagnostics_msg, label_info_json
+from segdip_ros.node.outputs import OutputPublisher, diagnostic_values, diagnostics_msg
 from segdip_ros.node.params import (PARAMS, NodeSettings, declare_all, engine_config,
-                                    read_settings)
-from segdip_ros.node.rviz import ClickMapper, make_tf_buffer
+                                    read_settings, schedule_for)
+from segdip_ros.node.rviz import ClickMapper
 from segdip_ros.node.store import SessionStore
-from segdip_ros.node.trainer import Frame, Schedule, Trainer
+from segdip_ros.node.trainer import Frame, Trainer
 from segdip_ros.ros.convert import (ImageConversionError, compressed_msg_to_rgb, copy_header,
                                     image_msg_to_rgb)
-from segdip_ros.ros.image_plane import ClickGeometryError, ImagePlane, class_topic_names
+from segdip_ros.ros.image_plane import ClickGeometryError, ImagePlane
 
 __all__ = ['SegDipNode', 'main', 'IMAGE_QOS', 'OUTPUT_QOS']
 
-IMAGE_QOS = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
-                       history=qos_profile_sensor_data.history)
-OUTPUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-INPUT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)  # never lose clicks
 SERVICE_WAIT = 5.0  # s a service waits for the training thread
 SUCCESS = TransitionCallbackReturn.SUCCESS
-IMAGE_OUTPUTS = ('mask', 'overlay', 'reconstruction', 'confidence')
 
 
 class SegDipNode(LifecycleNode):
@@ -90,8 +72,7 @@ class SegDipNode(LifecycleNode):
         self.clicks: ClickMapper | None = None
         self.store: SessionStore | None = None
         self.trainer: Trainer | None = None
-        self._tf_listener: Any = None
-        self._label_pubs: dict[str, Any] = {}
+        self._labels: LabelInfoPublisher | None = None
         self._vision = vision_msgs_classes()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -121,9 +102,10 @@ class SegDipNode(LifecycleNode):
         if s.torch_threads > 0:
             import torch  # noqa: PLC0415 - only to cap CPU use
             torch.set_num_threads(s.torch_threads)
-        self._create_entities(s)
+        self.outputs, self.clicks, self._labels = create_interfaces(self, self._entities, s,
+                                                                    self._vision)
         self.store = SessionStore(s.session_dir) if s.session_dir else None
-        self.trainer = Trainer(lambda: engine_config(self.settings), self._schedule(s),
+        self.trainer = Trainer(lambda: engine_config(self.settings), schedule_for(s),
                                self._publish, self._warn, self.get_logger().info, self.store,
                                lambda frame, session: self.outputs.overlay_for(frame.rgb,
                                                                                session))
@@ -176,81 +158,23 @@ class SegDipNode(LifecycleNode):
         free_session(self.trainer.release())
         self._last_size = None
 
-    def _create_entities(self, s: NodeSettings) -> None:
-        e = self._entities
-        qos_opts = QoSOverridingOptions.with_default_policies
-        pubs = {name: e.publisher(Image, f'~/{name}', OUTPUT_QOS,
-                                  qos_overriding_options=qos_opts())
-                for name in IMAGE_OUTPUTS}
-        pubs['overlay/compressed'] = e.publisher(CompressedImage, '~/overlay/compressed',
-                                                 OUTPUT_QOS, qos_overriding_options=qos_opts())
-        pubs['image_plane'] = e.publisher(PointCloud2, '~/image_plane', OUTPUT_QOS,
-                                          qos_overriding_options=qos_opts())
-        self.outputs = OutputPublisher(pubs, s.class_colors)
-        self._label_pubs = {'json': e.publisher(String, '~/label_info_json', LATCHED_QOS)}
-        if self._vision is not None:
-            self._label_pubs['vision'] = e.publisher(self._vision[0], '~/label_info',
-                                                     LATCHED_QOS)
-        tf_buffer, self._tf_listener = make_tf_buffer(self)
-        self.clicks = ClickMapper(ImagePlane(), s.image_plane_stride, tf_buffer)
-        if s.image_transport == 'compressed':
-            e.subscription(CompressedImage, 'image/compressed', self._on_compressed, IMAGE_QOS,
-                           qos_overriding_options=qos_opts())
-        else:
-            e.subscription(Image, 'image', self._on_image, IMAGE_QOS,
-                           qos_overriding_options=qos_opts())
-        e.subscription(CameraInfo, 'camera_info', self._on_camera_info, IMAGE_QOS,
-                       qos_overriding_options=qos_opts())
-        for topic in ('~/click', '~/overlay_mouse_left'):  # the second: rqt_image_view's name
-            e.subscription(Point, topic, lambda m, t=topic: self._on_click(m, t), INPUT_QOS)
-        e.subscription(PointStamped, '~/click_stamped', self._on_click_stamped, INPUT_QOS)
-        e.subscription(PolygonStamped, '~/stroke', self._on_stroke, INPUT_QOS)
-        e.subscription(RegionOfInterest, '~/box', self._on_box, INPUT_QOS)
-        e.subscription(String, '~/annotations', self._on_annotations, INPUT_QOS)
-        e.subscription(PointStamped, '~/clicked_point',
-                       lambda m: self._on_rviz_point(m, None), INPUT_QOS)
-        for cid, token in enumerate(class_topic_names(s.class_names)):
-            e.subscription(PointStamped, f'~/clicked_point/{token}',
-                           lambda m, c=cid: self._on_rviz_point(m, c), INPUT_QOS)
-        group = MutuallyExclusiveCallbackGroup()  # services may wait; inputs keep flowing
-        for op in ('reset', 'undo', 'clear', 'next_frame', 'save'):
-            e.service(Trigger, f'~/{op}', lambda req, resp, o=op: self._serve(o, resp),
-                      callback_group=group)
-        e.service(SetBool, '~/enable', self._on_enable, callback_group=group)
-
     def _destroy_entities(self) -> None:
         self._entities.destroy_all()
-        if self._tf_listener is not None:
-            self._tf_listener.unregister()
-        self._tf_listener = None
-        self.outputs = self.clicks = self.store = self.trainer = None
-        self._label_pubs = {}
+        self.outputs = self.clicks = self.store = self.trainer = self._labels = None
 
     # ----- setup helpers ----------------------------------------------------------------------
-    @staticmethod
-    def _schedule(s: NodeSettings) -> Schedule:
-        return Schedule(mode=s.mode, frame_switch_iterations=s.frame_switch_iterations,
-                        iterations_first=s.iterations_first,
-                        iterations_per_click=engine_config(s).iterations_per_click,
-                        publish_period=1.0 / s.publish_rate, autosave_period=s.autosave_period)
-
     def _apply_live(self, s: NodeSettings) -> None:
         """Apply settings that may change while running (colours, image plane, schedule)."""
         if self.trainer is None:  # not configured (yet): configure applies them
             return
-        self.trainer.set_schedule(self._schedule(s))
+        self.trainer.set_schedule(schedule_for(s))
         self.outputs.colors = list(s.class_colors)
         self.outputs.jpeg_quality = s.jpeg_quality
         self.outputs.plane = ImagePlane(s.image_plane_scale, s.image_plane_frame)
         self.outputs.plane_stride = s.image_plane_stride
         self.outputs.plane_period = 1.0 / s.image_plane_rate if s.image_plane_rate > 0 else 0.0
         self.clicks.plane, self.clicks.stride = self.outputs.plane, s.image_plane_stride
-        self._label_pubs['json'].publish(
-            String(data=label_info_json(s.class_names, s.class_colors)))
-        if 'vision' in self._label_pubs:
-            header = Header(stamp=self.get_clock().now().to_msg())
-            self._label_pubs['vision'].publish(label_info_msg(s.class_names, header,
-                                                              *self._vision))
+        self._labels.publish(s.class_names, s.class_colors, self.get_clock().now().to_msg())
 
     def _resume(self) -> None:
         if self.store is None:
@@ -427,36 +351,15 @@ class SegDipNode(LifecycleNode):
         self.outputs.publish(frame, session, final, time.monotonic())
 
     def _publish_diagnostics(self) -> None:
-        if self.trainer is None:
-            values: dict[str, Any] = {'state': self.lifecycle_state,
-                                      'device': str(resolve_device(self.settings.device))}
-            self._diag_pub.publish(diagnostics_msg(
-                self.get_clock().now().to_msg(), f'{self.get_name()}: training',
-                values['device'], values, 0, self.lifecycle_state))
-            return
-        st = self.trainer.stats
-        session = self.trainer.session
-        state = st.state if self.active else self.lifecycle_state
-        values = {
-            'state': state, 'lifecycle': self.lifecycle_state, 'enabled': not self.trainer.paused,
-            'mode': self.settings.mode,
-            'device': str(session.device) if session is not None
-            else str(resolve_device(self.settings.device)),
-            'iterations_per_second': st.iterations_per_second, 'loss': st.loss,
-            'iteration': st.iteration, 'frame_index': st.frame_index,
-            'frames_received': self.frames_received, 'frames_dropped': st.frames_dropped,
-            'frames_rejected': self.frames_rejected, 'frames_used': st.frames_used,
-            'annotations': len(session.annotations) if session is not None and
-            session.has_image else 0,
-            'annotations_accepted': st.annotations_accepted,
-            'annotations_rejected': st.annotations_rejected + self.inputs_rejected,
-            'annotations_pending': self.trainer.pending_commands,
-            'checkpoints': st.checkpoints, 'warnings': self.warnings.emitted,
-        }
-        level = 0 if not st.last_error else 1
-        msg = diagnostics_msg(self.get_clock().now().to_msg(), f'{self.get_name()}: training',
-                              values['device'], values, level, state)
-        self._diag_pub.publish(msg)
+        tr, s = self.trainer, self.settings
+        counters = {'frames_received': self.frames_received,
+                    'frames_rejected': self.frames_rejected,
+                    'inputs_rejected': self.inputs_rejected, 'warnings': self.warnings.emitted}
+        values, level = diagnostic_values(tr, s.mode, str(resolve_device(s.device)),
+                                          self.lifecycle_state, self.active, counters)
+        self._diag_pub.publish(diagnostics_msg(
+            self.get_clock().now().to_msg(), f'{self.get_name()}: training', values['device'],
+            values, level, values['state']))
 
     def destroy_node(self) -> None:
         """Stop the training thread (it writes a last checkpoint) before the node goes."""

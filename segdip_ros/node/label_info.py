@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-__all__ = ['vision_msgs_classes', 'label_info_msg']
+from std_msgs.msg import Header, String
+
+from segdip_ros.node.outputs import label_info_json
+
+__all__ = ['vision_msgs_classes', 'label_info_msg', 'LabelInfoPublisher']
 
 
 def vision_msgs_classes() -> tuple[Any, Any] | None:
@@ -38,3 +42,18 @@ def label_info_msg(names: Sequence[str], header: Any, label_info_cls: Any,
     msg.class_map = [vision_class_cls(class_id=i, class_name=str(n)) for i, n in enumerate(names)]
     msg.threshold = 0.0
     return msg
+
+
+class LabelInfoPublisher:
+    """Publishes the class list (latched): JSON always, vision_msgs/LabelInfo when installed."""
+
+    def __init__(self, json_pub: Any, vision_pub: Any | None,
+                 vision: tuple[Any, Any] | None) -> None:
+        self._json_pub, self._vision_pub, self._vision = json_pub, vision_pub, vision
+
+    def publish(self, names: Sequence[str], colors: Sequence[tuple[int, int, int]],
+                stamp: Any) -> None:
+        """Send both messages; `stamp` (node clock) goes into the LabelInfo header."""
+        self._json_pub.publish(String(data=label_info_json(names, colors)))
+        if self._vision_pub is not None and self._vision is not None:
+            self._vision_pub.publish(label_info_msg(names, Header(stamp=stamp), *self._vision))

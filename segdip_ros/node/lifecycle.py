@@ -36,6 +36,10 @@ class Entities:
     def timer(self, *args: Any, **kwargs: Any) -> Any:
         return self._keep('timer', self._node.create_timer(*args, **kwargs))
 
+    def keep(self, listener: Any) -> Any:
+        """Also end a tf2_ros TransformListener (its /tf subscriptions) at destroy_all()."""
+        return self._keep('listener', listener)
+
     def _keep(self, kind: str, entity: Any) -> Any:
         self._items.append((kind, entity))
         return entity
@@ -47,7 +51,10 @@ class Entities:
         """Destroy every entity (newest first); safe to call twice."""
         while self._items:
             kind, entity = self._items.pop()
-            getattr(self._node, f'destroy_{kind}')(entity)
+            if kind == 'listener':
+                entity.unregister()
+            else:
+                getattr(self._node, f'destroy_{kind}')(entity)
 
 
 def free_session(session: Any) -> None:

@@ -20,8 +20,8 @@ from segdip_ros.ros.convert import (float_to_32fc1_msg, labels_to_mono8_msg, rgb
                                     rgb_to_jpeg_msg)
 from segdip_ros.ros.image_plane import ImagePlane, overlay_to_cloud
 
-__all__ = ['render_overlay', 'label_info_json', 'diagnostics_msg', 'OutputPublisher',
-           'UNLABELLED']
+__all__ = ['render_overlay', 'label_info_json', 'diagnostics_msg', 'diagnostic_values',
+           'OutputPublisher', 'UNLABELLED']
 
 UNLABELLED = 255
 OVERLAY_ALPHA = 0.45
@@ -81,6 +81,34 @@ def diagnostics_msg(stamp: Any, name: str, hardware_id: str, values: dict[str, A
     arr.header.stamp = stamp
     arr.status = [st]
     return arr
+
+
+def diagnostic_values(trainer: Any, mode: str, device: str, lifecycle_state: str, active: bool,
+                      counters: dict[str, int]) -> tuple[dict[str, Any], int]:
+    """The node's /diagnostics key-values and level (0 OK, 1 WARN after a training error).
+
+    `trainer` is the node_trainer.Trainer, or None while the node is unconfigured; `counters`
+    holds frames_received, frames_rejected, inputs_rejected and warnings.
+    """
+    if trainer is None:
+        return {'state': lifecycle_state, 'lifecycle': lifecycle_state, 'device': device}, 0
+    st, session = trainer.stats, trainer.session
+    values = {
+        'state': st.state if active else lifecycle_state, 'lifecycle': lifecycle_state,
+        'enabled': not trainer.paused, 'mode': mode,
+        'device': str(session.device) if session is not None else device,
+        'iterations_per_second': st.iterations_per_second, 'loss': st.loss,
+        'iteration': st.iteration, 'frame_index': st.frame_index,
+        'frames_received': counters['frames_received'], 'frames_dropped': st.frames_dropped,
+        'frames_rejected': counters['frames_rejected'], 'frames_used': st.frames_used,
+        'annotations': len(session.annotations) if session is not None and session.has_image
+        else 0,
+        'annotations_accepted': st.annotations_accepted,
+        'annotations_rejected': st.annotations_rejected + counters['inputs_rejected'],
+        'annotations_pending': trainer.pending_commands,
+        'checkpoints': st.checkpoints, 'warnings': counters['warnings'],
+    }
+    return values, 0 if not st.last_error else 1
 
 
 class OutputPublisher:

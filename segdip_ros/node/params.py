@@ -19,10 +19,11 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
                                 ParameterType)
 
 from segdip_ros.core import PRESETS, ConfigError, SessionConfig, resolve_device
+from segdip_ros.node.state import Schedule
 from segdip_ros.ros.image_plane import DEFAULT_PLANE_FRAME, DEFAULT_PLANE_SCALE, class_topic_names
 
 __all__ = ['NodeSettings', 'ParamSpec', 'PARAMS', 'LIVE_PARAMS', 'declare_all', 'read_settings',
-           'check_settings', 'engine_config', 'parse_color', 'DEFAULT_PALETTE']
+           'check_settings', 'engine_config', 'schedule_for', 'parse_color', 'DEFAULT_PALETTE']
 
 # Distinct, readable on camera images; class 0 (background) is a cool blue.
 DEFAULT_PALETTE = ('#3c64ff', '#ff3c3c', '#32c832', '#ffc81e', '#c83cff', '#1ec8c8', '#ff8c1e',
@@ -307,3 +308,11 @@ def engine_config(s: NodeSettings) -> SessionConfig:
     if s.tcl_lambda >= 0:
         loss = dataclasses.replace(loss, tcl_lambda=s.tcl_lambda)
     return dataclasses.replace(cfg, model=model, loss=loss, **top)
+
+
+def schedule_for(s: NodeSettings) -> Schedule:
+    """The training thread's iteration counts and periods from the settings."""
+    return Schedule(mode=s.mode, frame_switch_iterations=s.frame_switch_iterations,
+                    iterations_first=s.iterations_first,
+                    iterations_per_click=engine_config(s).iterations_per_click,
+                    publish_period=1.0 / s.publish_rate, autosave_period=s.autosave_period)
