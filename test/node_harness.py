@@ -114,6 +114,12 @@ class Harness:
         return self.spin_until(lambda: tr.stats.state == 'idle' and tr.pending_commands == 0
                                and not tr._commands, timeout)
 
+    def wait_idle_all(self, nodes: Any, timeout: float) -> bool:
+        """Until every node's trainer is idle with nothing queued (several nodes, one test)."""
+        trainers = [n.trainer for n in nodes]
+        return self.spin_until(lambda: all(t.stats.state == 'idle' and t.pending_commands == 0
+                                           and not t._commands for t in trainers), timeout)
+
     def close(self) -> None:
         try:
             if self.node is not None:
