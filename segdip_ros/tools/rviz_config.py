@@ -162,8 +162,8 @@ def _matches(key: str, node_name: str, namespace: str) -> bool:
     '/**', '/**/<node>', '<node>', '/<ns>/<node>', with or without the leading slash)."""
     full = node_topic(node_name, namespace, '')
     key = '/' + key.strip().lstrip('/')
-    return key in ('/**', f'/**/{node_name}', full) or (key == f'/{node_name}' and
-                                                       not namespace.strip('/'))
+    top_level = key == f'/{node_name}' and not namespace.strip('/')
+    return key in ('/**', f'/**/{node_name}', full) or top_level
 
 
 def class_names_from_params(path: str | os.PathLike[str], node_name: str = 'segdip',

@@ -29,8 +29,8 @@ LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 def test_own_params_file_in_the_shipped_form_applies_under_a_namespace(tmp_path):
     values = {**TINY, 'iterations_first': 7, 'active_class': 0, 'num_classes': 3,
               'class_names': ['floor', 'box', 'wall'], 'jpeg_quality': 55}
-    assert all(values[k] != PARAMS[k].default for k in ('iterations_first', 'active_class',
-                                                          'num_classes', 'jpeg_quality'))
+    changed = ('iterations_first', 'active_class', 'num_classes', 'jpeg_quality')
+    assert all(values[k] != PARAMS[k].default for k in changed)
     path = tmp_path / 'mine.yaml'
     path.write_text(yaml.safe_dump({'/**': {'ros__parameters': values}}))
     h = Harness(35, None, args=['--ros-args', '--params-file', str(path), '-r', '__ns:=/r1'])
