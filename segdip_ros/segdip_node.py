@@ -37,18 +37,20 @@ from segdip_ros.node.interfaces import IMAGE_QOS, OUTPUT_QOS, create_interfaces
 from segdip_ros.node.label_info import LabelInfoPublisher, vision_msgs_classes
 from segdip_ros.node.lifecycle import Entities, free_session, logged_transition
 from segdip_ros.node.outputs import OutputPublisher, diagnostic_values, diagnostics_msg
-from segdip_ros.node.params import (PARAMS, NodeSettings, declare_all, engine_config,
-                                    read_settings, schedule_for)
+from segdip_ros.node.params import (PARAMS, STROKE_WIDTH, NodeSettings, declare_all,
+                                    engine_config, node_value, read_settings, schedule_for)
 from segdip_ros.node.rviz import ClickMapper
 from segdip_ros.node.store import SessionStore
 from segdip_ros.node.trainer import Frame, Trainer
 from segdip_ros.ros.convert import (ImageConversionError, compressed_msg_to_rgb, copy_header,
                                     image_msg_to_rgb)
-from segdip_ros.ros.image_plane import ClickGeometryError, ImagePlane
+from segdip_ros.ros.image_plane import DEFAULT_PLANE_SCALE, ClickGeometryError, ImagePlane
 
 __all__ = ['SegDipNode', 'main', 'IMAGE_QOS', 'OUTPUT_QOS']
 
 SERVICE_WAIT = 5.0  # s a service waits for the training thread
+IMAGE_PLANE_STRIDE = 2  # every 2nd pixel in ~/image_plane
+IMAGE_PLANE_PERIOD = 0.5  # s between ~/image_plane clouds (only while subscribed)
 SUCCESS = TransitionCallbackReturn.SUCCESS
 
 
@@ -59,7 +61,7 @@ class SegDipNode(LifecycleNode):
     def __init__(self, node_name: str = 'segdip', **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         declare_all(self)
-        self.settings: NodeSettings = read_settings(self._param)
+        self.settings: NodeSettings = read_settings(node_value(self))
         self.warnings = WarningLimiter(self.get_logger().warning)
         self.frames_received = 0
         self.frames_rejected = 0
@@ -87,15 +89,12 @@ class SegDipNode(LifecycleNode):
                 if step() != SUCCESS:
                     raise ValueError(f'autostart: {name} failed (see the log above)')
 
-    def _param(self, name: str) -> Any:
-        return self.get_parameter(name).value
-
     # ----- lifecycle transitions ---------------------------------------------------------------
     @logged_transition
     def on_configure(self, state: Any) -> TransitionCallbackReturn:
         """Read the parameters, create topics, services and the (idle) training thread."""
         try:
-            s = self.settings = read_settings(self._param)
+            s = self.settings = read_settings(node_value(self))
         except ValueError as err:
             self.get_logger().error(f'configure refused: {err}')
             return TransitionCallbackReturn.FAILURE
@@ -170,10 +169,10 @@ class SegDipNode(LifecycleNode):
         self.trainer.set_schedule(schedule_for(s))
         self.outputs.colors = list(s.class_colors)
         self.outputs.jpeg_quality = s.jpeg_quality
-        self.outputs.plane = ImagePlane(s.image_plane_scale, s.image_plane_frame)
-        self.outputs.plane_stride = s.image_plane_stride
-        self.outputs.plane_period = 1.0 / s.image_plane_rate if s.image_plane_rate > 0 else 0.0
-        self.clicks.plane, self.clicks.stride = self.outputs.plane, s.image_plane_stride
+        self.outputs.plane = ImagePlane(DEFAULT_PLANE_SCALE, s.image_plane_frame)
+        self.outputs.plane_stride = IMAGE_PLANE_STRIDE
+        self.outputs.plane_period = IMAGE_PLANE_PERIOD
+        self.clicks.plane, self.clicks.stride = self.outputs.plane, IMAGE_PLANE_STRIDE
         self._labels.publish(s.class_names, s.class_colors, self.get_clock().now().to_msg())
 
     def _resume(self) -> None:
@@ -272,7 +271,7 @@ class SegDipNode(LifecycleNode):
     def _on_stroke(self, msg: PolygonStamped) -> None:
         s = self.settings
         self._submit(lambda: polygon_to_stroke(msg.polygon.points, s.active_class,
-                                               s.stroke_width),
+                                               STROKE_WIDTH),
                      stamp_to_ns(msg.header.stamp), '~/stroke')
 
     def _on_box(self, msg: RegionOfInterest) -> None:
@@ -340,7 +339,7 @@ class SegDipNode(LifecycleNode):
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
         changes = {p.name: p.value for p in params if p.name in PARAMS}
         try:
-            new = read_settings(lambda n: self.get_parameter(n).value, changes)
+            new = read_settings(node_value(self), changes)
         except (ValueError, TypeError) as err:
             return SetParametersResult(successful=False, reason=str(err))
         self.settings = new

@@ -17,11 +17,13 @@ def corrective_click(session: TrainingSession, gt: np.ndarray) -> Click:
 
 
 def click_until(session: TrainingSession, gt: np.ndarray, clicks: int, iterations: int) -> list:
-    """Give `clicks` corrective clicks, training `iterations` after each; returns the clicks."""
+    """Give `clicks` corrective clicks, training `iterations` after each and then refining
+    (the frame-switch rule for an annotation); returns the clicks."""
     given = []
     for _ in range(clicks):
         c = corrective_click(session, gt)
         session.add_annotation(c)
         session.step(iterations)
+        session.refine()
         given.append(c)
     return given

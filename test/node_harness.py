@@ -29,9 +29,9 @@ from segdip_ros.segdip_node import SegDipNode  # noqa: E402
 __all__ = ['Harness', 'TINY', 'header', 'stamp_ns', 'mask_of']
 
 # Small and fast: tests that need no quality threshold use these.
-TINY = {'working_size': 64, 'width': 16, 'warmup_iterations': 10, 'iterations_first': 10,
-        'iterations_per_click': 5, 'frame_switch_iterations': 5, 'publish_rate': 20.0,
-        'torch_threads': 1}
+TINY = {'working_size': 64, 'publish_rate': 20.0, 'torch_threads': 1,
+        'engine_overrides': ['width=16', 'warmup_iterations=10', 'iterations_first=10',
+                             'iterations_per_click=5', 'iterations_per_frame=5']}
 
 
 def header(sec: int, nanosec: int = 0, frame_id: str = 'camera') -> Header:

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Interactive-segmentation benchmark (issue 4): SegDIP against GrabCut and the random walker.
+"""Interactive-segmentation benchmark: SegDIP against GrabCut and the random walker.
 
 Simulated RITM / f-BRS clicker, NoC@85/90 and IoU-vs-clicks curves, JSON / Markdown / PNG
 reports. Run it as `segdip-bench` (see docs/benchmark.md). Imports no ROS.

@@ -30,8 +30,7 @@ from segdip_ros.core.synthetic import two_class_scene
 
 __all__ = ['LatencySettings', 'LatencyResult', 'run_latency', 'run_latency_cli', 'TINY_PARAMS']
 
-TINY_PARAMS = {'working_size': 64, 'width': 16, 'warmup_iterations': 10, 'iterations_first': 10,
-               'iterations_per_click': 10, 'frame_switch_iterations': 5, 'publish_rate': 20.0}
+TINY_PARAMS = {'working_size': 64, 'publish_rate': 20.0}
 UNLABELLED = 255
 
 

@@ -4,8 +4,7 @@
 The peers use OpenCV, scikit-image and the engine's graph cut (`core.refine`). To add a method,
 e.g. an engine ablation, one line is enough:
 
-    register('segdip-w64', segdip_factory(
-        lambda n: default_preset(n, model=ModelConfig(num_classes=n, width=64))))
+    register('segdip-w64', segdip_factory(lambda n: default_preset(n, width=64)))
 """
 from __future__ import annotations
 

@@ -21,8 +21,8 @@ import warnings
 
 import cv2
 import numpy as np
-from segdip_ros.core.config import default_preset
-from segdip_ros.core.refine import graphcut_refine, nearest_click_map, with_border_background
+from segdip_ros.core.refine import (CutSettings, graphcut_refine, nearest_click_map,
+                                    with_border_background)
 
 from .base import MethodSettings, to_original, to_working, to_working_xy
 
@@ -112,9 +112,9 @@ class NearestGraphCutMethod(_ClickPeer):
     def __init__(self, settings: MethodSettings, confidence: float | None = None,
                  edge_cost: float | None = None, merge: bool = True) -> None:
         super().__init__(settings)
-        engine = default_preset(settings.num_classes)   # None: the engine default's click prior
-        self.confidence = engine.refine_click_confidence if confidence is None else confidence
-        self.edge_cost = engine.refine_click_edge_cost if edge_cost is None else edge_cost
+        engine = CutSettings()   # None: the engine default's click prior
+        self.confidence = engine.click_confidence if confidence is None else confidence
+        self.edge_cost = engine.click_edge_cost if edge_cost is None else edge_cost
         self.merge = merge
         self._shown: tuple[np.ndarray, np.ndarray] | None = None   # (labels, seeds)
 

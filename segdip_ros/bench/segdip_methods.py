@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """SegDIP wrapped as a benchmark Method: one TrainingSession per image, trained from the clicks.
 
-reset(): set_image + warmup (reconstruction only). add_click(): add a Click, then train for
+reset(): set_image + warmup (reconstruction only). add_click(): add a Click, train for
 `iterations_per_click` steps, or for `seconds_per_click` of wall-clock time when that is set
-(the interactive setting: a user waits a fixed time, not a fixed count).
+(the interactive setting: a user waits a fixed time, not a fixed count), then refine(): the
+engine's frame-switch rule for one annotation.
 """
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ import numpy as np
 from .base import Method, MethodFactory, MethodSettings
 
 if TYPE_CHECKING:
-    from segdip_ros.core import SessionConfig, TrainingSession
+    from segdip_ros.core import CutSettings, SessionConfig, TrainingSession
 
 __all__ = ['SegDipMethod', 'segdip_factory', 'SEGDIP_METHODS', 'TIMED_CHUNK']
 
 TIMED_CHUNK = 5  # iterations between clock checks in --seconds-per-click mode
 
 ConfigMaker = Callable[[int], 'SessionConfig']
+CutMaker = Callable[[], 'CutSettings']
 
 
 class SegDipMethod:
@@ -31,10 +33,12 @@ class SegDipMethod:
     learned = True
     multiclass = True
 
-    def __init__(self, name: str, make_config: ConfigMaker, settings: MethodSettings) -> None:
+    def __init__(self, name: str, make_config: ConfigMaker, settings: MethodSettings,
+                 make_cut: CutMaker | None = None) -> None:
         self.name = name
         self.settings = settings
         self._make_config = make_config
+        self._make_cut = make_cut
         self._session: TrainingSession | None = None
         self._iterations = 0
 
@@ -56,7 +60,7 @@ class SegDipMethod:
         from segdip_ros.core import TrainingSession
         cfg = self.config(seed)
         self._iterations = cfg.iterations_per_click
-        self._session = TrainingSession(cfg)
+        self._session = TrainingSession(cfg, None if self._make_cut is None else self._make_cut())
         self._session.set_image(image)
         self._session.warmup()
 
@@ -67,10 +71,11 @@ class SegDipMethod:
         budget = self.settings.seconds_per_click
         if budget is None:
             s.step(self._iterations)
-            return
-        start = time.perf_counter()
-        while time.perf_counter() - start < budget:
-            s.step(TIMED_CHUNK)
+        else:
+            start = time.perf_counter()
+            while time.perf_counter() - start < budget:
+                s.step(TIMED_CHUNK)
+        s.refine()
 
     def predict(self) -> np.ndarray:
         labels = self._require().predict().labels
@@ -84,10 +89,12 @@ class SegDipMethod:
         return self._session
 
 
-def segdip_factory(make_config: ConfigMaker, name: str = 'segdip') -> MethodFactory:
-    """Factory for the registry: `make_config(num_classes) -> SessionConfig`."""
+def segdip_factory(make_config: ConfigMaker, name: str = 'segdip',
+                   make_cut: CutMaker | None = None) -> MethodFactory:
+    """Factory for the registry: `make_config(num_classes) -> SessionConfig`, and optionally
+    the graph cut's settings (ablations of the cut)."""
     def build(settings: MethodSettings) -> Method:
-        return SegDipMethod(name, make_config, settings)
+        return SegDipMethod(name, make_config, settings, make_cut)
     return build
 
 
@@ -101,26 +108,10 @@ def _paper(n: int) -> SessionConfig:
     return paper_preset(num_classes=n)
 
 
-def _no_tcl(n: int) -> SessionConfig:
-    cfg = _default(n)
-    return replace(cfg, loss=replace(cfg.loss, tcl=False))
-
-
-def _meshgrid_only(n: int) -> SessionConfig:
-    """The default without the RGB frame in the input code (= the 'still' preset)."""
-    from segdip_ros.core.config import still_preset
+def _still(n: int) -> SessionConfig:
+    """The default without the RGB frame in the input code."""
+    from segdip_ros.core import still_preset
     return still_preset(num_classes=n)
-
-
-def _border(n: int) -> SessionConfig:
-    """The default plus a weak background label on the image border until a class-0 click."""
-    cfg = _default(n)
-    return replace(cfg, loss=replace(cfg.loss, border_background=0.1))
-
-
-def _raw(n: int) -> SessionConfig:
-    """The default without its graph cut: the network's own output (the default until issue 6)."""
-    return replace(_default(n), refine='none', refine_teaches=0.0, refine_teaches_next=0.0)
 
 
 def _variant(**overrides: object) -> ConfigMaker:
@@ -130,15 +121,23 @@ def _variant(**overrides: object) -> ConfigMaker:
     return make
 
 
+def _cut(**overrides: object) -> CutMaker:
+    """The default graph cut with some CutSettings replaced (ablation rows)."""
+    def make() -> CutSettings:
+        from segdip_ros.core import CutSettings
+        return replace(CutSettings(), **overrides)
+    return make
+
+
 SEGDIP_METHODS: dict[str, MethodFactory] = {
     'segdip-fullres': segdip_factory(_variant(network_scale=1.0), 'segdip-fullres'),
-    'segdip-raw': segdip_factory(_raw, 'segdip-raw'),
-    'segdip-noteach': segdip_factory(_variant(refine_teaches=0.0, refine_teaches_next=0.0),
-                                     'segdip-noteach'),
-    'segdip-nomerge': segdip_factory(_variant(refine_merge=False), 'segdip-nomerge'),
-    'segdip-meshgrid': segdip_factory(_meshgrid_only, 'segdip-meshgrid'),
-    'segdip-border': segdip_factory(_border, 'segdip-border'),
+    'segdip-raw': segdip_factory(_variant(refine='none'), 'segdip-raw',
+                                 _cut(teaches=0.0, teaches_next=0.0)),
+    'segdip-noteach': segdip_factory(_default, 'segdip-noteach',
+                                     _cut(teaches=0.0, teaches_next=0.0)),
+    'segdip-nomerge': segdip_factory(_default, 'segdip-nomerge', _cut(merge=False)),
+    'segdip-meshgrid': segdip_factory(_still, 'segdip-meshgrid'),
     'segdip': segdip_factory(_default, 'segdip'),
     'segdip-paper': segdip_factory(_paper, 'segdip-paper'),
-    'segdip-notcl': segdip_factory(_no_tcl, 'segdip-notcl'),
+    'segdip-notcl': segdip_factory(_variant(tcl_lambda=0.0), 'segdip-notcl'),
 }

@@ -1,43 +1,38 @@
 # SPDX-License-Identifier: Apache-2.0
-"""`segdip-bench speed`: training-step throughput, reference against optimised, in one process.
+"""`segdip-bench speed`: training-step throughput, reference against the default, in one process.
 
 Per cell (working size x width) the sessions train on the same synthetic image with the same
 two clicks (so the annotation / TCL path runs, as after a click in the node):
-- reference: `paper_preset` at that size and width, fp32, NCHW (the session's model and code
-  converted back to the contiguous format): the paper's configuration in plain PyTorch;
-- fullres: `default_preset` with `network_scale` 1 (channels_last, the network at the working
+- reference: `paper_preset` at that size and width, with its model and input code in plain
+  NCHW: the paper's configuration in straightforward PyTorch;
+- fullres: `default_preset` with `network_scale` 1 (channels-last, the network at the working
   size), which separates the memory-format gain from the architecture-level one;
-- optimised: `default_preset` as shipped (`TrainingSession.step`: channels_last, the network
-  at `network_scale` of the working size, probabilities upsampled bilinearly);
-- optimised_bf16 (CPU, opt-in): the same with `amp='bf16'`.
-Timing rounds are interleaved (order rotated each round) after a warm-up,
-with `torch.cuda.synchronize()` around every timed block on CUDA. Achieved FLOP/s counts conv
-FLOPs only (analytic, from the layer shapes, x3 for forward + both backward convolutions);
-peak is a large fp32 matmul measured in the same process.
-
-The candidate table measures each optimisation alone against the same math in plain NCHW
-(`fast.PLAIN_PLAN`) on the default configuration, again interleaved.
+- optimised: `default_preset` as shipped (`TrainingSession.step`: channels-last, the network
+  at `network_scale` of the working size, probabilities upsampled bilinearly).
+Every side runs the session's one training step. Timing rounds are interleaved (order rotated
+each round) after a warm-up, with `torch.cuda.synchronize()` around every timed block on CUDA.
+Achieved FLOP/s counts conv FLOPs only (analytic, from the layer shapes, x3 for forward + both
+backward convolutions); peak is a large fp32 matmul measured in the same process.
 """
 from __future__ import annotations
 
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from segdip_ros.core import (Click, ConfigError, TrainingSession, default_preset, paper_preset,
                              resolve_device)
-from segdip_ros.core.fast import (PLAIN_PLAN, FastStepper, Plan, choose_plan, cpu_native_bf16,
-                                  model_conv_flops, predict_probabilities)
 from segdip_ros.core.synthetic import two_class_scene
 
 __all__ = ['SpeedSettings', 'run_speed', 'make_session', 'time_interleaved', 'matmul_peak',
-           'step_flops', 'markdown', 'CANDIDATES', 'add_options', 'run_cli']
+           'step_flops', 'model_conv_flops', 'markdown', 'add_options', 'run_cli']
 
 
 @dataclass(frozen=True)
@@ -51,10 +46,7 @@ class SpeedSettings:
     warmup: int = 2
     rounds: int = 5
     device: str = 'cpu'
-    candidates: tuple[str, ...] = ()          # names from CANDIDATES
-    candidate_cells: tuple[tuple[int, int], ...] = ((160, 32),)
     peak_size: int = 2048
-    bf16_side: bool = True                    # also time the optimised plan with bf16 autocast
 
 
 # ----- sessions and timing ---------------------------------------------------------------
@@ -62,8 +54,7 @@ def make_session(preset: Callable[..., Any], size: int, width: int, device: str,
                  clicks: bool = True, **overrides: Any) -> TrainingSession:
     """A session on a 4:3 synthetic image whose long side is `size` (working size `size`),
     two warm-up iterations, then one click per class. `overrides`: SessionConfig fields."""
-    cfg = preset(working_size=size, device=device, **overrides)
-    cfg = replace(cfg, model=replace(cfg.model, width=width))
+    cfg = preset(working_size=size, device=device, width=width, **overrides)
     scene = two_class_scene(height=max(8, size * 3 // 4), width=size, seed=0)
     s = TrainingSession(cfg)
     s.set_image(scene.rgb)
@@ -78,8 +69,9 @@ def make_session(preset: Callable[..., Any], size: int, width: int, device: str,
 def plain_nchw(session: TrainingSession) -> TrainingSession:
     """The session's model and input code back in the contiguous (NCHW) format: the plain
     PyTorch the reference side stands for."""
+    assert session._model is not None and session._frame is not None
     session._model.to(memory_format=torch.contiguous_format)
-    session._code = session._code.contiguous()
+    session._frame.code = session._frame.code.contiguous()
     return session
 
 
@@ -129,19 +121,39 @@ def matmul_peak(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
 
 def step_flops(session: TrainingSession) -> int:
     """Conv FLOPs of one training iteration: 3 x forward (forward, grad-input, grad-weight)."""
-    return 3 * model_conv_flops(session._model, session._code)
+    assert session._model is not None and session._frame is not None
+    return 3 * model_conv_flops(session._model, session._frame.code)
+
+
+def model_conv_flops(model: nn.Module, code: torch.Tensor) -> int:
+    """Forward conv FLOPs of one model(code) call, from the layer shapes (2 * Cin * Cout * k^2
+    * H_out * W_out per conv, recorded by forward hooks)."""
+    total = 0
+
+    def hook(mod: nn.Module, _inp: Any, out: torch.Tensor) -> None:
+        nonlocal total
+        assert isinstance(mod, nn.Conv2d)
+        total += (2 * (mod.in_channels // mod.groups) * mod.out_channels * mod.kernel_size[0]
+                  * mod.kernel_size[1] * out.shape[-2] * out.shape[-1])
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            model(code)
+    finally:
+        for h in handles:
+            h.remove()
+    return total
 
 
 # ----- the grid --------------------------------------------------------------------------
 def _grid_cell(size: int, width: int, st: SpeedSettings, device: torch.device) -> dict[str, Any]:
     sessions = {
-        'reference': plain_nchw(make_session(paper_preset, size, width, st.device, amp='off')),
+        'reference': plain_nchw(make_session(paper_preset, size, width, st.device)),
         'fullres': make_session(default_preset, size, width, st.device, network_scale=1.0),
         'optimised': make_session(default_preset, size, width, st.device),
     }
-    if st.bf16_side and device.type == 'cpu':   # opt-in on CPU (on CUDA 'auto' has it)
-        sessions['optimised_bf16'] = make_session(default_preset, size, width, st.device,
-                                                  amp='bf16')
     sides = {name: s.step for name, s in sessions.items()}
     flops = {name: step_flops(s) for name, s in sessions.items()}
     rates = time_interleaved(sides, st.iterations, st.rounds, st.warmup, device)
@@ -154,82 +166,24 @@ def _grid_cell(size: int, width: int, st: SpeedSettings, device: torch.device) -
             'ratio_fullres_ref': rates['fullres'] / rates['reference']}
 
 
-# ----- candidates ------------------------------------------------------------------------
-CANDIDATES: dict[str, Plan] = {
-    'null': PLAIN_PLAN,  # the base against itself: the noise floor of a ratio
-    'channels_last': replace(PLAIN_PLAN, memory_format='channels_last'),
-    'detach_shortcut': replace(PLAIN_PLAN, detach_shortcut=True),
-    'defer_sync': replace(PLAIN_PLAN, defer_sync=True),
-    'foreach': replace(PLAIN_PLAN, foreach=True),
-    'bf16_autocast': replace(PLAIN_PLAN, amp=torch.bfloat16),
-    'compile': replace(PLAIN_PLAN, graph='compile'),
-    'chosen_plan': Plan(),  # replaced by choose_plan(device) at run time
-}
-
-
-def _candidate(name: str, size: int, width: int, st: SpeedSettings,
-               device: torch.device) -> dict[str, Any]:
-    if name == 'inference_mode':
-        return _predict_candidate(size, width, st, device)
-    plan = choose_plan(device) if name == 'chosen_plan' else CANDIDATES[name]
-    base_s = make_session(default_preset, size, width, st.device)
-    cand_s = make_session(default_preset, size, width, st.device)
-    base, cand = FastStepper(PLAIN_PLAN), FastStepper(plan)
-    base.step(base_s, 1)                       # same number of iterations on both sides
-    t0 = time.perf_counter()
-    cand.step(cand_s, 1)                       # compiles here when plan.graph == 'compile'
-    first = time.perf_counter() - t0
-    rates = time_interleaved({'base': lambda n: base.step(base_s, n),
-                              'candidate': lambda n: cand.step(cand_s, n)},
-                             st.iterations, st.rounds, st.warmup, device)
-    with torch.no_grad():
-        diff = (base_s.working_probabilities() - cand_s.working_probabilities()).abs().max()
-    return {'name': name, 'size': size, 'width': width, 'base_its': rates['base'],
-            'candidate_its': rates['candidate'], 'ratio': rates['candidate'] / rates['base'],
-            'first_call_s': first, 'compile_s': cand.compile_seconds,
-            'fallbacks': list(cand.fallbacks), 'max_prob_diff': float(diff)}
-
-
-def _predict_candidate(size: int, width: int, st: SpeedSettings,
-                       device: torch.device) -> dict[str, Any]:
-    """Session.working_probabilities (no_grad) against fast.predict_probabilities
-    (inference_mode) on the same model, calls per second."""
-    s = make_session(default_preset, size, width, st.device)
-    calls = max(2 * st.iterations, 10)
-    rates = time_interleaved(
-        {'base': lambda n: [s.working_probabilities() for _ in range(n)],
-         'candidate': lambda n: [predict_probabilities(s._model, s._code) for _ in range(n)]},
-        calls, st.rounds, st.warmup, device)
-    diff = (s.working_probabilities() - predict_probabilities(s._model, s._code)).abs().max()
-    return {'name': 'inference_mode', 'size': size, 'width': width, 'base_its': rates['base'],
-            'candidate_its': rates['candidate'], 'ratio': rates['candidate'] / rates['base'],
-            'first_call_s': 0.0, 'compile_s': 0.0, 'fallbacks': [],
-            'max_prob_diff': float(diff)}
-
-
 # ----- run and report --------------------------------------------------------------------
 @dataclass
 class SpeedResult:
     settings: dict[str, Any]
     machine: dict[str, Any]
-    plan: dict[str, Any]
     cells: list[dict[str, Any]] = field(default_factory=list)
-    candidates: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_speed(st: SpeedSettings, log: Callable[[str], None] = print) -> SpeedResult:
-    """Peak estimate, then the grid, then the candidates; `log` gets one line per cell."""
+    """Peak estimate, then the grid; `log` gets one line per cell."""
     device = torch.device(st.device)
     peak = matmul_peak(device, st.peak_size)
-    plan = choose_plan(device)
     machine = {'device': str(device), 'torch': torch.__version__,
                'threads': torch.get_num_threads(), 'peak_flops': peak,
                'cpu_capability': torch.backends.cpu.get_cpu_capability(),
-               'cpu_native_bf16': cpu_native_bf16(),
                'peak_method': f'best of 5 fp32 {st.peak_size}x{st.peak_size} matmuls, '
                               'same process and thread count'}
-    res = SpeedResult(settings={**asdict(st)}, machine=machine,
-                      plan={k: str(v) for k, v in asdict(plan).items()})
+    res = SpeedResult(settings={**asdict(st)}, machine=machine)
     log(f'peak estimate: {peak / 1e9:.1f} GFLOP/s ({machine["peak_method"]})')
     for size in st.sizes:
         for width in st.widths:
@@ -239,45 +193,27 @@ def run_speed(st: SpeedSettings, log: Callable[[str], None] = print) -> SpeedRes
             log(f'size {size} width {width}: ref {r["reference"]:.2f} it/s, fullres '
                 f'{r["fullres"]:.2f}, opt {r["optimised"]:.2f}, opt/ref '
                 f'{cell["ratio_opt_ref"]:.2f}')
-    for size, width in st.candidate_cells:
-        for name in st.candidates:
-            c = _candidate(name, size, width, st, device)
-            res.candidates.append(c)
-            log(f'candidate {name} at {size}/{width}: x{c["ratio"]:.3f}'
-                + (f' (compile {c["compile_s"]:.1f} s)' if c['compile_s'] else '')
-                + (f' fallbacks {c["fallbacks"]}' if c['fallbacks'] else ''))
     return res
 
 
 def markdown(res: SpeedResult) -> str:
-    """The grid and candidate tables as Markdown."""
+    """The grid as a Markdown table."""
     peak = res.machine['peak_flops']
-    lines = [f'Device {res.machine["device"]} ({res.machine.get("cpu_capability")}, native bf16 '
-             f'{res.machine.get("cpu_native_bf16")}), torch {res.machine["torch"]}, '
-             f'{res.machine["threads"]} thread(s); peak estimate {peak / 1e9:.1f} GFLOP/s '
-             f'({res.machine["peak_method"]}). Optimised plan: {res.plan}.', '',
+    lines = [f'Device {res.machine["device"]} ({res.machine.get("cpu_capability")}), torch '
+             f'{res.machine["torch"]}, {res.machine["threads"]} thread(s); peak estimate '
+             f'{peak / 1e9:.1f} GFLOP/s ({res.machine["peak_method"]}).', '',
              '| work size (h x w) | network (h x w) | width | ref it/s | fullres it/s '
-             '| opt it/s | '
-             'fullres/ref | **opt/ref** | ref GFLOP/s (% peak) | opt GFLOP/s (% peak) | '
-             'opt+bf16 it/s | opt+bf16/ref |', '|---|---|---|---|---|---|---|---|---|---|---|---|']
+             '| opt it/s | fullres/ref | **opt/ref** | ref GFLOP/s (% peak) '
+             '| opt GFLOP/s (% peak) |',
+             '|---|---|---|---|---|---|---|---|---|---|']
     for c in res.cells:
         r, f = c['its'], c['flops_per_s']
-        bf = r.get('optimised_bf16')
-        bf_cols = (f'{bf:.2f} | {bf / r["reference"]:.2f}' if bf else '- | -')
         lines.append(
             f'| {c["size"]} ({c["work_h"]}x{c["work_w"]}) | {c["net_h"]}x{c["net_w"]} | '
             f'{c["width"]} | {r["reference"]:.2f} | {r["fullres"]:.2f} | {r["optimised"]:.2f} | '
             f'{c["ratio_fullres_ref"]:.2f} | **{c["ratio_opt_ref"]:.2f}** | '
             f'{f["reference"] / 1e9:.1f} ({100 * f["reference"] / peak:.0f}%) | '
-            f'{f["optimised"] / 1e9:.1f} ({100 * f["optimised"] / peak:.0f}%) | {bf_cols} |')
-    if res.candidates:
-        lines += ['', '| candidate | size | width | base it/s | candidate it/s | ratio | '
-                  'compile s | max prob diff | notes |', '|---|---|---|---|---|---|---|---|---|']
-        for c in res.candidates:
-            notes = '; '.join(c['fallbacks'])[:80]
-            lines.append(f'| {c["name"]} | {c["size"]} | {c["width"]} | {c["base_its"]:.2f} | '
-                         f'{c["candidate_its"]:.2f} | {c["ratio"]:.3f} | {c["compile_s"]:.1f} | '
-                         f'{c["max_prob_diff"]:.1e} | {notes} |')
+            f'{f["optimised"] / 1e9:.1f} ({100 * f["optimised"] / peak:.0f}%) |')
     return '\n'.join(lines) + '\n'
 
 
@@ -285,16 +221,6 @@ def write(res: SpeedResult, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / 'speed.json').write_text(json.dumps(asdict(res), indent=1, default=str))
     (out / 'speed.md').write_text(markdown(res))
-
-
-def parse_cells(text: str) -> tuple[tuple[int, int], ...]:
-    """'160x32,256x128' -> ((160, 32), (256, 128))."""
-    cells = []
-    for part in text.split(','):
-        if part.strip():
-            size, width = part.lower().split('x')
-            cells.append((int(size), int(width)))
-    return tuple(cells)
 
 
 def ints(text: str) -> tuple[int, ...]:
@@ -313,14 +239,7 @@ def add_options(p: Any) -> None:
     p.add_argument('--threads', type=int, default=1,
                    help='torch CPU threads (default 1; 0 = torch default)')
     p.add_argument('--out', default=None, help='folder for speed.json and speed.md')
-    p.add_argument('--candidates', default='',
-                   help='comma-separated optimisations to measure one by one: '
-                        + ','.join([*CANDIDATES, 'inference_mode']))
-    p.add_argument('--candidate-cells', default='160x32',
-                   help='SIZExWIDTH cells for --candidates (default 160x32, the node default)')
     p.add_argument('--peak-size', type=int, default=2048, help='matmul size for the peak')
-    p.add_argument('--no-bf16', action='store_true',
-                   help='skip the opt+bf16 side (CPU bf16 autocast) of the grid')
     p.add_argument('--latency', action='store_true',
                    help='instead: click-to-mask latency through the real node (rclpy)')
     p.add_argument('--clicks', type=int, default=20, help='--latency: clicks (default 20)')
@@ -337,18 +256,10 @@ def run_cli(args: Any) -> int:
     if args.latency:
         from .latency import run_latency_cli  # noqa: PLC0415 - imports rclpy
         return run_latency_cli(args)
-    names = tuple(n for n in args.candidates.split(',') if n.strip())
-    unknown = [n for n in names if n not in CANDIDATES and n != 'inference_mode']
-    if unknown:
-        print(f'segdip-bench speed: unknown candidate(s) {unknown}; known: '
-              f'{sorted([*CANDIDATES, "inference_mode"])}', file=sys.stderr)
-        return 2
     try:
         st = SpeedSettings(sizes=ints(args.sizes), widths=ints(args.widths),
                            iterations=args.iterations, rounds=args.rounds,
-                           device=str(resolve_device(args.device)),
-                           candidates=names, candidate_cells=parse_cells(args.candidate_cells),
-                           peak_size=args.peak_size, bf16_side=not args.no_bf16)
+                           device=str(resolve_device(args.device)), peak_size=args.peak_size)
     except (ValueError, ConfigError) as err:
         print(f'segdip-bench speed: {err}', file=sys.stderr)
         return 2

@@ -5,7 +5,7 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ['resolve_device', 'resolve_amp_dtype']
+__all__ = ['resolve_device', 'autocast_dtype']
 
 
 def resolve_device(spec: str = 'auto') -> torch.device:
@@ -31,22 +31,10 @@ def resolve_device(spec: str = 'auto') -> torch.device:
     return device
 
 
-def resolve_amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype for `amp` on `device`, or None for full fp32.
-
-    'auto': bf16 on CUDA devices that support it, fp16 on older CUDA devices, fp32 on CPU (CPU
-    bf16 autocast is slower than fp32 for these small convolutions unless the CPU has AMX).
-    """
-    if amp == 'off':
-        return None
-    if amp == 'bf16':
-        return torch.bfloat16
-    if amp == 'fp16':
-        if device.type != 'cuda':
-            raise ConfigError('amp fp16 needs a CUDA device; use bf16 or off on CPU')
-        return torch.float16
-    if amp == 'auto':
-        if device.type == 'cuda':
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return None
-    raise ConfigError(f'unknown amp mode {amp!r}')
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The forward pass's autocast dtype on `device`, or None for full fp32: bf16 on CUDA
+    devices that support it, fp16 on older CUDA devices, fp32 on CPU (CPU bf16 autocast is
+    slower than fp32 for these small convolutions unless the CPU has AMX)."""
+    if device.type == 'cuda':
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None

@@ -5,9 +5,12 @@ what it lacks: per-class colour models and a contrast-sensitive boundary term, w
 annotations as hard constraints. Its prior combines two experts: the network's probabilities
 (raised to `network_weight`) and, on a frame with annotations, the nearest-click map (the class
 of the nearest annotated pixel gets `click_confidence`). On a frame without annotations (tracking)
-the network is the only prior. Used when `SessionConfig.refine == 'graphcut'`.
+the network is the only prior. Used when `SessionConfig.refine == 'graphcut'`; its tuning is
+`CutSettings`, whose defaults are the values the benchmarks chose (docs/benchmarks.md).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -17,10 +20,43 @@ from scipy.sparse.csgraph import dijkstra
 
 from .graphcut import NEIGHBOUR_OFFSETS, prior_graph_cut
 
-__all__ = ['graphcut_refine', 'nearest_click_map', 'geodesic_click_map', 'with_border_background',
+__all__ = ['CutSettings', 'graphcut_refine', 'nearest_click_map', 'geodesic_click_map', 'with_border_background',
            'click_prior', 'merge_touched_changes', 'MIN_CLASS_SHARE']
 
 MIN_CLASS_SHARE = 0.005   # a class without seeds competes when the network gives it this share
+
+
+@dataclass(frozen=True)
+class CutSettings:
+    """How the session's graph cut uses the network, the clicks and what the user saw.
+
+    network_weight: exponent of the network's probabilities in the cut's prior once the user
+    has corrected a cut of this frame (an annotation added or undone after a refinement); before
+    that `network_weight_first`: a network that knows little beyond the clicks drags the first
+    cut towards its blob, while after a correction it has learned the cut being corrected and
+    its weight keeps the next cut near that one (stability).
+    click_confidence: odds c : 1 - c of the nearest click's class in the prior (0 = no click
+    prior); click_edge_cost: > 0 makes "nearest" nearest along the image (`geodesic_click_map`).
+    merge: after a frame's first cut, a new annotation changes the labels only in the regions
+    of change it touches (`merge_touched_changes`).
+    teaches / teaches_next: weight of the self-training loss towards the refined labels on the
+    annotated frame, and on the next frame, where that mask is one frame stale.
+    """
+
+    network_weight: float = 0.75
+    network_weight_first: float = 0.5
+    click_confidence: float = 0.9
+    click_edge_cost: float = 0.3
+    merge: bool = True
+    teaches: float = 1.0
+    teaches_next: float = 0.3
+
+    def __post_init__(self) -> None:
+        if min(self.network_weight, self.network_weight_first, self.click_edge_cost,
+               self.teaches, self.teaches_next) < 0:
+            raise ValueError(f'cut weights must be >= 0: {self}')
+        if not 0.0 <= self.click_confidence < 1.0:
+            raise ValueError(f'click_confidence must be in [0, 1), got {self.click_confidence}')
 
 
 def nearest_click_map(seeds: np.ndarray) -> np.ndarray:

@@ -64,7 +64,7 @@ def create_interfaces(node: Any, e: Entities, s: NodeSettings, vision: tuple[Any
     tf_buffer, tf_listener = make_tf_buffer(node)
     if tf_listener is not None:
         e.keep(tf_listener)
-    clicks = ClickMapper(ImagePlane(), s.image_plane_stride, tf_buffer)
+    clicks = ClickMapper(ImagePlane(), tf_buffer=tf_buffer)  # stride set by the node
 
     if s.image_transport == 'compressed':
         e.subscription(CompressedImage, 'image/compressed', node._on_compressed, IMAGE_QOS,

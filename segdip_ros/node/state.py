@@ -23,12 +23,10 @@ class Frame:
 
 @dataclass(frozen=True)
 class Schedule:
-    """Iteration counts and periods the thread follows; replaced as a whole on a live change."""
+    """What the thread follows besides the engine's budgets (those come from the session's
+    SessionConfig); replaced as a whole on a live parameter change."""
 
     mode: str = 'tracking'
-    frame_switch_iterations: int = 30
-    iterations_first: int = 100
-    iterations_per_click: int = 40
     publish_period: float = 0.2
     autosave_period: float = 30.0
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import cv2
 import numpy as np
-import torch
 
-from segdip_ros.core import CheckpointError, SessionConfig, TrainingSession
+from segdip_ros.core import SessionConfig, TrainingSession
+from segdip_ros.core.checkpoint import read_state
 
 __all__ = ['SessionStore']
 
@@ -77,10 +77,7 @@ class SessionStore:
         """
         if not self.checkpoint_path.exists():
             return None
-        try:
-            state = torch.load(self.checkpoint_path, map_location='cpu', weights_only=False)
-        except (OSError, RuntimeError, EOFError, ValueError) as err:
-            raise CheckpointError(f'cannot read {self.checkpoint_path}: {err}') from err
+        state = read_state(str(self.checkpoint_path))   # data only: no pickled objects
         session = TrainingSession(cfg)
         session.load_state_dict(state)
         stamp, frame_id = 0, ''

@@ -7,13 +7,16 @@ frame replaces an unused one, which is counted as dropped) and queue commands; t
 applies them between short chunks of iterations (~0.1 s), trains, and calls the output
 function at the publish rate. No rclpy here.
 
-Engine call sequence (the same rule as segdip_ros.offline.tracking_eval.FrameTracker):
+Engine call sequence: the engine's frame-switch rule (segdip_ros.core.schedule), spread over
+time:
 - new scene (first frame, ~/reset, image size change): set_image, warm-up
   (cfg.warmup_iterations, annotations held back so it stays reconstruction-only), then
-  `iterations_first` iterations;
-- every accepted annotation adds `iterations_per_click` iterations to the current budget;
-- tracking: when the budget is spent and a newer frame is waiting, the output of the finished
-  frame is published (`final=True`), then next_frame(newest) with `frame_switch_iterations`;
+  `cfg.iterations_first` iterations;
+- every accepted annotation adds `cfg.iterations_per_click` iterations to the current budget;
+- when the budget is spent, refine() makes the frame's labels and they are published
+  (`final=True`);
+- tracking: when the budget is spent and a newer frame is waiting, next_frame(newest) with
+  `cfg.iterations_per_frame`;
 - still: the frame stays until ~/next_frame; with nothing to do the thread sleeps.
 
 Annotations carry the stamp of the frame they were made on (0 = none: the current frame).
@@ -31,7 +34,8 @@ from typing import Callable
 
 import numpy as np
 
-from segdip_ros.core import SegDipError, SessionConfig, TrainingError, TrainingSession
+from segdip_ros.core import (SegDipError, SessionConfig, TrainingError, TrainingSession,
+                             frame_budget)
 from segdip_ros.node.inputs import Command, command_to_dict
 from segdip_ros.node.state import Frame, Request, Schedule, TrainerStats
 from segdip_ros.node.store import SessionStore
@@ -218,8 +222,9 @@ class Trainer:
             self._maybe_publish()
             return
         self._apply_commands()
+        if self._budget <= 0 and self.session.needs_refine:
+            self._finish_budget()     # an undo or clear: no iterations, new labels at once
         if self._budget <= 0 and sched.mode == 'tracking' and self._pending is not None:
-            self._publish(final=True)
             self._switch(self._take_pending())
             return
         if self._budget > 0:
@@ -228,7 +233,7 @@ class Trainer:
             self._step(n)
             self._budget -= n
             if self._budget <= 0:
-                self._publish(final=True)
+                self._finish_budget()
             else:
                 self._maybe_publish()
             return
@@ -248,7 +253,7 @@ class Trainer:
         session.set_image(frame.rgb)
         self.session, self.current = session, frame
         self._warmup_left = session.cfg.warmup_iterations
-        self._budget = self.schedule.iterations_first
+        self._budget = frame_budget(session.cfg, first=True, annotations_added=0)
         self.stats.scenes += 1
         self.stats.frames_used += 1
         self.stats.frame_index = 0
@@ -271,7 +276,7 @@ class Trainer:
             return True
         self.session.next_frame(frame.rgb)
         self.current = frame
-        self._budget = self.schedule.frame_switch_iterations
+        self._budget = frame_budget(self.session.cfg, first=False, annotations_added=0)
         self.stats.frames_used += 1
         self.stats.frame_index = self.session.frame_index
         self._release_held(frame.stamp_ns)
@@ -318,7 +323,7 @@ class Trainer:
                 self._warn('annotation', f'annotation from {cmd.source or "input"} refused: {err}')
                 return False
             self.stats.annotations_accepted += 1
-            self._budget = max(self._budget, 0) + self.schedule.iterations_per_click
+            self._budget = max(self._budget, 0) + s.cfg.iterations_per_click
         elif cmd.kind == 'undo':
             if s.undo() is None:
                 return False
@@ -394,7 +399,7 @@ class Trainer:
             return False, 'no image has arrived yet'
         if self._warmup_left <= 0:
             self._apply_commands()  # include annotations queued before the request
-        pred = self.session.predict()
+        pred = self.session.refine() if self.session.needs_refine else self.session.predict()
         overlay = self._overlay(self.current, self.session) if self._overlay else self.current.rgb
         anns = [a.to_dict() for a in self.session.annotations]
         paths = self._store.save_sample(self.current.rgb, pred.labels, overlay, anns,
@@ -423,6 +428,15 @@ class Trainer:
         if np.isfinite(r.loss):
             self.stats.loss = r.loss
         self.stats.iteration = self.session.iteration
+
+    def _finish_budget(self) -> None:
+        """The frame's or the annotation's iterations are spent: make the labels, show them."""
+        assert self.session is not None
+        try:
+            self.session.refine()
+        except SegDipError as err:
+            self._warn('refine', f'refinement failed, showing the network alone: {err}')
+        self._publish(final=True)
 
     def _maybe_publish(self) -> None:
         if time.monotonic() >= self._next_publish:

@@ -1,20 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Drive a TrainingSession through a video the way the node does live, and score it (DAVIS J/F).
+"""Score a tracking run the DAVIS way and write its reports (no ROS imports).
 
-The frame-switch rule lives here (`FrameTracker`) so that the ROS node and the offline bag
-evaluation run the very same sequence of engine calls:
-
-- first frame: ``set_image``, ``warmup`` (cfg.warmup_iterations), apply the frame's annotations,
-  ``step(iterations_first + iterations_per_click * n_added)``;
-- every later frame: ``next_frame(rgb)``, apply that frame's annotations (normally none),
-  ``step(iterations_per_frame + iterations_per_click * n_added)``.
-
-(node_trainer.Trainer does the same: each accepted annotation adds iterations_per_click to the
-current budget; undo and clear add nothing.)
-
-Scores follow DAVIS: J = IoU and F = boundary F measure of the object (label != 0 and != 255 in
-the prediction, mask > 0 in the ground truth), averaged over frames with the first (annotated)
-frame excluded. No ROS imports: bags are read by the caller (see tools/eval_bag.py).
+The frames are driven by the engine's one frame-switch rule (`segdip_ros.core.FrameDriver`),
+the same rule the node follows live. Scores follow DAVIS: J = IoU and F = boundary F measure
+of the object (label != 0 and != 255 in the prediction, mask > 0 in the ground truth), averaged
+over frames with the first (annotated) frame excluded. Bags are read by the caller
+(segdip_ros.tools.eval_bag).
 """
 from __future__ import annotations
 
@@ -26,76 +17,12 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from segdip_ros.core import FrameDriver
 from segdip_ros.core.metrics import boundary_f_measure, iou
 
-__all__ = ['TrackingSchedule', 'FrameTracker', 'FrameScore', 'SequenceResult', 'foreground',
-           'score_frame', 'score_sequence', 'assign_annotations', 'track_sequence',
-           'write_sequence_report', 'write_dataset_report']
-
-
-@dataclass(frozen=True)
-class TrackingSchedule:
-    """Iteration counts of the frame-switch rule (the node's parameters of the same names)."""
-
-    iterations_first: int = 100      # after the first frame's annotations (the node's default)
-    iterations_per_frame: int = 30   # after each switch of the reconstruction target
-    warmup: bool = True              # reconstruction-only warm-up before the first annotations
-    iterations_per_click: int | None = None  # per accepted annotation; None = session config's
-
-    def __post_init__(self) -> None:
-        if self.iterations_first < 0 or self.iterations_per_frame < 0:
-            raise ValueError(f'iteration counts must be >= 0, got {self.iterations_first}, '
-                             f'{self.iterations_per_frame}')
-
-
-class FrameTracker:
-    """Feeds frames and their annotations to a session with the node's frame-switch rule.
-
-    Annotations are dicts of the node's JSON schema ({"type": "click", ...}, "undo", "clear");
-    a malformed one is skipped and its message kept in `errors`, as the node logs and goes on.
-    """
-
-    def __init__(self, session: Any, schedule: TrackingSchedule | None = None) -> None:
-        self.session = session
-        self.schedule = schedule or TrackingSchedule()
-        self.errors: list[str] = []
-
-    def apply(self, ann: dict[str, Any]) -> bool:
-        """Apply one annotation dict; True when it added an annotation."""
-        from segdip_ros.core import SegDipError, annotation_from_dict
-        kind = ann.get('type')
-        try:
-            if kind == 'undo':
-                self.session.undo()
-                return False
-            if kind == 'clear':
-                self.session.clear()
-                return False
-            self.session.add_annotation(annotation_from_dict(ann))
-            return True
-        except (SegDipError, ValueError) as err:
-            self.errors.append(f'frame {self.session.frame_index}: {err}')
-            return False
-
-    def process(self, rgb: np.ndarray, annotations: Sequence[dict[str, Any]] = ()) -> Any:
-        """Train on one frame and return the session's Prediction for it."""
-        s = self.session
-        first = not s.has_image
-        if first:
-            s.set_image(rgb)
-            if self.schedule.warmup:
-                s.warmup()
-        else:
-            s.next_frame(rgb)
-        added = sum(self.apply(a) for a in annotations)
-        per_click = self.schedule.iterations_per_click
-        if per_click is None:
-            per_click = int(getattr(s.cfg, 'iterations_per_click', 0))
-        base = self.schedule.iterations_first if first else self.schedule.iterations_per_frame
-        iters = base + added * per_click
-        if iters:
-            s.step(iters)
-        return s.predict()
+__all__ = ['FrameScore', 'SequenceResult', 'foreground', 'score_frame', 'score_sequence',
+           'assign_annotations', 'track_sequence', 'write_sequence_report',
+           'write_dataset_report']
 
 
 def foreground(labels: np.ndarray) -> np.ndarray:
@@ -192,7 +119,7 @@ class SequenceResult:
 FrameCallback = Callable[[Any, Any, FrameScore], None]
 
 
-def track_sequence(name: str, tracker: FrameTracker,
+def track_sequence(name: str, tracker: FrameDriver,
                    frames_with_annotations: Iterable[tuple[Any, list[dict[str, Any]]]],
                    on_frame: FrameCallback | None = None) -> SequenceResult:
     """Run the tracker over (frame, annotations) pairs; frames need .index, .stamp_ns, .image

@@ -3,7 +3,7 @@
 
 Reads the camera topic (Image or CompressedImage), the annotations (std_msgs/String JSON) and,
 if present, ground-truth masks; drives a TrainingSession with the node's frame-switch rule
-(segdip_ros.offline.tracking_eval.FrameTracker); writes the predicted class-id masks to a NEW bag
+(segdip_ros.core.FrameDriver); writes the predicted class-id masks to a NEW bag
 (/segdip/mask, mono8, header copied from the image) and to PNGs; reports per-frame and mean J and
 F (first frame excluded) and seconds per frame in results.json / results.md /
 j_over_frames.png, plus overlay.mp4.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,8 +24,7 @@ import cv2
 import numpy as np
 
 from segdip_ros.offline.bagio import BagError, BagReader, BagWriter, image_msg
-from segdip_ros.offline.tracking_eval import (FrameScore, FrameTracker, SequenceResult,
-                                              TrackingSchedule, assign_annotations,
+from segdip_ros.offline.tracking_eval import (FrameScore, SequenceResult, assign_annotations,
                                               track_sequence, write_dataset_report,
                                               write_sequence_report)
 
@@ -76,15 +74,13 @@ class _Progress:
 def make_session(args: argparse.Namespace) -> Any:
     """A TrainingSession with the chosen preset and overrides."""
     from segdip_ros.core import PRESETS, TrainingSession
-    cfg = PRESETS[args.preset](num_classes=args.num_classes)
     over = {k: v for k, v in (('working_size', args.working_size), ('device', args.device),
                               ('seed', args.seed), ('warmup_iterations', args.warmup),
-                              ('network_scale', args.network_scale), ('refine', args.refine))
+                              ('network_scale', args.network_scale), ('refine', args.refine),
+                              ('width', args.width), ('iterations_first', args.iterations_first),
+                              ('iterations_per_frame', args.iterations_per_frame))
             if v is not None}
-    cfg = replace(cfg, **over)
-    if args.width is not None:
-        cfg = replace(cfg, model=replace(cfg.model, width=args.width))
-    return TrainingSession(cfg)
+    return TrainingSession(PRESETS[args.preset](num_classes=args.num_classes, **over))
 
 
 def evaluate_bag(bag: Path, out_dir: Path, args: argparse.Namespace,
@@ -107,9 +103,8 @@ def evaluate_bag(bag: Path, out_dir: Path, args: argparse.Namespace,
     total = reader.frame_count()
     if args.max_frames:
         total = min(total, args.max_frames)
-    schedule = TrackingSchedule(args.iterations_first, args.iterations_per_frame,
-                                warmup=args.warmup != 0)
-    tracker = FrameTracker(make_session(args), schedule)
+    from segdip_ros.core import FrameDriver
+    tracker = FrameDriver(make_session(args), warmup=args.warmup != 0)
     progress = _Progress(name or Path(bag).name, total, not args.quiet)
     video: list[Any] = [None]
 
@@ -137,8 +132,6 @@ def evaluate_bag(bag: Path, out_dir: Path, args: argparse.Namespace,
             if video[0] is not None:
                 video[0].release()
     result.settings = {'bag': str(bag), 'image_topic': reader.image_topic,
-                       'iterations_first': args.iterations_first,
-                       'iterations_per_frame': args.iterations_per_frame,
                        'config': _config_dict(tracker.session.cfg)}
     write_sequence_report(result, out_dir)
     if reader.gt_topic is None:
@@ -186,8 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--annotation-topic', default=_DEFAULT_ANN, help="'' for none")
     p.add_argument('--gt-topic', default=_DEFAULT_GT, help="'' for none")
     p.add_argument('--mask-topic', default='/segdip/mask')
-    p.add_argument('--iterations-first', type=int, default=100)
-    p.add_argument('--iterations-per-frame', type=int, default=30)
+    p.add_argument('--iterations-first', type=int, help='override the preset (first frame)')
+    p.add_argument('--iterations-per-frame', type=int, help='override the preset (later frames)')
     p.add_argument('--preset', choices=('default', 'still', 'paper'), default='default')
     p.add_argument('--num-classes', type=int, default=2)
     p.add_argument('--working-size', type=int, help='override the preset')

@@ -133,9 +133,9 @@ def test_segdip_method_imposes_run_settings_on_the_preset():
     cfg = m.config(seed=4)
     assert (cfg.working_size, cfg.click_radius, cfg.seed) == (96, 0, 4)
     assert (cfg.iterations_per_click, cfg.warmup_iterations) == (7, 3)
-    assert cfg.loss.tcl is False
+    assert cfg.tcl_lambda == 0
     paper = make_method('segdip-paper', MethodSettings()).config(seed=0)
-    assert paper.model.width == 128 and paper.loss.tcl is True
+    assert paper.width == 128 and paper.tcl_lambda == 0.001
 
 
 @pytest.fixture
@@ -169,9 +169,9 @@ def test_segdip_trains_for_a_wall_clock_budget_per_click(one_torch_thread):
 def test_the_ablation_peer_uses_the_engines_click_prior(num_classes):
     """nearest-graphcut is the engine's cut with the network left out: its click prior (odds,
     straight or along the image) must be the default preset's for that number of classes."""
-    from segdip_ros.core import default_preset
+    from segdip_ros.core import CutSettings
     peer = make_method('nearest-graphcut', MethodSettings(num_classes=num_classes))
-    engine = default_preset(num_classes)
-    assert (peer.confidence, peer.edge_cost) == (engine.refine_click_confidence,
-                                                 engine.refine_click_edge_cost)
+    engine = CutSettings()
+    assert (peer.confidence, peer.edge_cost) == (engine.click_confidence,
+                                                 engine.click_edge_cost)
     assert peer.edge_cost > 0

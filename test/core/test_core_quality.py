@@ -3,26 +3,18 @@
 
 These train real networks on CPU (default preset, 120x160 scenes), so each takes 10-40 s.
 """
-from dataclasses import replace
-
 import numpy as np
 import pytest
 
 from core_helpers import click_until
-from segdip_ros.core import (Box, Click, Stroke, TrainingSession, default_preset, iou, mean_iou)
+from segdip_ros.core import (Box, Click, FrameDriver, Stroke, TrainingSession, default_preset,
+                             iou, mean_iou)
 from segdip_ros.core.synthetic import (interior_point, moving_object_sequence, three_class_scene,
                                        two_class_scene)
 
 
-def _session(scene_rgb, num_classes, network_scale=None, raw=False, **changes):
-    cfg = default_preset(num_classes)
-    if raw:      # the network alone: no graph cut, no self-training on it
-        cfg = replace(cfg, refine='none', refine_teaches=0.0)
-    if network_scale is not None:
-        cfg = replace(cfg, network_scale=network_scale)
-    if changes:
-        cfg = replace(cfg, loss=replace(cfg.loss, **changes))
-    s = TrainingSession(cfg)
+def _session(scene_rgb, num_classes):
+    s = TrainingSession(default_preset(num_classes))
     s.set_image(scene_rgb)
     s.warmup()
     return s
@@ -33,7 +25,7 @@ def test_two_class_iou_from_five_clicks(seed):
     scene = two_class_scene(seed=seed)
     s = _session(scene.rgb, 2)
     click_until(s, scene.labels, clicks=5, iterations=s.cfg.iterations_per_click)
-    score = iou(s.predict().labels == 1, scene.labels == 1)
+    score = iou(s.refine().labels == 1, scene.labels == 1)
     print(f'two-class seed {seed}: IoU after 5 clicks {score:.3f}')
     assert score >= 0.90
 
@@ -49,7 +41,7 @@ def test_three_class_mean_iou_from_three_clicks_per_class():
     s.step(100)
     for _ in range(4):
         # then corrects the largest error among classes that still have clicks left
-        pred = s.predict().labels
+        pred = s.refine().labels
         left = [c for c, n in per_class.items() if n < 3]
         err = (pred != scene.labels) & np.isin(scene.labels, left)
         if not err.any():
@@ -59,7 +51,7 @@ def test_three_class_mean_iou_from_three_clicks_per_class():
         s.add_annotation(Click(x, y, c))
         per_class[c] += 1
         s.step(s.cfg.iterations_per_click)
-    score = mean_iou(s.predict().labels, scene.labels)
+    score = mean_iou(s.refine().labels, scene.labels)
     print(f'three-class: mean IoU {score:.3f} with clicks per class {per_class}')
     assert max(per_class.values()) <= 3
     assert score >= 0.85
@@ -80,7 +72,7 @@ def test_strokes_alone_segment_three_classes():
         half = min(12.0, (x1 - x0) / 2)
         s.add_annotation(Stroke(((max(x0, x - half), y), (min(x1, x + half), y)), c, width=3.0))
     s.step(150)
-    score = mean_iou(s.predict().labels, scene.labels)
+    score = mean_iou(s.refine().labels, scene.labels)
     print(f'strokes only: mean IoU {score:.3f}')
     assert score >= 0.80
 
@@ -92,37 +84,18 @@ def test_boxes_alone_segment_three_classes():
         x, y = interior_point(scene.labels == c)
         s.add_annotation(Box(x - 4, y - 4, x + 4, y + 4, c))  # a small box inside the region
     s.step(150)
-    score = mean_iou(s.predict().labels, scene.labels)
+    score = mean_iou(s.refine().labels, scene.labels)
     print(f'boxes only: mean IoU {score:.3f}')
     assert score >= 0.80
 
 
-def _tracking_scores(frames: int, tcl: bool = True, raw: bool = False) -> list[float]:
-    """IoU on frames 2..`frames` of a moving object labelled by clicks on frame 1 only."""
-    sequence = moving_object_sequence(frames, seed=0, speed=2.0)
-    s = _session(sequence[0].rgb, 2, raw=raw, tcl=tcl)
-    click_until(s, sequence[0].labels, clicks=6, iterations=s.cfg.iterations_per_click)
-    scores = []
-    for scene in sequence[1:]:
-        s.next_frame(scene.rgb)
-        s.step(30)
-        scores.append(iou(s.predict().labels == 1, scene.labels == 1))
-    return scores
-
-
 def test_tracking_carries_first_frame_labels_over_twenty_frames():
-    scores = _tracking_scores(20)
+    """Clicks on frame 1 only, then the frame-switch rule (FrameDriver) on a moving object."""
+    sequence = moving_object_sequence(20, seed=0, speed=2.0)
+    s = _session(sequence[0].rgb, 2)
+    click_until(s, sequence[0].labels, clicks=6, iterations=s.cfg.iterations_per_click)
+    driver = FrameDriver(s)
+    scores = [iou(driver.process(scene.rgb).labels == 1, scene.labels == 1)
+              for scene in sequence[1:]]
     print('tracking IoU frames 2..20:', np.round(scores, 3).tolist(), 'mean', np.mean(scores))
     assert np.mean(scores) >= 0.75
-
-
-def test_tcl_carries_the_labels_through_unannotated_frames():
-    """What the TCL is for: later frames have no clicks, only the loss towards the previous
-    prediction keeps the class head on the object. Measured on the network alone: the default's
-    self-training on the first frame's graph cut carries the labels as well (0.938 without TCL,
-    0.932 with). (Within one image the TCL does not reduce label flips after corrective clicks
-    at the default size: see README, 'Temporal consistency'.)"""
-    off = np.mean(_tracking_scores(12, tcl=False, raw=True))
-    on = np.mean(_tracking_scores(12, tcl=True, raw=True))
-    print(f'tracking mean IoU without TCL {off:.3f}, with TCL {on:.3f}')
-    assert on > off + 0.03 and on >= 0.85

@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from segdip_ros.core import Click, TrainingSession, default_preset
+from segdip_ros.core import Click, CutSettings, TrainingSession, default_preset
 from segdip_ros.core.graphcut import ColourGMM, prior_graph_cut
 from segdip_ros.core.refine import (click_prior, geodesic_click_map, graphcut_refine,
                                     merge_touched_changes,
@@ -75,41 +75,41 @@ def test_the_session_passes_its_click_edge_cost_to_the_cut(monkeypatch):
     monkeypatch.setattr(session_module, 'graphcut_refine',
                         lambda *a, **k: seen.append(k['click_edge_cost']) or graphcut_refine(*a, **k))
     rgb, _, _ = _red_twins()
-    s = TrainingSession(default_preset(2, warmup_iterations=5, working_size=60,
-                                       refine_click_edge_cost=0.7))
+    s = TrainingSession(default_preset(2, warmup_iterations=5, working_size=60),
+                        CutSettings(click_edge_cost=0.7))
     s.set_image(rgb)
     s.add_annotation(Click(x=25, y=30, class_id=1))
     s.step(2)
     s.predict()
+    assert seen == []                 # reading a prediction runs no cut
+    s.refine()
     assert seen == [0.7]
 
 
 def test_the_network_weight_switches_at_the_frames_first_correction(monkeypatch):
-    """refine_network_weight_first holds until an annotation is added after a cut was shown
-    (however many annotations came before it), refine_network_weight from then on; a new
-    frame starts over."""
+    """network_weight_first holds until an annotation is added after a refinement (however
+    many annotations came before it), network_weight from then on; a new frame starts over."""
     import segdip_ros.core.session as session_module
     seen = []
     monkeypatch.setattr(session_module, 'graphcut_refine',
                         lambda *a, **k: seen.append(a[3]) or graphcut_refine(*a, **k))
     rgb, _, _ = _red_twins()
-    s = TrainingSession(default_preset(2, warmup_iterations=5, working_size=60,
-                                       refine_network_weight=0.75,
-                                       refine_network_weight_first=0.25))
+    s = TrainingSession(default_preset(2, warmup_iterations=5, working_size=60),
+                        CutSettings(network_weight=0.75, network_weight_first=0.25))
     s.set_image(rgb)
     s.add_annotation(Click(x=25, y=30, class_id=1))
     s.add_annotation(Click(x=5, y=5, class_id=0))
     s.step(1)
-    s.predict()
+    s.refine()
     s.step(1)
-    s.predict()                                   # the same annotations: still the first cut
+    s.refine()                                    # the same annotations: still the first cut
     s.add_annotation(Click(x=50, y=50, class_id=0))
-    s.predict()
+    s.refine()
     s.undo()
-    s.predict()                                   # an undo after a shown cut is a correction too
+    s.refine()                                    # an undo after a refinement: a correction too
     s.next_frame(rgb)
     s.add_annotation(Click(x=25, y=30, class_id=1))
-    s.predict()
+    s.refine()
     assert seen == [0.25, 0.25, 0.75, 0.75, 0.25]
 
 
@@ -234,7 +234,7 @@ def test_session_refinement_fixes_an_early_network_guess(seed):
             x, y = interior_point(scene.labels == c)
             s.add_annotation(Click(x=x, y=y, class_id=c))
         s.step(20)
-        scores[refine] = _iou(s.predict().labels == 1, scene.labels == 1)
+        scores[refine] = _iou(s.refine().labels == 1, scene.labels == 1)
     print(f'seed {seed}: raw IoU {scores["none"]:.3f}, refined {scores["graphcut"]:.3f}')
     assert scores['graphcut'] > 0.9 and scores['graphcut'] > scores['none'] + 0.2
 
@@ -267,20 +267,22 @@ def test_the_refined_mask_teaches_the_next_frame_once():
         x, y = interior_point(scene.labels == c)
         s.add_annotation(Click(x=x, y=y, class_id=c))
     s.step(5)
-    assert s._refined is None
+    assert s._teach_target is None
     s.predict()
-    first = s._refined
+    assert s._teach_target is None                # reading teaches nothing
+    s.refine()
+    first = s._teach_target
     assert first is not None and tuple(first.shape[-2:]) == s.network_size
     s.next_frame(scene.rgb)
-    assert s._refined is first and s.step(2).annotation_loss > 0
+    assert s._teach_target is first and s.step(2).annotation_loss > 0
     s.next_frame(scene.rgb)
-    assert s._refined is None
+    assert s._teach_target is None
 
 
 def test_session_merge_uses_what_the_user_saw_before_the_new_click(monkeypatch):
-    """refine_merge in the session: the base of the cut after the second click is the labelling
-    shown after the first (and the seeds it was made with), however often predict() ran in
-    between; clear() starts over without a base."""
+    """The merge in the session: the base of the cut after the second click is the labelling
+    of the last refinement before it (and the seeds it was made with), however often
+    predict() ran in between; clear() starts over without a base."""
     import segdip_ros.core.session as session_module
     bases, outputs = [], []
 
@@ -293,44 +295,45 @@ def test_session_merge_uses_what_the_user_saw_before_the_new_click(monkeypatch):
     monkeypatch.setattr(session_module, 'graphcut_refine', recording)
     rgb, left, _ = _red_twins()
     s = TrainingSession(replace(default_preset(2, warmup_iterations=30), working_size=120))
-    assert s.cfg.refine_merge
+    assert s.cut.merge
     s.set_image(rgb)
     s.warmup()
     s.add_annotation(Click(x=25, y=30, class_id=1))
     s.step(5)
-    s.predict()
+    s.refine()
     s.step(5)
-    s.predict()
+    s.refine()
     assert bases == [None, None]
     shown = outputs[-1]
     s.add_annotation(Click(x=60, y=55, class_id=0))
     for _ in range(2):
         s.step(5)
         s.predict()
+        s.refine()
     labels, seeds = bases[-1]
-    assert bases[-2] is bases[-1]
+    assert all(np.array_equal(a, b) for a, b in zip(bases[-2], bases[-1]))   # the same base
     assert (labels == shown).all()
     assert seeds[30, 25] == 1 and seeds[55, 60] == -1
     s.clear()
     s.add_annotation(Click(x=95, y=30, class_id=1))
-    s.predict()
+    s.refine()
     assert bases[-1] is None
 
 
 def test_the_stale_mask_teaches_the_next_frame_with_its_own_weight():
-    """refine_teaches acts on the annotated frame, refine_teaches_next on the frame after it
-    (DAVIS J 0.297 at 0.3, 0.247 at 1.0): only the latter changes the next frame's loss."""
+    """teaches acts on the annotated frame, teaches_next on the frame after it: only the
+    latter changes the next frame's loss."""
     scene = two_class_scene(seed=0)
     losses = {}
     for teaches, nxt in ((1.0, 0.0), (1.0, 0.3), (0.3, 0.3)):
-        s = TrainingSession(replace(default_preset(2, warmup_iterations=5), working_size=64,
-                                    refine_teaches=teaches, refine_teaches_next=nxt))
+        s = TrainingSession(default_preset(2, warmup_iterations=5, working_size=64),
+                            CutSettings(teaches=teaches, teaches_next=nxt))
         s.set_image(scene.rgb)
         for c in (1, 0):
             x, y = interior_point(scene.labels == c)
             s.add_annotation(Click(x=x, y=y, class_id=c))
         s.step(5)
-        s.predict()
+        s.refine()
         s.next_frame(scene.rgb)
         losses[teaches, nxt] = s.step(1).annotation_loss
     assert losses[1.0, 0.3] > losses[1.0, 0.0] + 1e-4

@@ -1,19 +1,20 @@
 # SPDX-License-Identifier: Apache-2.0
 """TrainingSession API: call order, annotations, errors, checkpoints, determinism (tiny nets)."""
+import pickle
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from segdip_ros.core import (AnnotationError, CheckpointError, Click, ImageError, TrainingError,
-                             TrainingSession, default_preset)
+from segdip_ros.core import (AnnotationError, CheckpointError, Click, CutSettings, ImageError,
+                             TrainingError, TrainingSession, default_preset)
 from segdip_ros.core.synthetic import two_class_scene
 
 # the network alone (no graph cut): these tests look at what the network itself does
-TINY = replace(default_preset(2, working_size=64, warmup_iterations=5, refine='none',
-                              refine_teaches=0.0),
-               model=replace(default_preset(2).model, width=8))
+TINY = default_preset(2, working_size=64, warmup_iterations=5, refine='none', width=8)
+# the default's whole path (graph cut, self-training, merge) on a tiny network
+TINY_CUT = default_preset(2, working_size=64, warmup_iterations=5, width=8)
 
 
 @pytest.fixture
@@ -92,11 +93,72 @@ def test_checkpoint_round_trip_gives_same_prediction(session, tmp_path):
     restored = TrainingSession.load(path)
     assert restored.annotations == session.annotations
     assert np.array_equal(restored.predict().labels, session.predict().labels)
-    assert np.allclose(restored.predict().probabilities, session.predict().probabilities)
-    # training on from both gives the same result too (optimiser state restored)
-    session.step(3)
-    restored.step(3)
-    assert np.allclose(restored.predict().probabilities, session.predict().probabilities, atol=1e-5)
+    assert np.array_equal(restored.predict().probabilities, session.predict().probabilities)
+
+
+def _weights(s):
+    return [p.detach().clone() for p in s._model.parameters()]
+
+
+def _labelled_run(scene, reads_between_steps, refine_every=1):
+    """Two clicks and a correction on the default's whole path (graph cut, self-training,
+    merge); `reads_between_steps` predict() calls after every chunk of 5 iterations."""
+    s = TrainingSession(TINY_CUT)
+    s.set_image(scene.rgb)
+    s.warmup()
+    for click in (Click(30, 24, 1), Click(2, 2, 0), Click(50, 40, 0)):
+        s.add_annotation(click)
+        for _ in range(4):
+            s.step(5)
+            for _ in range(reads_between_steps):
+                s.predict()
+        s.refine()
+    s.next_frame(scene.rgb)
+    s.step(5)
+    return s
+
+
+def test_predict_never_changes_what_the_network_learns(scene):
+    runs = [_labelled_run(scene, n) for n in (0, 1, 100)]
+    ref = _weights(runs[0])
+    for other in runs[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(ref, _weights(other)))
+    assert runs[0].predict().refined is False          # the new frame has no refinement yet
+
+
+def test_a_restored_session_trains_exactly_as_one_that_never_stopped(scene, tmp_path):
+    """Stop in the middle of a labelled frame (after a refinement: self-training target, merge
+    base, corrected switch, TCL base all set), restore, go on: bit-identical weights."""
+    def first_part(s):
+        s.set_image(scene.rgb)
+        s.warmup()
+        s.add_annotation(Click(30, 24, 1))
+        s.step(10)
+        s.refine()
+        s.add_annotation(Click(2, 2, 0))     # a correction after a refinement
+        s.step(7)
+
+    def second_part(s):
+        s.step(8)
+        s.refine()
+        s.add_annotation(Click(50, 40, 0))
+        s.step(10)
+        s.refine()
+        s.next_frame(scene.rgb)
+        s.step(6)
+        return s.predict()
+
+    straight = TrainingSession(TINY_CUT)
+    first_part(straight)
+    stopped = TrainingSession(TINY_CUT)
+    first_part(stopped)
+    path = str(tmp_path / 'ck.pt')
+    stopped.save(path)
+    resumed = TrainingSession.load(path)
+    p_straight, p_resumed = second_part(straight), second_part(resumed)
+    assert resumed.iteration == straight.iteration
+    assert all(torch.equal(a, b) for a, b in zip(_weights(straight), _weights(resumed)))
+    assert np.array_equal(p_straight.probabilities, p_resumed.probabilities)
 
 
 def test_bad_checkpoints_raise(session, tmp_path):
@@ -106,11 +168,34 @@ def test_bad_checkpoints_raise(session, tmp_path):
         TrainingSession.load(str(bad))
     state = session.state_dict()
     other = TrainingSession(TINY.with_classes(3))
-    with pytest.raises(CheckpointError, match='differ'):
+    with pytest.raises(CheckpointError, match='num_classes'):
         other.load_state_dict(state)
     # the label map and TCL base are at the network's size: another scale cannot take them
-    with pytest.raises(CheckpointError, match='network scale'):
+    with pytest.raises(CheckpointError, match='network_scale'):
         TrainingSession(replace(TINY, network_scale=0.25)).load_state_dict(state)
+    with pytest.raises(CheckpointError, match='format'):
+        session.load_state_dict({**state, 'format': 1})
+
+
+class _RunsCode:
+    """Stands for any pickled object: unpickling it would call os.system."""
+
+    def __reduce__(self):
+        import os
+        return (os.system, ('echo pwned > /dev/null',))
+
+
+def test_a_checkpoint_holding_a_pickled_object_is_refused(session, tmp_path):
+    path = tmp_path / 'evil.pt'
+    state = session.state_dict()
+    state['extra'] = _RunsCode()
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match='could run code'):
+        TrainingSession.load(str(path))
+    with open(tmp_path / 'plain.pt', 'wb') as fh:        # a bare pickle, not a torch file
+        pickle.dump(_RunsCode(), fh)
+    with pytest.raises(CheckpointError):
+        TrainingSession.load(str(tmp_path / 'plain.pt'))
 
 
 def test_same_seed_same_result(scene):
@@ -125,14 +210,14 @@ def test_same_seed_same_result(scene):
 
 
 def test_nonfinite_loss_skips_update_and_session_recovers(session, monkeypatch):
-    import segdip_ros.core.session as mod
-    params = [p.detach().clone() for p in session._model.parameters()]
-    real = mod.reconstruction_loss
-    monkeypatch.setattr(mod, 'reconstruction_loss', lambda a, b: real(a, b) * float('nan'))
+    import segdip_ros.core.objective as objective
+    params = _weights(session)
+    real = objective.F.mse_loss
+    monkeypatch.setattr(objective.F, 'mse_loss', lambda a, b: real(a, b) * float('nan'))
     result = session.step(3)
     assert result.nonfinite_iterations == 3 and session.iteration == 0
     assert all(torch.equal(a, b) for a, b in zip(params, session._model.parameters()))
-    monkeypatch.setattr(mod, 'reconstruction_loss', real)
+    monkeypatch.undo()
     assert session.step(2).nonfinite_iterations == 0 and session.iteration == 2
 
 
@@ -146,34 +231,38 @@ def test_out_of_memory_is_reported_and_session_stays_usable(session, monkeypatch
     assert session.step(1).iterations == 1
 
 
-def _border_background_share(cfg, scene):
-    s = TrainingSession(cfg)
+def test_refine_is_explicit_and_tracks_the_annotations(scene):
+    s = TrainingSession(TINY_CUT)
     s.set_image(scene.rgb)
-    s.add_annotation(Click(35, 24, 1))          # only a positive click
-    s.step(60)
-    p0 = s.predict().probabilities[..., 0]
-    ring = np.concatenate([p0[0], p0[-1], p0[:, 0], p0[:, -1]])
-    return float(ring.mean()), s
+    s.add_annotation(Click(30, 24, 1))
+    s.step(5)
+    assert s.needs_refine and s.predict().refined is False
+    pred = s.refine()
+    assert pred.refined and not s.needs_refine
+    assert pred.labels[24, 30] == 1                      # the click is a hard constraint
+    s.add_annotation(Click(2, 2, 0))
+    assert s.needs_refine and s.predict().refined        # the last refinement until the next
+    s.undo()
+    assert not s.needs_refine                            # back to what was refined
+    assert s.clear() == 1 and s.predict().refined is False
+    assert TrainingSession(TINY).refine is not None
 
 
-def test_border_background_prior_until_a_background_click(scene):
-    without, _ = _border_background_share(TINY, scene)
-    cfg = replace(TINY, loss=replace(TINY.loss, border_background=1.0))
-    share, s = _border_background_share(cfg, scene)
-    print(f'border P(background): {share:.2f} with the prior, {without:.2f} without')
-    assert share > 0.8 and share > without + 0.15
-    assert s._border_active
-    s.add_annotation(Click(1, 1, 0))
-    assert not s._border_active                   # a real background click replaces the prior
+def test_cut_settings_refuse_bad_values():
+    with pytest.raises(ValueError, match='click_confidence'):
+        CutSettings(click_confidence=1.0)
+    with pytest.raises(ValueError, match='>= 0'):
+        CutSettings(teaches=-1.0)
 
 
 def test_network_runs_at_network_scale_of_the_working_size(scene):
     half = TrainingSession(replace(TINY, network_scale=0.5))
     half.set_image(scene.rgb)
     assert half.work_size == (48, 64) and half.network_size == (24, 32)
-    assert tuple(half._code.shape[-2:]) == (24, 32) and tuple(half._target.shape[-2:]) == (24, 32)
+    f = half._frame
+    assert tuple(f.code.shape[-2:]) == (24, 32) and tuple(f.target.shape[-2:]) == (24, 32)
     half.add_annotation(Click(32, 24, 1, radius=4))          # radius in working pixels
-    assert int((half._labels == 1).sum()) == int((np.hypot(*np.mgrid[-2:3, -2:3]) <= 2).sum())
+    assert int((f.labels == 1).sum()) == int((np.hypot(*np.mgrid[-2:3, -2:3]) <= 2).sum())
     half.step(2)
     pred = half.predict()                                     # back at the original size
     assert pred.labels.shape == (48, 64) and pred.probabilities.shape == (48, 64, 2)

@@ -19,9 +19,9 @@ from segdip_ros.tools.demo import corrective_click, scripted_clicks
 
 
 def test_clicks_give_iou_and_frame_header():
-    """Default engine preset (only the first-frame budget shortened): IoU >= 0.9."""
+    """Default engine preset: IoU >= 0.9."""
     scene = two_class_scene()
-    h = Harness(10, {'mode': 'still', 'iterations_first': 0, 'torch_threads': 1,
+    h = Harness(10, {'mode': 'still', 'torch_threads': 1,
                      'publish_rate': 5.0})
     try:
         masks = h.sub(Image, '/segdip/mask')
@@ -72,7 +72,7 @@ def test_multiclass_via_annotations_json():
     """Three classes with explicit class ids on ~/annotations (click, stroke, box), tiny net."""
     scene = three_class_scene()
     h = Harness(11, {**TINY, 'num_classes': 3, 'class_names': ['bg', 'blob', 'rect'],
-                     'mode': 'still', 'iterations_per_click': 30})
+                     'mode': 'still'})
     try:
         masks = h.sub(Image, '/segdip/mask')
         assert h.wait_matched(h.pub(Image, 'image', 5))

@@ -14,7 +14,7 @@ import yaml
 
 from node_harness import Harness
 
-from segdip_ros.core import Box, Click, Stroke, default_preset
+from segdip_ros.core import PRESETS, Box, Click, Stroke, default_preset, paper_preset
 from segdip_ros.node.inputs import (Command, InputError, WarningLimiter, command_to_dict,
                                     parse_annotation_json, point_to_click, polygon_to_stroke,
                                     roi_to_box)
@@ -85,50 +85,44 @@ def test_warning_limiter_once_per_reason_then_summary():
 def test_settings_validation_reasons():
     s = check_settings(_raw())
     assert s.class_names == ('background', 'object') and s.active_class == 1
-    cfg = engine_config(check_settings(_raw(working_size=96, width=16, tcl=False)))
-    assert (cfg.working_size, cfg.model.width, cfg.loss.tcl) == (96, 16, False)
-    assert engine_config(check_settings(_raw(refine='none'))).refine == 'none'
-    assert engine_config(check_settings(_raw(refine='graphcut'))).refine == 'graphcut'
-    assert engine_config(check_settings(_raw())).refine == default_preset().refine
-    assert engine_config(check_settings(_raw())).refine_merge
-    assert not engine_config(check_settings(_raw(refine_merge=False))).refine_merge
-    assert (engine_config(check_settings(_raw())).refine_click_edge_cost
-            == default_preset().refine_click_edge_cost > 0)
-    for cost in (0.0, 2.5):
-        cfg = engine_config(check_settings(_raw(refine_click_edge_cost=cost)))
-        assert cfg.refine_click_edge_cost == cost
-    preset, cfg = default_preset(), engine_config(check_settings(_raw()))
-    assert ((cfg.refine_network_weight, cfg.refine_network_weight_first,
-             cfg.refine_click_confidence)
-            == (preset.refine_network_weight, preset.refine_network_weight_first,
-                preset.refine_click_confidence))
-    cfg = engine_config(check_settings(_raw(refine_network_weight=0.0,
-                                            refine_network_weight_first=1.5,
-                                            refine_click_confidence=0.0, tcl_lambda=0.01)))
-    assert ((cfg.refine_network_weight, cfg.refine_network_weight_first,
-             cfg.refine_click_confidence, cfg.loss.tcl_lambda) == (0.0, 1.5, 0.0, 0.01))
+    assert engine_config(s) == default_preset(2)
+    cfg = engine_config(check_settings(_raw(working_size=96, preset='paper', num_classes=3)))
+    assert cfg == paper_preset(3, working_size=96)
     assert check_settings(_raw(num_classes=4)).class_names[3] == 'class_3'
     for bad, match in [({'active_class': 2}, 'active_class'), ({'mode': 'fast'}, 'mode'),
                        ({'device': 'tpu'}, 'device'), ({'class_colors': ['red']}, 'colour'),
                        ({'class_names': ['a', 'A']}, 'topic token'),
-                       ({'working_size': 8}, 'working_size'), ({'refine': 'crf'}, 'refine'),
-                       ({'refine_click_edge_cost': -0.5}, 'refine_click_edge_cost'),
-                       ({'refine_network_weight': -0.5}, 'refine_network_weight'),
-                       ({'refine_network_weight_first': -2.0}, 'refine_network_weight_first'),
-                       ({'refine_click_confidence': -0.1}, 'refine_click_confidence'),
-                       ({'refine_click_confidence': 1.0}, 'refine_click_confidence'),
-                       ({'tcl_lambda': -0.5}, 'tcl_lambda'),
-                       ({'num_classes': 2, 'class_names': ['a', 'b', 'c']}, 'class_names')]:
+                       ({'working_size': 8}, 'working_size'),
+                       ({'working_size': -1}, 'working_size'),
+                       ({'preset': 'fast'}, 'preset'),
+                       ({'image_transport': 'theora'}, 'image_transport'),
+                       ({'publish_rate': 0.0}, 'publish_rate'),
+                       ({'torch_threads': -2}, 'torch_threads'),
+                       ({'image_plane_frame': ' '}, 'image_plane_frame'),
+                       ({'num_classes': 1}, 'num_classes'),
+                       ({'num_classes': 2, 'class_names': ['a', 'b', 'c']}, 'class_names'),
+                       ({'num_classes': 2, 'class_colors': ['#000000'] * 3}, 'class_colors')]:
         with pytest.raises(ValueError, match=match):
             check_settings(_raw(**bad))
     assert parse_color('#ff0080') == (255, 0, 128)
+
+
+def test_the_parameter_table_is_small_and_says_the_presets_values():
+    assert len(PARAMS) <= 16
+    for name, spec in PARAMS.items():
+        assert spec.description.strip(), name
+    desc = PARAMS['working_size'].description
+    for name, make in PRESETS.items():          # generated from the presets
+        assert f'{name} {make().working_size}' in desc
 
 
 def test_config_file_loads_as_node_parameters():
     path = ROOT / 'config' / 'segdip.yaml'
     data = yaml.safe_load(path.read_text())
     params = data['/**']['ros__parameters']
-    assert set(params) == set(PARAMS), set(params) ^ set(PARAMS)
+    # every parameter is in the file; an empty list can only be given as a comment there
+    assert set(params) == set(PARAMS) - {'engine_overrides'}, set(params) ^ set(PARAMS)
+    assert '# engine_overrides: [' in path.read_text()
     h = Harness(12, None, args=['--ros-args', '--params-file', str(path),
                                 '-p', 'torch_threads:=1', '-p', 'mode:=still'])
     try:
@@ -191,3 +185,17 @@ def test_rviz_file_names_node_topics():
                   '/segdip/clicked_point', '/segdip/clicked_point/background',
                   '/segdip/clicked_point/object'):
         assert f'Value: {topic}\n' in text, topic
+
+
+def test_engine_overrides_are_typed_and_refused_with_a_reason():
+    s = check_settings(_raw(engine_overrides=['iterations_per_click=30', 'tcl_lambda=0.01',
+                                              'seg_trains_trunk=true', 'refine=none']))
+    cfg = engine_config(s)
+    assert (cfg.iterations_per_click, cfg.tcl_lambda, cfg.seg_trains_trunk, cfg.refine) == \
+        (30, 0.01, True, 'none')
+    for bad, match in [(['width'], "'name=value'"), (['colour=red'], "'name=value'"),
+                       (['width=wide'], 'width=wide'), (['seg_trains_trunk=yes'], 'true or false'),
+                       (['tcl_lambda=2'], 'tcl_lambda'), (['refine=crf'], 'refine'),
+                       (['num_classes=3'], "'name=value'")]:
+        with pytest.raises(ValueError, match=match):
+            check_settings(_raw(engine_overrides=bad))

@@ -107,7 +107,8 @@ def test_shutdown_from_active_saves_and_autostart_comes_up_active(tmp_path):
 
 
 def test_enable_false_stops_iterations_and_outputs_until_enabled_again():
-    h = Harness(32, {**TINY, 'mode': 'still', 'iterations_first': 1_000_000})
+    overrides = [*TINY['engine_overrides'], 'iterations_first=1000000']  # trains on and on
+    h = Harness(32, {**TINY, 'mode': 'still', 'engine_overrides': overrides})
     try:
         node = h.node
         stats = node.trainer.stats

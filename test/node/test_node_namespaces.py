@@ -27,9 +27,10 @@ LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def test_own_params_file_in_the_shipped_form_applies_under_a_namespace(tmp_path):
-    values = {**TINY, 'iterations_first': 7, 'active_class': 0, 'num_classes': 3,
-              'class_names': ['floor', 'box', 'wall'], 'jpeg_quality': 55}
-    changed = ('iterations_first', 'active_class', 'num_classes', 'jpeg_quality')
+    values = {**TINY, 'engine_overrides': [*TINY['engine_overrides'], 'iterations_first=7'],
+              'active_class': 0, 'num_classes': 3, 'class_names': ['floor', 'box', 'wall'],
+              'jpeg_quality': 55, 'mode': 'still'}
+    changed = ('engine_overrides', 'active_class', 'num_classes', 'jpeg_quality', 'mode')
     assert all(values[k] != PARAMS[k].default for k in changed)
     path = tmp_path / 'mine.yaml'
     path.write_text(yaml.safe_dump({'/**': {'ros__parameters': values}}))
@@ -40,7 +41,8 @@ def test_own_params_file_in_the_shipped_form_applies_under_a_namespace(tmp_path)
         for name, value in values.items():
             assert node.get_parameter(name).value == value, name
         assert node.settings.class_names == ('floor', 'box', 'wall')
-        assert node.trainer.schedule.iterations_first == 7
+        assert dict(node.settings.engine_overrides)['iterations_first'] == 7
+        assert node.trainer.schedule.mode == 'still'
         assert node.resolve_topic_name('~/mask') == '/r1/segdip/mask'
         assert h.tester.count_subscribers('/r1/image') == 1
         assert h.tester.count_subscribers('/r1/segdip/clicked_point/wall') == 1

@@ -7,6 +7,7 @@ import array
 import json
 
 import cv2
+import pytest
 import numpy as np
 from geometry_msgs.msg import Point
 from diagnostic_msgs.msg import DiagnosticArray
@@ -140,8 +141,8 @@ def test_live_parameters_and_services(tmp_path):
             assert not res.successful and reason in res.reason, (name, res.reason)
         assert node.set_parameters([Parameter('active_class', value=0)])[0].successful
         assert node.settings.active_class == 0
-        assert node.set_parameters([Parameter('frame_switch_iterations', value=7)])[0].successful
-        assert node.trainer.schedule.frame_switch_iterations == 7
+        assert node.set_parameters([Parameter('publish_rate', value=8.0)])[0].successful
+        assert node.trainer.schedule.publish_period == pytest.approx(1 / 8.0)
 
         assert not _call(h, '/segdip/next_frame').success  # no image yet
         assert h.wait_matched(h.pub(Image, 'image', 5))

@@ -25,8 +25,8 @@ def _rviz_point(x: float, y: float, z: float, frame: str) -> PointStamped:
 
 def test_image_plane_clicks_per_class_topic_reach_iou():
     scene = two_class_scene()
-    h = Harness(16, {'mode': 'still', 'iterations_first': 0, 'torch_threads': 1,
-                     'active_class': 0, 'image_plane_rate': 10.0})
+    h = Harness(16, {'mode': 'still', 'torch_threads': 1,
+                     'active_class': 0})
     try:
         masks = h.sub(Image, '/segdip/mask')
         clouds = h.sub(PointCloud2, '/segdip/image_plane')

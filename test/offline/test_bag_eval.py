@@ -14,8 +14,8 @@ import pytest
 
 from segdip_ros.offline.bagio import BagAnnotation, BagReader
 from segdip_ros.core.metrics import boundary_map
-from segdip_ros.offline.tracking_eval import (FrameTracker, TrackingSchedule,
-                                              assign_annotations, score_sequence,
+from segdip_ros.core import FrameDriver
+from segdip_ros.offline.tracking_eval import (assign_annotations, score_sequence,
                                               write_dataset_report)
 from segdip_ros.tools import eval_bag, make_bag
 
@@ -83,7 +83,8 @@ class FakeSession:
     calls: list[Any]
     has_image: bool = False
     frame_index: int = 0
-    cfg: Any = field(default_factory=lambda: SimpleNamespace(iterations_per_click=7))
+    cfg: Any = field(default_factory=lambda: SimpleNamespace(
+        iterations_per_click=7, iterations_first=300, iterations_per_frame=30))
 
     def set_image(self, rgb: Any) -> None:
         self.calls.append('set_image')
@@ -112,27 +113,25 @@ class FakeSession:
     def step(self, n: int) -> None:
         self.calls.append(('step', n))
 
-    def predict(self) -> str:
+    def refine(self) -> str:
+        self.calls.append('refine')
         return 'prediction'
 
 
-def test_frame_tracker_follows_the_frame_switch_rule() -> None:
+def test_frame_driver_follows_the_frame_switch_rule() -> None:
     s = FakeSession([])
-    tr = FrameTracker(s, TrackingSchedule(iterations_first=300, iterations_per_frame=30))
+    tr = FrameDriver(s)  # type: ignore[arg-type]
     click = {'type': 'click', 'x': 1, 'y': 2, 'class_id': 1, 'stamp': {'sec': 0, 'nanosec': 0}}
     assert tr.process(None, [click, {'type': 'undo'}, click, {'type': 'clear'}]) == 'prediction'
     tr.process(None, [])
-    tr.process(None, [click, {**click, 'class_id': 5}])
+    tr.process(None, [click, {**click, 'class_id': 5}, {'type': 'paint'}])
     assert s.calls == ['set_image', 'warmup', 'Click', 'undo', 'Click', 'clear', ('step', 314),
-                       'next_frame', ('step', 30),
-                       'next_frame', 'Click', ('step', 30 + 7)]
-    assert len(tr.errors) == 1 and 'class_id 5' in tr.errors[0]
+                       'refine', 'next_frame', ('step', 30), 'refine',
+                       'next_frame', 'Click', ('step', 30 + 7), 'refine']
+    assert len(tr.errors) == 2 and 'class_id 5' in tr.errors[0] and 'paint' in tr.errors[1]
     s2 = FakeSession([])
-    FrameTracker(s2, TrackingSchedule(10, 3, warmup=False, iterations_per_click=2)).process(
-        None, [click])
-    assert s2.calls == ['set_image', 'Click', ('step', 12)]
-    with pytest.raises(ValueError, match='must be >= 0'):
-        TrackingSchedule(iterations_first=-1)
+    FrameDriver(s2, warmup=False).process(None, [click])  # type: ignore[arg-type]
+    assert s2.calls == ['set_image', 'Click', ('step', 307), 'refine']
 
 
 def _tiny_args(tmp: Path) -> list[str]:

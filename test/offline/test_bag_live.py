@@ -1,13 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Issue 5: live replay in step mode against the real node gives the offline evaluation's J.
+"""Live replay in step mode against the real node gives the offline evaluation's J.
 
 A 6-frame synthetic sequence (moving_object_sequence, 48x64) with ground truth and seven
 simulated first-frame clicks is written as a bag. The offline evaluation (eval_bag.run, i.e.
-tracking_eval.FrameTracker) and the real SegDipNode (in-process, same tiny engine config as
-parameters) fed by replay_bag.replay(step=True) must make the same engine calls: warm-up,
-the clicks, iterations_first + clicks * iterations_per_click, then next_frame +
-frame_switch_iterations per frame. Training is deterministic on CPU with one torch thread, so
-the per-frame masks agree; the test asserts |J_live - J_offline| <= 0.02 (frame 0 excluded).
+core.FrameDriver) and the real SegDipNode (in-process, the same preset and working size)
+fed by replay_bag.replay(step=True) must make the same engine calls: warm-up, the clicks,
+iterations_first + clicks * iterations_per_click, then next_frame + iterations_per_frame per
+frame, with a refinement at the end of every budget. Training is deterministic on CPU with one
+torch thread, so the per-frame masks agree; the test asserts |J_live - J_offline| <= 0.02
+(frame 0 excluded).
 
 ROS: ROS_AUTOMATIC_DISCOVERY_RANGE=OFF, domain 70, one private context, every executor and
 thread ended with timeouts.
@@ -40,11 +41,8 @@ from segdip_ros.offline.tracking_eval import score_frame  # noqa: E402
 DOMAIN = 70
 FRAMES, HEIGHT, WIDTH = 6, 48, 64
 CLICKS = 7  # 4 object + 3 background: with 3 the tiny net over-segments (J ~0.45)
-# The engine settings both sides use (tiny: the whole test takes ~15 s on a busy 2-core CPU).
-WORKING_SIZE, NET_WIDTH = 64, 8
-WARMUP, FIRST, PER_FRAME = 60, 40, 15
-# iterations_per_click: eval_bag has no option for it (it takes the preset's), so the node is
-# given the preset's value explicitly.
+# The engine settings both sides use: the default preset at a small working size.
+WORKING_SIZE = 64
 
 
 @pytest.fixture
@@ -61,22 +59,16 @@ def seq_bag(tmp_path: Path) -> tuple[Path, list[np.ndarray]]:
 def offline(bag: Path, out: Path) -> dict[str, Any]:
     args = eval_bag.build_parser().parse_args([
         str(bag), '--out', str(out), '--threads', '1', '--no-video', '--quiet',
-        '--working-size', str(WORKING_SIZE), '--width', str(NET_WIDTH), '--warmup', str(WARMUP),
-        '--network-scale', '1.0',
-        '--iterations-first', str(FIRST), '--iterations-per-frame', str(PER_FRAME),
-        '--device', 'cpu'])
+        '--working-size', str(WORKING_SIZE), '--device', 'cpu'])
     assert eval_bag.run(args) == 0
     return json.loads((out / 'results.json').read_text())
 
 
-def live(bag: Path, per_click: int) -> tuple[dict[int, np.ndarray], int, int]:
+def live(bag: Path) -> tuple[dict[int, np.ndarray], int, int]:
     """Run the node in-process and replay the bag in step mode; returns (masks by stamp,
     node iterations, accepted annotations)."""
     from segdip_ros.segdip_node import SegDipNode
-    params = {'working_size': WORKING_SIZE, 'width': NET_WIDTH, 'network_scale': 1.0,
-              'warmup_iterations': WARMUP,
-              'iterations_per_click': per_click, 'iterations_first': FIRST,
-              'frame_switch_iterations': PER_FRAME, 'torch_threads': 1, 'mode': 'tracking',
+    params = {'working_size': WORKING_SIZE, 'torch_threads': 1, 'mode': 'tracking',
               'device': 'cpu',
               # Low, so that besides the warm-up mask of frame 0 every mask is the final one of
               # its frame (published when its budget is spent). Replay returns on the FIRST mask
@@ -139,11 +131,9 @@ def test_live_step_replay_matches_offline_j(seq_bag: tuple[Path, list[np.ndarray
     t0 = time.monotonic()
     try:
         torch.set_num_threads(1)
-        from segdip_ros.core import default_preset
-        per_click = default_preset().iterations_per_click
         res = offline(bag, tmp_path / 'offline')
         t_off = time.monotonic() - t0
-        masks, iterations, accepted = live(bag, per_click)
+        masks, iterations, accepted = live(bag)
     finally:
         torch.set_num_threads(saved_threads)
     t_live = time.monotonic() - t0 - t_off
@@ -153,7 +143,10 @@ def test_live_step_replay_matches_offline_j(seq_bag: tuple[Path, list[np.ndarray
     assert len(frames) == FRAMES
     assert accepted == CLICKS
     # Same engine call sequence, counted: warm-up + first frame + clicks + per frame.
-    expected = WARMUP + FIRST + CLICKS * per_click + (FRAMES - 1) * PER_FRAME
+    from segdip_ros.core import default_preset
+    cfg = default_preset()
+    expected = (cfg.warmup_iterations + cfg.iterations_first + CLICKS * cfg.iterations_per_click
+                + (FRAMES - 1) * cfg.iterations_per_frame)
     assert iterations == expected
     assert sorted(masks) == [f.stamp_ns for f in frames], 'one mask per frame'
 
