@@ -7,6 +7,7 @@ The callbacks stay on the node (segdip_ros.segdip_node), which this module only 
 """
 from __future__ import annotations
 
+from copy import copy
 from typing import Any
 
 from geometry_msgs.msg import Point, PointStamped, PolygonStamped
@@ -47,19 +48,22 @@ def create_interfaces(node: Any, e: Entities, s: NodeSettings, vision: tuple[Any
     """Create the node's publishers, subscriptions and services through `e`.
 
     Returns the image outputs, the RViz click mapper and the class-list publisher. `vision`
-    is (LabelInfo, VisionClass) when vision_msgs is installed.
+    is (LabelInfo, VisionClass) when vision_msgs is installed. Every entity gets its own copy
+    of its QoS profile: rclpy writes `qos_overrides.*` parameters into the profile it is given,
+    and a shared module constant would carry one node's overrides to every later node.
     """
     qos_opts = QoSOverridingOptions.with_default_policies
-    pubs = {name: e.publisher(Image, f'~/{name}', OUTPUT_QOS, qos_overriding_options=qos_opts())
+    pubs = {name: e.publisher(Image, f'~/{name}', copy(OUTPUT_QOS),
+                              qos_overriding_options=qos_opts())
             for name in IMAGE_OUTPUTS}
     pubs['overlay/compressed'] = e.publisher(CompressedImage, '~/overlay/compressed',
-                                             OUTPUT_QOS, qos_overriding_options=qos_opts())
-    pubs['image_plane'] = e.publisher(PointCloud2, '~/image_plane', OUTPUT_QOS,
+                                             copy(OUTPUT_QOS), qos_overriding_options=qos_opts())
+    pubs['image_plane'] = e.publisher(PointCloud2, '~/image_plane', copy(OUTPUT_QOS),
                                       qos_overriding_options=qos_opts())
     outputs = OutputPublisher(pubs, s.class_colors)
     labels = LabelInfoPublisher(
-        e.publisher(String, '~/label_info_json', LATCHED_QOS),
-        e.publisher(vision[0], '~/label_info', LATCHED_QOS) if vision is not None else None,
+        e.publisher(String, '~/label_info_json', copy(LATCHED_QOS)),
+        e.publisher(vision[0], '~/label_info', copy(LATCHED_QOS)) if vision is not None else None,
         vision)
     tf_buffer, tf_listener = make_tf_buffer(node)
     if tf_listener is not None:
@@ -67,24 +71,24 @@ def create_interfaces(node: Any, e: Entities, s: NodeSettings, vision: tuple[Any
     clicks = ClickMapper(ImagePlane(), tf_buffer=tf_buffer)  # stride set by the node
 
     if s.image_transport == 'compressed':
-        e.subscription(CompressedImage, 'image/compressed', node._on_compressed, IMAGE_QOS,
+        e.subscription(CompressedImage, 'image/compressed', node._on_compressed, copy(IMAGE_QOS),
                        qos_overriding_options=qos_opts())
     else:
-        e.subscription(Image, 'image', node._on_image, IMAGE_QOS,
+        e.subscription(Image, 'image', node._on_image, copy(IMAGE_QOS),
                        qos_overriding_options=qos_opts())
-    e.subscription(CameraInfo, 'camera_info', node._on_camera_info, IMAGE_QOS,
+    e.subscription(CameraInfo, 'camera_info', node._on_camera_info, copy(IMAGE_QOS),
                    qos_overriding_options=qos_opts())
     for topic in CLICK_TOPICS:
-        e.subscription(Point, topic, lambda m, t=topic: node._on_click(m, t), INPUT_QOS)
-    e.subscription(PointStamped, '~/click_stamped', node._on_click_stamped, INPUT_QOS)
-    e.subscription(PolygonStamped, '~/stroke', node._on_stroke, INPUT_QOS)
-    e.subscription(RegionOfInterest, '~/box', node._on_box, INPUT_QOS)
-    e.subscription(String, '~/annotations', node._on_annotations, INPUT_QOS)
+        e.subscription(Point, topic, lambda m, t=topic: node._on_click(m, t), copy(INPUT_QOS))
+    e.subscription(PointStamped, '~/click_stamped', node._on_click_stamped, copy(INPUT_QOS))
+    e.subscription(PolygonStamped, '~/stroke', node._on_stroke, copy(INPUT_QOS))
+    e.subscription(RegionOfInterest, '~/box', node._on_box, copy(INPUT_QOS))
+    e.subscription(String, '~/annotations', node._on_annotations, copy(INPUT_QOS))
     e.subscription(PointStamped, '~/clicked_point', lambda m: node._on_rviz_point(m, None),
-                   INPUT_QOS)
+                   copy(INPUT_QOS))
     for cid, token in enumerate(class_topic_names(s.class_names)):
         e.subscription(PointStamped, f'~/clicked_point/{token}',
-                       lambda m, c=cid: node._on_rviz_point(m, c), INPUT_QOS)
+                       lambda m, c=cid: node._on_rviz_point(m, c), copy(INPUT_QOS))
 
     group = MutuallyExclusiveCallbackGroup()  # services may wait; inputs keep flowing
     for op in TRIGGER_SERVICES:

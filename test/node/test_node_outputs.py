@@ -19,6 +19,7 @@ from std_msgs.msg import Header, String
 from node_harness import TINY, Harness, header, mask_of, stamp_ns
 
 from segdip_ros.core.synthetic import two_class_scene
+from segdip_ros.node.interfaces import IMAGE_QOS, OUTPUT_QOS
 from segdip_ros.node.label_info import label_info_msg, vision_msgs_classes
 from segdip_ros.ros.convert import image_msg_to_rgb
 
@@ -121,5 +122,8 @@ def test_qos_overrides_of_image_plane_and_camera_info():
         assert info[0].qos_profile.reliability == ReliabilityPolicy.RELIABLE
         assert mask[0].qos_profile.reliability == ReliabilityPolicy.RELIABLE  # not overridden
         assert node.get_parameter('qos_overrides./camera_info.subscription.depth').value == 1
+        # the overrides stay with this node: the shared default profiles are untouched
+        assert OUTPUT_QOS.reliability == ReliabilityPolicy.RELIABLE
+        assert IMAGE_QOS.reliability == ReliabilityPolicy.BEST_EFFORT
     finally:
         h.close()
