@@ -6,9 +6,9 @@ node.interfaces and docs/node.md), activate builds or restores the model and sta
 deactivate stops it, saves and frees the model. With `autostart` (default) it configures and
 activates itself, so `ros2 run` just works.
 
-The work is elsewhere: parameters in node.params, message parsing in node.inputs, training in
-node.trainer (its own thread), messages in node.outputs and node.label_info, RViz clicks in
-node.rviz, disk in node.store. This file holds the callbacks and the transitions.
+The work is elsewhere, in segdip_ros.node: parameters in params, message parsing in inputs,
+training in trainer (its own thread), messages in outputs and label_info, RViz clicks in rviz,
+disk in store. This file holds the callbacks and the transitions.
 """
 from __future__ import annotations
 

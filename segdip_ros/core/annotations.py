@@ -1,4 +1,4 @@
-"""User annotations (click, stroke, box) and their rasterisation at working resolution.
+"""User annotations (click, stroke, box, whole mask) and their rasterisation at working size.
 
 Annotations are given in ORIGINAL image pixels (x = column, y = row, pixel centres at
 integer + 0.5 are not assumed: (0, 0) is the top-left pixel, (w-1, h-1) the bottom-right one)
@@ -6,6 +6,8 @@ and validated against the image before anything in a session changes.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from dataclasses import asdict, dataclass
 from typing import Any, Union
@@ -15,10 +17,12 @@ import numpy as np
 
 from .errors import AnnotationError
 
-__all__ = ['Click', 'Stroke', 'Box', 'Annotation', 'annotation_from_dict', 'validate_annotation',
-           'rasterise', 'UNLABELLED']
+__all__ = ['Click', 'Stroke', 'Box', 'Mask', 'Annotation', 'annotation_from_dict',
+           'validate_annotation', 'rasterise', 'UNLABELLED', 'MASK_UNLABELLED', 'MAX_MASK_BYTES']
 
 UNLABELLED = -1  # value of unannotated pixels in a rasterised label map
+MASK_UNLABELLED = 255  # value of unlabelled pixels in a Mask (as in the node's ~/mask)
+MAX_MASK_BYTES = 8 * 1024 * 1024  # largest base64 PNG accepted in a mask annotation
 
 
 def _finite(*values: float) -> bool:
@@ -70,7 +74,62 @@ class Box:
         return d
 
 
-Annotation = Union[Click, Stroke, Box]
+@dataclass(frozen=True, eq=False)
+class Mask:
+    """A whole label image: (H, W) uint8 class ids at the image's original size, 255 where
+    unlabelled. From a program, a detector, or the DAVIS protocol's first-frame mask; every
+    labelled pixel is a hard label, as a stroke's pixels are.
+
+    JSON form: {"type": "mask", "png": "<base64 of a single-channel 8-bit PNG>"}."""
+
+    labels: np.ndarray
+
+    @property
+    def class_ids(self) -> tuple[int, ...]:
+        """The classes the mask labels (255 excluded)."""
+        ids = np.unique(self.labels)
+        return tuple(int(c) for c in ids if c != MASK_UNLABELLED)
+
+    @property
+    def class_id(self) -> int:
+        """The largest class id it labels (what a class check has to accept)."""
+        ids = self.class_ids
+        return max(ids) if ids else 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mask) and np.array_equal(self.labels, other.labels)
+
+    def __hash__(self) -> int:
+        return hash((self.labels.shape, self.labels.tobytes()))
+
+    def to_dict(self) -> dict[str, Any]:
+        ok, png = cv2.imencode('.png', np.ascontiguousarray(self.labels, np.uint8))
+        if not ok:
+            raise AnnotationError('mask cannot be encoded as PNG')
+        return {'type': 'mask', 'png': base64.b64encode(png.tobytes()).decode('ascii')}
+
+
+def _mask_from_dict(data: dict[str, Any]) -> Mask:
+    text = data.get('png')
+    if not isinstance(text, str):
+        raise AnnotationError('mask annotation needs "png": a base64 string of a mono8 PNG')
+    if len(text) > MAX_MASK_BYTES:
+        raise AnnotationError(f'mask annotation of {len(text)} bytes is over the limit of '
+                              f'{MAX_MASK_BYTES}')
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise AnnotationError(f'mask annotation: "png" is not base64 ({err})') from err
+    labels = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED)
+    if labels is None:
+        raise AnnotationError('mask annotation: "png" does not decode as an image')
+    if labels.ndim != 2 or labels.dtype != np.uint8:
+        raise AnnotationError(f'mask annotation must be a single-channel 8-bit image, got '
+                              f'shape {labels.shape} {labels.dtype}')
+    return Mask(labels)
+
+
+Annotation = Union[Click, Stroke, Box, Mask]
 
 
 def annotation_from_dict(data: dict[str, Any]) -> Annotation:
@@ -89,15 +148,21 @@ def annotation_from_dict(data: dict[str, Any]) -> Annotation:
         if kind == 'box':
             return Box(float(data['x0']), float(data['y0']), float(data['x1']), float(data['y1']),
                        int(data['class_id']))
+        if kind == 'mask':
+            return _mask_from_dict(data)
     except KeyError as err:
         raise AnnotationError(f'{kind} annotation is missing field {err.args[0]!r}') from err
     except (TypeError, ValueError, IndexError) as err:
         raise AnnotationError(f'malformed {kind} annotation {data!r}: {err}') from err
-    raise AnnotationError(f"unknown annotation type {kind!r} (expected 'click', 'stroke' or 'box')")
+    raise AnnotationError(f"unknown annotation type {kind!r} (expected 'click', 'stroke', 'box' "
+                          "or 'mask')")
 
 
 def validate_annotation(a: Annotation, width: int, height: int, num_classes: int) -> None:
     """Raise AnnotationError unless `a` lies inside a width x height image with a known class."""
+    if isinstance(a, Mask):
+        _validate_mask(a, width, height, num_classes)
+        return
     if not isinstance(a, (Click, Stroke, Box)):
         raise AnnotationError(f'not an annotation: {a!r}')
     if not 0 <= int(a.class_id) < num_classes:
@@ -127,6 +192,22 @@ def validate_annotation(a: Annotation, width: int, height: int, num_classes: int
             raise AnnotationError(f'box ({a.x0}, {a.y0})-({a.x1}, {a.y1}) has x1 < x0 or y1 < y0')
 
 
+def _validate_mask(a: Mask, width: int, height: int, num_classes: int) -> None:
+    labels = a.labels
+    if not isinstance(labels, np.ndarray) or labels.ndim != 2 or labels.dtype != np.uint8:
+        raise AnnotationError('a mask must be an (H, W) uint8 array of class ids, got '
+                              f'{getattr(labels, "shape", None)} {getattr(labels, "dtype", None)}')
+    if labels.shape != (height, width):
+        raise AnnotationError(f'mask is {labels.shape[1]}x{labels.shape[0]}, the image is '
+                              f'{width}x{height}')
+    bad = [c for c in a.class_ids if c >= num_classes]
+    if bad:
+        raise AnnotationError(f'mask holds class ids {bad} not in [0, {num_classes - 1}] '
+                              f'(255 = unlabelled)')
+    if not a.class_ids:
+        raise AnnotationError('mask labels no pixel (all 255)')
+
+
 def rasterise(annotations: list[Annotation] | tuple[Annotation, ...], orig_size: tuple[int, int],
               work_size: tuple[int, int], click_radius: int = 0,
               radius_scale: float = 1.0) -> np.ndarray:
@@ -146,6 +227,10 @@ def rasterise(annotations: list[Annotation] | tuple[Annotation, ...], orig_size:
         return (min(w - 1, max(0, int((x + 0.5) * sx))), min(h - 1, max(0, int((y + 0.5) * sy))))
 
     for a in annotations:
+        if isinstance(a, Mask):
+            small = cv2.resize(a.labels, (w, h), interpolation=cv2.INTER_NEAREST)
+            labels[small != MASK_UNLABELLED] = small[small != MASK_UNLABELLED]
+            continue
         canvas = np.zeros((h, w), np.uint8)
         if isinstance(a, Click):
             r = int(round((click_radius if a.radius is None else a.radius) * radius_scale))

@@ -89,7 +89,7 @@ def restore_session(s: TrainingSession, state: dict[str, Any]) -> None:
         theirs = {k: getattr(saved, k) for k in MODEL_FIELDS}
         if mine != theirs:
             diff = {k: (theirs[k], mine[k]) for k in MODEL_FIELDS if mine[k] != theirs[k]}
-            raise CheckpointError('checkpoint does not fit this session (saved, wanted): '
+            raise CheckpointError('checkpoint was made for another engine (saved, wanted): '
                                   f'{diff}')
         annotations = [annotation_from_dict(d) for d in state['annotations']]
         image = state['image'].numpy()

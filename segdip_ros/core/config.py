@@ -14,7 +14,8 @@ from typing import Any, Callable, Literal, get_args
 from .errors import ConfigError
 
 __all__ = ['SessionConfig', 'InputCode', 'Refine', 'paper_preset', 'default_preset',
-           'still_preset', 'PRESETS', 'config_from_dict', 'config_to_dict', 'PresetName']
+           'still_preset', 'PRESETS', 'config_from_dict', 'config_to_dict', 'PresetName',
+           'parse_overrides', 'OVERRIDABLE']
 
 InputCode = Literal['meshgrid', 'meshgrid+rgb']
 Refine = Literal['none', 'graphcut']
@@ -139,3 +140,37 @@ def config_from_dict(data: dict[str, Any]) -> SessionConfig:
     if not isinstance(data, dict):
         raise ConfigError(f'a configuration must be a dict, got {type(data).__name__}')
     return _build(SessionConfig(), dict(data))
+
+
+# fields a 'name=value' override may set (the others have parameters of their own in the node)
+OVERRIDABLE = {f.name: str(f.type) for f in fields(SessionConfig)
+               if f.name not in ('num_classes', 'device', 'working_size')}
+
+
+def parse_overrides(items: Any) -> tuple[tuple[str, Any], ...]:
+    """['name=value', ...] (the node's engine_overrides, the tools' --engine) -> ((name, typed
+    value), ...). ValueError naming the bad item; the values are checked by the preset."""
+    out: list[tuple[str, Any]] = []
+    for item in items or ():
+        name, sep, text = str(item).partition('=')
+        name, text = name.strip(), text.strip()
+        if not sep or name not in OVERRIDABLE:
+            raise ValueError(f"engine override {item!r} is not 'name=value' with a name of "
+                             f'{sorted(OVERRIDABLE)}')
+        kind = OVERRIDABLE[name]
+        value: Any
+        try:
+            if kind == 'bool':
+                if text.lower() not in ('true', 'false'):
+                    raise ValueError('not true or false')
+                value = text.lower() == 'true'
+            elif kind == 'int':
+                value = int(text)
+            elif kind == 'float':
+                value = float(text)
+            else:
+                value = text
+        except ValueError as err:
+            raise ValueError(f'engine override {item!r}: {err}') from err
+        out.append((name, value))
+    return tuple(out)

@@ -13,8 +13,12 @@ the annotated pixels as hard constraints. Solved exactly by max-flow (PyMaxflow)
 """
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
+
+Edges = list[tuple[tuple[int, int], np.ndarray]]   # (offset, (h, w) weights) per neighbour
 
 __all__ = ['ColourGMM', 'prior_graph_cut', 'contrast_edges', 'NEIGHBOUR_OFFSETS']
 
@@ -37,8 +41,9 @@ class ColourGMM:
             # of its inputs (unseeded, a replayed coco_dev click gave IoU 0.01 once, 0.85 the
             # next time)
             cv2.setRNGSeed(_KMEANS_SEED)
-            _, labels, _ = cv2.kmeans(samples.astype(np.float32), k, None, criteria, 1,
-                                      cv2.KMEANS_PP_CENTERS)
+            kmeans: Any = cv2.kmeans  # its stubs do not take None for the labels
+            _, labels, _ = kmeans(samples.astype(np.float32), k, None, criteria, 1,
+                                  cv2.KMEANS_PP_CENTERS)
             labels = labels.ravel()
         else:
             labels = np.zeros(len(samples), np.int64)
@@ -83,7 +88,7 @@ class ColourGMM:
         self._fit(samples, labels, len(self.means))
 
 
-def contrast_edges(rgb: np.ndarray, gamma: float = 50.0) -> list[tuple[tuple[int, int], np.ndarray]]:
+def contrast_edges(rgb: np.ndarray, gamma: float = 50.0) -> Edges:
     """GrabCut's pairwise weights: per offset, an (h, w) array of gamma exp(-beta d^2) / dist for
     the edge from each pixel to its neighbour at that offset (0 where the neighbour is outside)."""
     img = rgb.astype(np.float64)
@@ -108,13 +113,13 @@ def contrast_edges(rgb: np.ndarray, gamma: float = 50.0) -> list[tuple[tuple[int
     return edges
 
 
-def _grid_graph(shape: tuple[int, int]):
+def _grid_graph(shape: tuple[int, ...]) -> tuple[Any, Any]:
     import maxflow
     graph = maxflow.Graph[float]()
     return graph, graph.add_grid_nodes(shape)
 
 
-def _add_offset_edges(graph, ids, offset: tuple[int, int], weight: np.ndarray,
+def _add_offset_edges(graph: Any, ids: Any, offset: tuple[int, int], weight: np.ndarray,
                       symmetric: bool) -> None:
     dy, dx = offset
     structure = np.zeros((3, 3))
@@ -122,7 +127,7 @@ def _add_offset_edges(graph, ids, offset: tuple[int, int], weight: np.ndarray,
     graph.add_grid_edges(ids, weights=weight, structure=structure, symmetric=symmetric)
 
 
-def _binary_cut(cost_one: np.ndarray, cost_zero: np.ndarray, edges) -> np.ndarray:
+def _binary_cut(cost_one: np.ndarray, cost_zero: np.ndarray, edges: Edges) -> np.ndarray:
     """Minimise sum_p cost_x(p) + sum_pq w_pq [x_p != x_q]; True where x = 1."""
     graph, ids = _grid_graph(cost_one.shape)
     for offset, weight in edges:
@@ -142,7 +147,7 @@ def _slices(offset: tuple[int, int], h: int, w: int) -> tuple[tuple[slice, slice
     return p, q
 
 
-def _expand(labels: np.ndarray, alpha: int, unary: np.ndarray, edges) -> np.ndarray:
+def _expand(labels: np.ndarray, alpha: int, unary: np.ndarray, edges: Edges) -> np.ndarray:
     """One alpha-expansion move for the Potts model (Boykov et al. 2001): each pixel keeps its
     label or takes `alpha`, whichever lowers the energy most; exact by one max-flow."""
     h, w = labels.shape

@@ -305,7 +305,7 @@ class TrainingSession:
         if not torch.isfinite(terms.total):
             opt.zero_grad(set_to_none=True)
             return None
-        terms.total.backward()
+        terms.total.backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
         opt.step()
         self._previous = probs.detach()
@@ -404,7 +404,7 @@ class TrainingSession:
             return session_state(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state_dict(); raises CheckpointError when it does not fit this session."""
+        """Restore a state_dict(); CheckpointError when it was made for another engine."""
         from .checkpoint import restore_session
         with self._lock:
             restore_session(self, state)
@@ -453,7 +453,8 @@ class TrainingSession:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.cfg.seed)
             model = SegDipNet(self.cfg)
-        self._model = model.to(self.device, memory_format=torch.channels_last)
+        move: Any = model.to      # its stubs lack the memory_format keyword
+        self._model = move(self.device, memory_format=torch.channels_last)
         self._optimizer = torch.optim.Adam(self._model.parameters(), lr=self.cfg.learning_rate,
                                            amsgrad=True)
 

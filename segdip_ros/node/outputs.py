@@ -143,7 +143,7 @@ class OutputPublisher:
         return render_overlay(rgb, session.predict().labels, session.annotations, self.colors)
 
     def publish(self, frame: Any, session: TrainingSession, final: bool, now: float) -> None:
-        """Publish outputs of `frame` (a node_trainer.Frame); `now` is a monotonic time."""
+        """Publish outputs of `frame` (a node.state.Frame); `now` is a monotonic time."""
         key = (frame.stamp_ns, id(frame), session.iteration, session.annotations,
                tuple(self.colors), self.jpeg_quality)
         if key != self._key:

@@ -12,7 +12,7 @@ The one sentinel: 0 means "the preset's value".
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Callable, Literal, get_args
 
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
@@ -20,6 +20,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 
 from segdip_ros.core import PRESETS, ConfigError, SessionConfig, resolve_device
 from segdip_ros.node.state import Schedule
+from segdip_ros.core.config import parse_overrides
 from segdip_ros.ros.image_plane import DEFAULT_PLANE_FRAME, class_topic_names
 
 __all__ = ['NodeSettings', 'ParamSpec', 'PARAMS', 'LIVE_PARAMS', 'declare_all', 'read_settings',
@@ -169,37 +170,6 @@ def read_settings(get: Callable[[str], Any], overrides: dict[str, Any] | None = 
     raw = {name: get(name) for name in PARAMS}
     raw.update(overrides or {})
     return check_settings(raw)
-
-
-_OVERRIDABLE = {f.name: f.type for f in fields(SessionConfig)
-                if f.name not in ('num_classes', 'device', 'working_size')}
-
-
-def parse_overrides(items: Any) -> tuple[tuple[str, Any], ...]:
-    """['name=value', ...] -> ((name, typed value), ...); ValueError naming the bad item."""
-    out = []
-    for item in items or ():
-        name, sep, text = str(item).partition('=')
-        name, text = name.strip(), text.strip()
-        if not sep or name not in _OVERRIDABLE:
-            raise ValueError(f"engine_overrides: {item!r} is not 'name=value' with a name of "
-                             f'{sorted(_OVERRIDABLE)}')
-        kind = str(_OVERRIDABLE[name])
-        try:
-            if kind == 'bool':
-                if text.lower() not in ('true', 'false'):
-                    raise ValueError('not true or false')
-                value: Any = text.lower() == 'true'
-            elif kind == 'int':
-                value = int(text)
-            elif kind == 'float':
-                value = float(text)
-            else:
-                value = text
-        except ValueError as err:
-            raise ValueError(f'engine_overrides: {item!r}: {err}') from err
-        out.append((name, value))
-    return tuple(out)
 
 
 def _choice(raw: dict[str, Any], name: str, allowed: tuple[str, ...]) -> Any:

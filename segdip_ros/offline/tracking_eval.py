@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Score a tracking run the DAVIS way and write its reports (no ROS imports).
 
-The frames are driven by the engine's one frame-switch rule (`segdip_ros.core.FrameDriver`),
-the same rule the node follows live. Scores follow DAVIS: J = IoU and F = boundary F measure
-of the object (label != 0 and != 255 in the prediction, mask > 0 in the ground truth), averaged
+The methods are those of `segdip_ros.offline.trackers`; the engine's is driven by its one
+frame-switch rule (`segdip_ros.core.FrameDriver`), the same rule the node follows live. Scores
+follow DAVIS: J = IoU and F = boundary F measure of the object (label != 0 and != 255 in the prediction, mask > 0 in the ground truth), averaged
 over frames with the first (annotated) frame excluded. Bags are read by the caller
 (segdip_ros.tools.eval_bag).
 """
@@ -17,12 +17,12 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from segdip_ros.core import FrameDriver
 from segdip_ros.core.metrics import boundary_f_measure, iou
+from segdip_ros.offline.trackers import Tracker
 
 __all__ = ['FrameScore', 'SequenceResult', 'foreground', 'score_frame', 'score_sequence',
            'assign_annotations', 'track_sequence', 'write_sequence_report',
-           'write_dataset_report']
+           'write_dataset_report', 'json_safe']
 
 
 def foreground(labels: np.ndarray) -> np.ndarray:
@@ -119,35 +119,36 @@ class SequenceResult:
 FrameCallback = Callable[[Any, Any, FrameScore], None]
 
 
-def track_sequence(name: str, tracker: FrameDriver,
+def track_sequence(name: str, tracker: Tracker,
                    frames_with_annotations: Iterable[tuple[Any, list[dict[str, Any]]]],
                    on_frame: FrameCallback | None = None) -> SequenceResult:
-    """Run the tracker over (frame, annotations) pairs; frames need .index, .stamp_ns, .image
-    and .gt. `on_frame(frame, prediction, score)` lets the caller write outputs as it goes."""
+    """Run a method (`offline.trackers`) over (frame, annotations) pairs; frames need .index,
+    .stamp_ns, .image and .gt. `on_frame(frame, labels, score)` lets the caller write outputs
+    as it goes."""
     result = SequenceResult(name)
     for frame, anns in frames_with_annotations:
         t = time.perf_counter()
-        pred = tracker.process(frame.image, anns)
+        labels = tracker.process(frame.image, anns)
         dt = time.perf_counter() - t
         j = f = None
         if frame.gt is not None:
-            j, f = score_frame(pred.labels, frame.gt)
+            j, f = score_frame(labels, frame.gt)
         score = FrameScore(frame.index, frame.stamp_ns, j, f, dt, len(anns))
         result.frames.append(score)
         if on_frame is not None:
-            on_frame(frame, pred, score)
+            on_frame(frame, labels, score)
     result.errors = list(tracker.errors)
     return result.finish()
 
 
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """NaN (nothing scored) -> null, so results.json is strict JSON for any reader."""
     if isinstance(obj, float) and obj != obj:
         return None
     if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 
@@ -159,7 +160,7 @@ def write_sequence_report(result: SequenceResult, out_dir: Path) -> None:
     """results.json, results.md and j_over_frames.png for one sequence."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / 'results.json').write_text(json.dumps(_json_safe(asdict(result)), indent=1))
+    (out_dir / 'results.json').write_text(json.dumps(json_safe(asdict(result)), indent=1))
     lines = [f'# {result.name}', '',
              f'J (mean IoU, frame 0 excluded): {_fmt(result.j_mean)}  ',
              f'F (boundary F measure): {_fmt(result.f_mean)}  ',
@@ -213,7 +214,7 @@ def write_dataset_report(results: Sequence[SequenceResult], out_dir: Path) -> di
                  'J&F': nanmean([(r.j_mean + r.f_mean) / 2 for r in results])},
         'settings': results[0].settings if results else {},
     }
-    (out_dir / 'results.json').write_text(json.dumps(_json_safe(summary), indent=1))
+    (out_dir / 'results.json').write_text(json.dumps(json_safe(summary), indent=1))
     lines = ['| sequence | frames | J | F | s/frame | first frame s |',
              '|---|---|---|---|---|---|']
     lines += [f'| {r.name} | {len(r.frames)} | {_fmt(r.j_mean)} | {_fmt(r.f_mean)} | '

@@ -11,7 +11,7 @@ Bayer codes: a ROS pattern such as ``bayer_rggb8`` names the top-left 2x2
 block (row 0 = R G, row 1 = G B).  OpenCV's legacy ``COLOR_Bayer??2RGB``
 names are taken from the second row's 2nd and 3rd pixels instead, so ROS
 ``rggb`` is OpenCV ``BG``.  The table below is checked against synthetic
-mosaics in ``test/test_ros_convert.py``.
+mosaics in ``test/ros/test_ros_convert.py``.
 """
 
 from __future__ import annotations

@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--out', type=Path, default=Path('segdip_demo_out'), help='output folder')
     p.add_argument('--frames', type=int, default=12, help='frames of the synthetic video')
     p.add_argument('--working-size', type=int, default=0, help='0 = engine preset')
-    p.add_argument('--width', type=int, default=0, help='network width, 0 = engine preset')
+    p.add_argument('--engine', action='append', default=[], metavar='NAME=VALUE',
+                   help="engine field on top of the preset (the node's engine_overrides), "
+                        'e.g. --engine width=16; repeatable')
     p.add_argument('--device', default='auto')
     p.add_argument('--threads', type=int, default=1,
                    help='torch CPU threads (1: OpenMP spinning on a busy CPU costs far more '
@@ -112,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
     headers = [_header(k) for k in range(len(scenes) + 1)]  # + the end marker
     stamps = [_ns(h) for h in headers]
     params = {'mode': 'tracking', 'device': args.device, 'working_size': args.working_size,
-              'width': args.width, 'publish_rate': 4.0, 'torch_threads': args.threads}
+              'publish_rate': 4.0, 'torch_threads': args.threads}
+    if args.engine:
+        params['engine_overrides'] = list(args.engine)
     ctx = Context()
     rclpy.init(context=ctx)
     executor = SingleThreadedExecutor(context=ctx)

@@ -80,12 +80,32 @@ def make_session(args: argparse.Namespace) -> Any:
                               ('width', args.width), ('iterations_first', args.iterations_first),
                               ('iterations_per_frame', args.iterations_per_frame))
             if v is not None}
+    from segdip_ros.core.config import parse_overrides
+    try:
+        over.update(dict(parse_overrides(args.engine)))
+    except ValueError as err:
+        raise BagError(str(err)) from err
     return TrainingSession(PRESETS[args.preset](num_classes=args.num_classes, **over))
 
 
+METHODS = ('segdip', 'flow-cut', 'identity')
+
+
+def make_tracker(method: str, args: argparse.Namespace) -> Any:
+    """The method `method` (offline.trackers) with the run's engine options."""
+    from segdip_ros.offline.trackers import PEER_METHODS, EngineTracker
+    if method == 'segdip':
+        return EngineTracker(make_session(args), warmup=args.warmup != 0)
+    if method in PEER_METHODS:
+        from segdip_ros.core import PRESETS
+        size = args.working_size or PRESETS[args.preset]().working_size
+        return PEER_METHODS[method](args.num_classes, size)
+    raise BagError(f'unknown method {method!r}; known: {", ".join(METHODS)}')
+
+
 def evaluate_bag(bag: Path, out_dir: Path, args: argparse.Namespace,
-                 name: str | None = None) -> SequenceResult:
-    """Evaluate one bag; writes masks (bag and PNGs), overlay video and the reports."""
+                 name: str | None = None, method: str = 'segdip') -> SequenceResult:
+    """Evaluate one method on one bag; writes masks (bag and PNGs), overlay video, reports."""
     reader = BagReader(Path(bag), image_topic=args.image_topic,
                        annotation_topic=args.annotation_topic or None,
                        gt_topic=args.gt_topic or None,
@@ -103,14 +123,12 @@ def evaluate_bag(bag: Path, out_dir: Path, args: argparse.Namespace,
     total = reader.frame_count()
     if args.max_frames:
         total = min(total, args.max_frames)
-    from segdip_ros.core import FrameDriver
-    tracker = FrameDriver(make_session(args), warmup=args.warmup != 0)
-    progress = _Progress(name or Path(bag).name, total, not args.quiet)
+    tracker = make_tracker(method, args)
+    progress = _Progress(f'{method} {name or Path(bag).name}', total, not args.quiet)
     video: list[Any] = [None]
 
     with BagWriter(out_bag, args.storage) as writer:
-        def on_frame(frame: Any, pred: Any, score: FrameScore) -> None:
-            labels = pred.labels
+        def on_frame(frame: Any, labels: Any, score: FrameScore) -> None:
             writer.write(args.mask_topic, image_msg(labels, frame.stamp_ns, frame.frame_id,
                                                     'mono8'), frame.recv_ns)
             cv2.imwrite(str(png_dir / f'{frame.index:05d}.png'), labels)
@@ -131,8 +149,9 @@ def evaluate_bag(bag: Path, out_dir: Path, args: argparse.Namespace,
             progress.close()
             if video[0] is not None:
                 video[0].release()
-    result.settings = {'bag': str(bag), 'image_topic': reader.image_topic,
-                       'config': _config_dict(tracker.session.cfg)}
+    result.settings = {'bag': str(bag), 'image_topic': reader.image_topic, 'method': method}
+    if method == 'segdip':
+        result.settings['config'] = _config_dict(tracker.session.cfg)
     write_sequence_report(result, out_dir)
     if reader.gt_topic is None:
         print(f'{result.name}: no ground-truth topic, J and F not computed', file=sys.stderr)
@@ -147,17 +166,20 @@ def _config_dict(cfg: Any) -> dict[str, Any]:
 def _dataset_bags(root: Path, out: Path, args: argparse.Namespace) -> list[tuple[str, Path]]:
     """(name, bag path) per sequence: sub-folder bags, or bags made from DAVIS-layout frames."""
     if (root / 'images').is_dir():
-        from segdip_ros.tools.make_bag import (list_sequences, load_sequence, simulate_clicks,
-                                               write_sequence_bag)
+        from segdip_ros.tools.make_bag import (list_sequences, load_sequence, mask_annotation,
+                                               simulate_clicks, write_sequence_bag)
         bags = []
+        kind = 'mask' if args.first_frame == 'mask' else f'clicks{args.clicks}'
         for seq in list_sequences(root):
-            path = out / 'bags' / seq
+            path = out / 'bags' / kind / seq
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
                 frames = load_sequence(root, seq, args.max_frames)
                 if frames[0][1] is None:
-                    raise BagError(f'sequence {seq} has no first-frame mask to simulate clicks')
-                write_sequence_bag(path, frames, simulate_clicks(frames[0][1], args.clicks))
+                    raise BagError(f'sequence {seq} has no first-frame mask')
+                anns = ([mask_annotation(frames[0][1])] if args.first_frame == 'mask'
+                        else simulate_clicks(frames[0][1], args.clicks))
+                write_sequence_bag(path, frames, anns)
             bags.append((seq, path))
         return bags
     bags = sorted((p.name, p) for p in root.iterdir() if (p / 'metadata.yaml').exists())
@@ -190,11 +212,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--refine', choices=('none', 'graphcut'),
                    help="graph cut on the network's probabilities (default: the preset's)")
     p.add_argument('--warmup', type=int, help='warm-up iterations (0 = none; preset default)')
+    p.add_argument('--engine', action='append', default=[], metavar='NAME=VALUE',
+                   help="engine field on top of the preset (the node's engine_overrides), "
+                        'e.g. --engine iterations_per_click=30; repeatable')
     p.add_argument('--device', help='auto, cpu, cuda, cuda:N')
     p.add_argument('--seed', type=int)
     p.add_argument('--threads', type=int,
                    help='torch CPU threads (1 is much faster when other jobs share the cores)')
     p.add_argument('--max-frames', type=int)
+    p.add_argument('--methods', default='segdip',
+                   help=f'comma-separated, from {",".join(METHODS)} (all in the same run)')
+    p.add_argument('--first-frame', choices=('clicks', 'mask'), default='clicks',
+                   help='--dataset frames: annotate frame 0 with simulated clicks, or with its '
+                        'ground-truth mask (the DAVIS semi-supervised protocol)')
     p.add_argument('--clicks', type=int, default=3, help='simulated clicks for --dataset frames')
     p.add_argument('--no-video', action='store_true')
     p.add_argument('--video-fps', type=float, default=10.0)
@@ -221,17 +251,53 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     t = time.perf_counter()
+    methods = [m.strip() for m in args.methods.split(',') if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise BagError(f'unknown method(s) {unknown}; known: {", ".join(METHODS)}')
+    several = len(methods) > 1
     if args.dataset is not None:
-        results = [evaluate_bag(bag, args.out / name, args, name=name)
-                   for name, bag in _dataset_bags(args.dataset, args.out, args)]
-        write_dataset_report(results, args.out)
+        bags = _dataset_bags(args.dataset, args.out, args)
+        table = {}
+        for method in methods:
+            out = args.out / method if several else args.out
+            results = [evaluate_bag(bag, out / name, args, name=name, method=method)
+                       for name, bag in bags]
+            table[method] = write_dataset_report(results, out)
+        if several:
+            write_comparison(table, args.out)
+        print((args.out / 'results.md').read_text())
     else:
-        results = [evaluate_bag(args.bag, args.out, args)]
-    print((args.out / 'results.md').read_text() if args.dataset else
-          f'{results[0].name}: J={results[0].j_mean:.3f} F={results[0].f_mean:.3f} '
-          f'{results[0].seconds_per_frame:.2f} s/frame ({len(results[0].frames)} frames)')
+        for method in methods:
+            out = args.out / method if several else args.out
+            r = evaluate_bag(args.bag, out, args, method=method)
+            print(f'{method} {r.name}: J={r.j_mean:.3f} F={r.f_mean:.3f} '
+                  f'{r.seconds_per_frame:.2f} s/frame ({len(r.frames)} frames)')
     print(f'results in {args.out} ({time.perf_counter() - t:.0f} s)', file=sys.stderr)
     return 0
+
+
+def write_comparison(table: dict[str, dict[str, Any]], out: Path) -> None:
+    """OUT/results.md and results.json: J per sequence, mean J and F, s/frame, per method."""
+    import json
+    seqs = sorted({s for summary in table.values() for s in summary['sequences']})
+
+    def fmt(v: Any) -> str:
+        return '-' if v is None or v != v else f'{v:.3f}'
+    lines = ['| method | ' + ' | '.join(seqs) + ' | mean J | mean F | s/frame |',
+             '|---' * (len(seqs) + 4) + '|']
+    for method, summary in table.items():
+        per = summary['sequences']
+        spf = [per[s]['seconds_per_frame'] for s in seqs if s in per]
+        lines.append(f'| {method} | ' + ' | '.join(fmt(per.get(s, {}).get('J')) for s in seqs)
+                     + f" | **{fmt(summary['mean']['J'])}** | {fmt(summary['mean']['F'])} | "
+                     f'{fmt(float(np.mean(spf)) if spf else None)} |')
+    (out / 'results.md').write_text('\n'.join(lines) + '\n')
+    from segdip_ros.offline.tracking_eval import json_safe
+    (out / 'results.json').write_text(json.dumps(json_safe(
+        {m: {'sequences': {s: v['J'] for s, v in summary['sequences'].items()},
+             'mean_J': summary['mean']['J'], 'mean_F': summary['mean']['F']}
+         for m, summary in table.items()}), indent=1))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

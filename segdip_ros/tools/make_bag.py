@@ -67,6 +67,13 @@ def _farthest_bg(fg: np.ndarray, excluded: list[tuple[float, float]]
     return float(x), float(y)
 
 
+def mask_annotation(mask: np.ndarray) -> dict[str, Any]:
+    """The whole first-frame mask as one annotation (object > 0 is class 1, the rest class 0):
+    the DAVIS semi-supervised protocol, in the ~/annotations schema."""
+    from segdip_ros.core import Mask
+    return Mask((np.asarray(mask) > 0).astype(np.uint8)).to_dict()
+
+
 def simulate_clicks(mask: np.ndarray, n: int) -> list[dict[str, Any]]:
     """N alternating clicks (object first) from a first-frame mask, see the module docstring."""
     fg = np.asarray(mask) > 0
@@ -238,11 +245,13 @@ def _annotations_for(args: argparse.Namespace,
                 or not all(isinstance(d, dict) and 'type' in d for d in data):
             raise BagError(f'{args.annotations} must hold a JSON list of objects with "type"')
         return data
-    if not (args.clicks or args.strokes or args.box):
+    if not (args.clicks or args.strokes or args.box or args.mask):
         return []
     if first_mask is None:
         raise BagError('simulated annotations need a first-frame mask (masks/<seq>/...png)')
     anns: list[dict[str, Any]] = []
+    if args.mask:
+        anns.append(mask_annotation(first_mask))
     if args.box:
         anns += simulate_box(first_mask)
     if args.strokes:
@@ -269,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument('--clicks', type=int, default=0, help='simulate N clicks from the mask')
     g.add_argument('--strokes', action='store_true', help='simulate skeleton strokes')
     g.add_argument('--box', action='store_true', help='simulate a bounding box')
+    g.add_argument('--mask', action='store_true',
+                   help='the whole first-frame mask as one annotation (DAVIS protocol)')
     return p
 
 

@@ -51,3 +51,48 @@ def test_json_round_trip_and_errors():
         annotation_from_dict({'type': 'click', 'x': 1, 'class_id': 0})
     with pytest.raises(AnnotationError, match='malformed'):
         annotation_from_dict({'type': 'click', 'x': 'left', 'y': 1, 'class_id': 0})
+
+
+def test_a_mask_annotation_round_trips_and_rasterises_to_its_labels():
+    from segdip_ros.core import Mask
+    labels = np.full((30, 40), 255, np.uint8)
+    labels[5:15, 10:30] = 1
+    labels[20:, :] = 0
+    m = Mask(labels)
+    d = m.to_dict()
+    assert d['type'] == 'mask' and isinstance(d['png'], str)
+    back = annotation_from_dict(d)
+    assert back == m and back.class_ids == (0, 1)
+    validate_annotation(m, 40, 30, 2)
+    work = rasterise([m], (30, 40), (15, 20))
+    assert (work[3:7, 6:14] == 1).all() and (work[11:, :] == 0).all()
+    assert (work[0, :] == UNLABELLED).all()
+    # a click after the mask overwrites it where they overlap (later wins)
+    work = rasterise([m, Click(20, 10, 0)], (30, 40), (15, 20))
+    assert work[5, 10] == 0
+
+
+@pytest.mark.parametrize('labels, match', [
+    (np.zeros((30, 41), np.uint8), 'mask is 41x30, the image is 40x30'),
+    (np.full((30, 40), 2, np.uint8), r'class ids \[2\]'),
+    (np.full((30, 40), 255, np.uint8), 'labels no pixel'),
+    (np.zeros((30, 40), np.uint16), 'uint8'),
+])
+def test_bad_masks_are_refused_with_the_reason(labels, match):
+    from segdip_ros.core import Mask
+    with pytest.raises(AnnotationError, match=match):
+        validate_annotation(Mask(labels), 40, 30, 2)
+
+
+def test_a_bad_mask_json_is_refused_with_the_reason():
+    for data, match in [({'type': 'mask'}, 'needs "png"'),
+                        ({'type': 'mask', 'png': 'not base64!'}, 'not base64'),
+                        ({'type': 'mask', 'png': 'aGVsbG8='}, 'does not decode'),
+                        ({'type': 'mask', 'png': 'A' * (8 * 1024 * 1024 + 4)}, 'over the limit')]:
+        with pytest.raises(AnnotationError, match=match):
+            annotation_from_dict(data)
+    import base64
+    import cv2
+    ok, png = cv2.imencode('.png', np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(AnnotationError, match='single-channel'):
+        annotation_from_dict({'type': 'mask', 'png': base64.b64encode(png.tobytes()).decode()})

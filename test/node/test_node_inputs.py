@@ -194,6 +194,7 @@ def test_engine_overrides_are_typed_and_refused_with_a_reason():
     assert (cfg.iterations_per_click, cfg.tcl_lambda, cfg.seg_trains_trunk, cfg.refine) == \
         (30, 0.01, True, 'none')
     for bad, match in [(['width'], "'name=value'"), (['colour=red'], "'name=value'"),
+                       (['working_size=100'], "'name=value'"),
                        (['width=wide'], 'width=wide'), (['seg_trains_trunk=yes'], 'true or false'),
                        (['tcl_lambda=2'], 'tcl_lambda'), (['refine=crf'], 'refine'),
                        (['num_classes=3'], "'name=value'")]:

@@ -191,3 +191,39 @@ def test_dataset_report_means_over_sequences(tmp_path: Path) -> None:
     assert summary['mean']['J'] == pytest.approx(0.65)
     assert summary['mean']['F'] == pytest.approx(0.5)
     assert '**0.650**' in (tmp_path / 'results.md').read_text()
+
+
+def _moving_sequence_dir(root: Path, frames: int = 6) -> None:
+    """A DAVIS-layout folder of a synthetic moving object, 64x48."""
+    import cv2
+    from segdip_ros.core.synthetic import moving_object_sequence
+    (root / 'images' / 'toy').mkdir(parents=True)
+    (root / 'masks' / 'toy').mkdir(parents=True)
+    for k, s in enumerate(moving_object_sequence(frames=frames, height=48, width=64, seed=0,
+                                                 speed=2.0)):
+        cv2.imwrite(str(root / 'images' / 'toy' / f'{k:05d}.jpg'),
+                    cv2.cvtColor(s.rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(str(root / 'masks' / 'toy' / f'{k:05d}.png'),
+                    (s.labels > 0).astype(np.uint8) * 255)
+
+
+def test_every_method_in_one_run_from_the_first_frame_mask(tmp_path: Path) -> None:
+    """The DAVIS protocol (the whole first-frame mask) with the engine and both peers in one
+    run: one comparison table; the identity floor scores frame 0 perfectly and the moving
+    frames worse than the flow-cut peer that follows the motion."""
+    _moving_sequence_dir(tmp_path / 'data')
+    out = tmp_path / 'eval'
+    args = ['--dataset', str(tmp_path / 'data'), '--out', str(out), '--first-frame', 'mask',
+            '--methods', 'segdip,flow-cut,identity', '--working-size', '64', '--threads', '1',
+            '--no-video', '--quiet', '--engine', 'width=8', '--engine', 'warmup_iterations=20',
+            '--engine', 'iterations_first=20', '--engine', 'iterations_per_frame=5']
+    assert eval_bag.main(args) == 0
+    table = json.loads((out / 'results.json').read_text())
+    assert set(table) == {'segdip', 'flow-cut', 'identity'}
+    for method in table:
+        per = json.loads((out / method / 'toy' / 'results.json').read_text())
+        assert per['frames'][0]['annotations'] == 1       # the mask
+        assert per['frames'][0]['j'] > 0.95, method       # frame 0 is the given mask
+    assert table['flow-cut']['mean_J'] > table['identity']['mean_J'] + 0.05
+    assert '| identity |' in (out / 'results.md').read_text()
+    assert eval_bag.main([*args[:-2], '--methods', 'segdip,magic']) == 1

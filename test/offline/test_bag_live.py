@@ -41,8 +41,10 @@ from segdip_ros.offline.tracking_eval import score_frame  # noqa: E402
 DOMAIN = 70
 FRAMES, HEIGHT, WIDTH = 6, 48, 64
 CLICKS = 7  # 4 object + 3 background: with 3 the tiny net over-segments (J ~0.45)
-# The engine settings both sides use: the default preset at a small working size.
+# The engine settings both sides use: the default preset, small (the test takes ~15 s).
 WORKING_SIZE = 64
+ENGINE = ['width=8', 'warmup_iterations=60', 'iterations_first=40', 'iterations_per_frame=15',
+          'iterations_per_click=10']
 
 
 @pytest.fixture
@@ -59,7 +61,8 @@ def seq_bag(tmp_path: Path) -> tuple[Path, list[np.ndarray]]:
 def offline(bag: Path, out: Path) -> dict[str, Any]:
     args = eval_bag.build_parser().parse_args([
         str(bag), '--out', str(out), '--threads', '1', '--no-video', '--quiet',
-        '--working-size', str(WORKING_SIZE), '--device', 'cpu'])
+        '--working-size', str(WORKING_SIZE), '--device', 'cpu',
+        *[a for e in ENGINE for a in ('--engine', e)]])
     assert eval_bag.run(args) == 0
     return json.loads((out / 'results.json').read_text())
 
@@ -69,7 +72,7 @@ def live(bag: Path) -> tuple[dict[int, np.ndarray], int, int]:
     node iterations, accepted annotations)."""
     from segdip_ros.segdip_node import SegDipNode
     params = {'working_size': WORKING_SIZE, 'torch_threads': 1, 'mode': 'tracking',
-              'device': 'cpu',
+              'device': 'cpu', 'engine_overrides': ENGINE,
               # Low, so that besides the warm-up mask of frame 0 every mask is the final one of
               # its frame (published when its budget is spent). Replay returns on the FIRST mask
               # of the last frame; at the default 5 Hz that can be an intermediate one (seen
@@ -144,7 +147,8 @@ def test_live_step_replay_matches_offline_j(seq_bag: tuple[Path, list[np.ndarray
     assert accepted == CLICKS
     # Same engine call sequence, counted: warm-up + first frame + clicks + per frame.
     from segdip_ros.core import default_preset
-    cfg = default_preset()
+    from segdip_ros.core.config import parse_overrides
+    cfg = default_preset(**dict(parse_overrides(ENGINE)))
     expected = (cfg.warmup_iterations + cfg.iterations_first + CLICKS * cfg.iterations_per_click
                 + (FRAMES - 1) * cfg.iterations_per_frame)
     assert iterations == expected
