@@ -3,9 +3,9 @@
 
 The methods are those of `segdip_ros.offline.trackers`; the engine's is driven by its one
 frame-switch rule (`segdip_ros.core.FrameDriver`), the same rule the node follows live. Scores
-follow DAVIS: J = IoU and F = boundary F measure of the object (label != 0 and != 255 in the prediction, mask > 0 in the ground truth), averaged
-over frames with the first (annotated) frame excluded. Bags are read by the caller
-(segdip_ros.tools.eval_bag).
+follow DAVIS: J = IoU and F = boundary F measure of the object (label != 0 and != 255 in the
+prediction, mask > 0 in the ground truth), averaged over frames with the first (annotated)
+frame excluded. Bags are read by the caller (segdip_ros.tools.eval_bag).
 """
 from __future__ import annotations
 
