@@ -10,6 +10,8 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(exclude=['test', 'test.*']),
+    # the labelling console's page, read next to segdip_ros/web/server.py
+    package_data={'segdip_ros.web': ['static/*.html', 'static/*.js', 'static/*.css']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
@@ -18,8 +20,8 @@ setup(
         ('share/' + PACKAGE + '/rviz', glob('rviz/*.rviz')),
     ],
     install_requires=['setuptools', 'numpy', 'scipy', 'opencv-python-headless', 'pyyaml',
-                      'PyMaxflow'],
-    zip_safe=True,
+                      'PyMaxflow', 'aiohttp'],
+    zip_safe=False,
     maintainer='segdip_ros developers',
     maintainer_email='dev@segdip-ros.invalid',
     description='Online interactive semantic segmentation (SegDIP) as a ROS 2 node',
@@ -34,6 +36,8 @@ setup(
             'segdip_eval_bag = segdip_ros.tools.eval_bag:main',
             'segdip_replay_bag = segdip_ros.tools.replay_bag:main',
             'segdip_rviz_config = segdip_ros.tools.rviz_config:main',
+            'segdip_web = segdip_ros.web.bridge:main',
+            'segdip_export = segdip_ros.tools.export:main',
         ],
     },
 )

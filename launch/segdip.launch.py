@@ -8,7 +8,8 @@ Arguments: image (topic, remapped onto the node's `image`; `<image>/compressed` 
 with it), camera_info (remapped onto the node's `camera_info`), config (parameter file; the
 shipped one is keyed '/**', so it applies in any namespace), device (overrides the config
 file), namespace, use_sim_time (true when replaying a bag with --clock), rviz (start rviz2
-with a config written for this node's namespace, classes and image topic).
+with a config written for this node's namespace, classes and image topic), web (start
+segdip_web, the labelling console, on http://127.0.0.1:8765/, in the same namespace).
 """
 import os
 import tempfile
@@ -60,6 +61,8 @@ def generate_launch_description() -> LaunchDescription:
                               description='use /clock (bag replay with --clock)'),
         DeclareLaunchArgument('rviz', default_value='false',
                               description='start rviz2 with a config for this node'),
+        DeclareLaunchArgument('web', default_value='false',
+                              description='start segdip_web (labelling console in the browser)'),
         Node(
             package=PACKAGE, executable=EXECUTABLE, name=NODE_NAME,
             namespace=LaunchConfiguration('namespace'), output='screen', emulate_tty=True,
@@ -69,6 +72,13 @@ def generate_launch_description() -> LaunchDescription:
             remappings=[('image', image),
                         ('image/compressed', [image, '/compressed']),
                         ('camera_info', LaunchConfiguration('camera_info'))],
+        ),
+        Node(
+            package=PACKAGE, executable='segdip_web', name='segdip_web',
+            namespace=LaunchConfiguration('namespace'), output='screen',
+            parameters=[{'node': NODE_NAME,   # relative: the node in the same namespace
+                         'use_sim_time': LaunchConfiguration('use_sim_time')}],
+            condition=IfCondition(LaunchConfiguration('web')),
         ),
         OpaqueFunction(function=_rviz, condition=IfCondition(LaunchConfiguration('rviz'))),
     ])

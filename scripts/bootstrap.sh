@@ -19,3 +19,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --no-deps -e .
   echo "$want" > "$stamp"
 fi
+# system package for the browser tests (never fails the bootstrap)
+bash "$root/scripts/install_browser.sh" || true

@@ -1,14 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """segdip_node: SegDIP interactive segmentation as a ROS 2 node (a thin adapter).
 
-A lifecycle (managed) node: configure creates its topics and services (listed in
-node.interfaces and docs/node.md), activate builds or restores the model and starts training,
-deactivate stops it, saves and frees the model. With `autostart` (default) it configures and
-activates itself, so `ros2 run` just works.
-
-The work is elsewhere, in segdip_ros.node: parameters in params, message parsing in inputs,
-training in trainer (its own thread), messages in outputs and label_info, RViz clicks in rviz,
-disk in store. This file holds the callbacks and the transitions.
+A lifecycle node (with `autostart` it configures and activates itself): configure creates the
+topics and services of node.interfaces, activate builds or restores the model and trains,
+deactivate saves and frees it. The work is elsewhere, in segdip_ros.node (params, inputs,
+trainer, outputs, label_info, rviz, store); this file holds the callbacks and transitions.
 """
 from __future__ import annotations
 
@@ -31,8 +27,8 @@ from std_srvs.srv import SetBool, Trigger
 
 from segdip_ros.core import CheckpointError, resolve_device
 from segdip_ros.node.inputs import (Command, InputError, WarningLimiter, check_class,
-                                    parse_annotation_json, point_to_click, polygon_to_stroke,
-                                    roi_to_box, stamp_to_ns)
+                                    mask_from_image_msg, parse_annotation_json, point_to_click,
+                                    polygon_to_stroke, roi_to_box, stamp_to_ns)
 from segdip_ros.node.interfaces import IMAGE_QOS, OUTPUT_QOS, create_interfaces
 from segdip_ros.node.label_info import LabelInfoPublisher, vision_msgs_classes
 from segdip_ros.node.lifecycle import Entities, free_session, logged_transition
@@ -63,6 +59,7 @@ class SegDipNode(LifecycleNode):
         declare_all(self)
         self.settings: NodeSettings = read_settings(node_value(self))
         self.warnings = WarningLimiter(self.get_logger().warning)
+        self._warn = self.warnings.report  # (category, message): once per reason, then summaries
         self.frames_received = 0
         self.frames_rejected = 0
         self.inputs_rejected = 0
@@ -103,7 +100,8 @@ class SegDipNode(LifecycleNode):
             torch.set_num_threads(s.torch_threads)
         self.outputs, self.clicks, self._labels = create_interfaces(self, self._entities, s,
                                                                     self._vision)
-        self.store = SessionStore(s.session_dir) if s.session_dir else None
+        self.store = SessionStore(s.session_dir, s.class_names, s.class_colors) \
+            if s.session_dir else None
         self.trainer = Trainer(lambda: engine_config(self.settings), schedule_for(s),
                                self._publish, self._warn, self.get_logger().info, self.store,
                                lambda frame, session: self.outputs.overlay_for(frame.rgb,
@@ -197,9 +195,6 @@ class SegDipNode(LifecycleNode):
             f'on the current frame, {len(self.store.read_log())} in the log, iteration '
             f'{session.iteration}')
 
-    def _warn(self, category: str, message: str) -> None:
-        self.warnings.report(category, message)
-
     # ----- images -------------------------------------------------------------------------------
     def _take_frame(self, msg: Any, decode: Any) -> None:
         if not self.active:  # inactive (lifecycle): frames are not used
@@ -289,6 +284,12 @@ class SegDipNode(LifecycleNode):
             return
         self.trainer.submit(cmd)
 
+    def _on_mask_annotation(self, msg: Image) -> None:
+        """A whole label image (mono8 class ids, 255 = unlabelled) for the frame of its stamp:
+        from a program, a detector or a first-frame mask."""
+        self._submit(lambda: mask_from_image_msg(msg, self._image_size()),
+                     stamp_to_ns(msg.header.stamp), '~/mask_annotation')
+
     def _on_rviz_point(self, msg: PointStamped, class_id: int | None) -> None:
         """RViz Publish Point: class from the topic, or active_class on ~/clicked_point.
         RViz stamps points with its own now(), so they go to the current frame."""
@@ -326,14 +327,13 @@ class SegDipNode(LifecycleNode):
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response
                    ) -> SetBool.Response:
         """~/enable: pause (false) or resume (true) training and publishing; no transition."""
+        response.success = self.trainer is not None
         if self.trainer is None:
-            response.success = False
             response.message = 'the node is not configured (lifecycle); configure it first'
-            return response
-        self.trainer.set_paused(not request.data)
-        response.success = True
-        response.message = ('training and publishing enabled' if request.data else
-                            'training and publishing paused; annotations keep queueing')
+        else:
+            self.trainer.set_paused(not request.data)
+            response.message = ('training and publishing enabled' if request.data else
+                                'training and publishing paused; annotations keep queueing')
         return response
 
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
@@ -344,6 +344,8 @@ class SegDipNode(LifecycleNode):
             return SetParametersResult(successful=False, reason=str(err))
         self.settings = new
         self._apply_live(new)
+        if self.store is not None:
+            self.store.class_colors = new.class_colors
         return SetParametersResult(successful=True)
 
     def _publish(self, frame: Frame, session: Any, final: bool) -> None:

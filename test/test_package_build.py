@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ['segdip_node', 'segdip_demo', 'segdip-bench', 'segdip_make_bag', 'segdip_eval_bag',
-           'segdip_replay_bag', 'segdip_rviz_config']
+           'segdip_replay_bag', 'segdip_rviz_config', 'segdip_web', 'segdip_export']
 
 
 def test_colcon_build_installs_scripts_and_share_files(tmp_path):
@@ -39,6 +39,8 @@ def test_colcon_build_installs_scripts_and_share_files(tmp_path):
         assert (share / rel).is_file(), f'share/segdip_ros/{rel} missing'
     index = prefix / 'share' / 'ament_index' / 'resource_index' / 'packages'
     assert (index / 'segdip_ros').is_file()
+    pages = list(prefix.glob('lib/python*/site-packages/segdip_ros/web/static/*'))
+    assert sorted(p.name for p in pages) == ['app.js', 'index.html', 'style.css'], pages
 
 
 def test_console_scripts_are_in_the_environment():

@@ -20,6 +20,7 @@ IMPORT_KEYS = {
     'scipy': 'python3-scipy', 'skimage': 'python3-skimage', 'matplotlib': 'python3-matplotlib',
     'torch': 'python3-pytorch-pip', 'rosbags': 'python3-rosbags-pip', 'pytest': 'python3-pytest',
     'tf2_ros': 'tf2_ros_py',  # the Python tf2_ros module comes with tf2_ros_py
+    'aiohttp': 'python3-aiohttp',
 }
 # imports with no rosdep key: pip package, documented in package.xml and docs/node.md
 PIP_ONLY = {'maxflow': 'PyMaxflow'}

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from segdip_ros.core.tracking import TrackSettings
+
 from .base import Method, MethodFactory, MethodSettings
 
 if TYPE_CHECKING:
@@ -34,11 +36,12 @@ class SegDipMethod:
     multiclass = True
 
     def __init__(self, name: str, make_config: ConfigMaker, settings: MethodSettings,
-                 make_cut: CutMaker | None = None) -> None:
+                 make_cut: CutMaker | None = None, track: TrackSettings | None = None) -> None:
         self.name = name
         self.settings = settings
         self._make_config = make_config
         self._make_cut = make_cut
+        self._track = track
         self._session: TrainingSession | None = None
         self._iterations = 0
 
@@ -60,7 +63,8 @@ class SegDipMethod:
         from segdip_ros.core import TrainingSession
         cfg = self.config(seed)
         self._iterations = cfg.iterations_per_click
-        self._session = TrainingSession(cfg, None if self._make_cut is None else self._make_cut())
+        self._session = TrainingSession(cfg, None if self._make_cut is None else self._make_cut(),
+                                        self._track)
         self._session.set_image(image)
         self._session.warmup()
 
@@ -90,11 +94,12 @@ class SegDipMethod:
 
 
 def segdip_factory(make_config: ConfigMaker, name: str = 'segdip',
-                   make_cut: CutMaker | None = None) -> MethodFactory:
+                   make_cut: CutMaker | None = None,
+                   track: TrackSettings | None = None) -> MethodFactory:
     """Factory for the registry: `make_config(num_classes) -> SessionConfig`, and optionally
-    the graph cut's settings (ablations of the cut)."""
+    the graph cut's and the tracking settings (ablations)."""
     def build(settings: MethodSettings) -> Method:
-        return SegDipMethod(name, make_config, settings, make_cut)
+        return SegDipMethod(name, make_config, settings, make_cut, track)
     return build
 
 
@@ -132,10 +137,12 @@ def _cut(**overrides: object) -> CutMaker:
 SEGDIP_METHODS: dict[str, MethodFactory] = {
     'segdip-fullres': segdip_factory(_variant(network_scale=1.0), 'segdip-fullres'),
     'segdip-raw': segdip_factory(_variant(refine='none'), 'segdip-raw',
-                                 _cut(teaches=0.0, teaches_next=0.0)),
+                                 _cut(teaches=0.0)),
     'segdip-noteach': segdip_factory(_default, 'segdip-noteach',
-                                     _cut(teaches=0.0, teaches_next=0.0)),
+                                     _cut(teaches=0.0)),
     'segdip-nomerge': segdip_factory(_default, 'segdip-nomerge', _cut(merge=False)),
+    'segdip-bilinear': segdip_factory(_default, 'segdip-bilinear',
+                                      track=TrackSettings(upsample_radius=0)),
     'segdip-meshgrid': segdip_factory(_still, 'segdip-meshgrid'),
     'segdip': segdip_factory(_default, 'segdip'),
     'segdip-paper': segdip_factory(_paper, 'segdip-paper'),

@@ -70,6 +70,12 @@ def session_state(s: TrainingSession) -> dict[str, Any]:
         'refinement': _refinement_state(f.refinement),
         'merge_base': _refinement_state(f.merge_base),
         'corrected': bool(f.corrected),
+        'motion': None if f.motion is None else {
+            'warped': torch.from_numpy(f.motion.warped.copy()),
+            'confidence': torch.from_numpy(f.motion.confidence.copy())},
+        'anchor': None if s._anchor is None else {
+            'image': torch.from_numpy(s._anchor.image.copy()),
+            'labels': torch.from_numpy(s._anchor.labels.copy())},
         'has_labels': bool(s._has_labels),
         'label_norm': float(s._label_norm),
         'iteration': int(s.iteration),
@@ -104,6 +110,7 @@ def restore_session(s: TrainingSession, state: dict[str, Any]) -> None:
         f.refinement = _refinement_from(state['refinement'])
         f.merge_base = _refinement_from(state['merge_base'])
         f.corrected = bool(state['corrected'])
+        _restore_tracking(s, state)
         prev, teach = state['previous'], state['teach_target']
         s._previous = None if prev is None else prev.to(s.device)
         s._teach_target = None if teach is None else teach.to(s.device)
@@ -115,6 +122,32 @@ def restore_session(s: TrainingSession, state: dict[str, Any]) -> None:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, SegDipError) as err:
         raise CheckpointError(f'cannot restore checkpoint: {err}') from err
+
+
+def _restore_tracking(s: TrainingSession, state: dict[str, Any]) -> None:
+    """The frame's motion and the anchor frame (its colour models, code and labels are
+    recomputed from the saved image and labels, exactly as they were made)."""
+    from .session import _Anchor
+    from .tracking import Motion, anchor_colours
+    f = s._frame
+    assert f is not None
+    motion = state.get('motion')
+    if motion is not None:
+        s._set_motion(f, Motion(motion['warped'].numpy(), motion['confidence'].numpy()))
+        if f.refinement is not None and not f.annotations:   # a tracked frame, cut already
+            from .tracking import labels_target
+            s._set_track_target(f, *labels_target(f.refinement.labels, s.num_classes,
+                                                  s.track.target_confidence))
+    anchor = state.get('anchor')
+    if anchor is not None:
+        frame = s._new_frame(anchor['image'].numpy())
+        labels = anchor['labels'].numpy().astype(np.int64)
+        nh, nw = s._net_size
+        import cv2
+        net = cv2.resize(labels.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST)
+        s._anchor = _Anchor(frame.image, labels, anchor_colours(frame.small, labels),
+                            frame.code, frame.target,
+                            torch.from_numpy(net.astype(np.int64)).to(s.device))
 
 
 def save_state(state: dict[str, Any], path: str) -> None:

@@ -102,11 +102,13 @@ def default_preset(num_classes: int = 2, **overrides: Any) -> SessionConfig:
     """The engine's default, for live camera streams (tracking) and clicks.
 
     A narrow network (32) at half of a 160 px working size, fed the frame's colours with the
-    meshgrid, trains fast enough on a CPU; the graph cut gives the labels their edges."""
+    meshgrid, trains fast enough on a CPU; the graph cut gives the labels their edges. In a
+    video, 5 iterations per frame with the motion-compensated target keep the labels on the
+    objects at camera rates (docs/benchmarks.md)."""
     cfg = SessionConfig(num_classes=num_classes, width=32, input_code='meshgrid+rgb',
                         seg_trains_trunk=False, working_size=160, network_scale=0.5,
                         learning_rate=0.01, click_radius=2, refine='graphcut',
-                        warmup_iterations=300)
+                        warmup_iterations=300, iterations_per_frame=5)
     return _build(cfg, overrides)
 
 

@@ -189,7 +189,9 @@ def prior_graph_cut(rgb: np.ndarray, prior: np.ndarray, seeds: np.ndarray,
                     prior_weight: float = 1.0, iterations: int = 3,
                     gamma: float = 50.0, classes: list[int] | None = None,
                     colour_floor: float = 0.0, prior_floor: float = _EPS,
-                    init_labels: np.ndarray | None = None) -> np.ndarray:
+                    init_labels: np.ndarray | None = None,
+                    colour_models: dict[int, ColourGMM] | None = None,
+                    features: np.ndarray | None = None) -> np.ndarray:
     """(h, w) int64 labels: the minimum of the energy above.
 
     rgb: (h, w, 3) uint8; prior: (N, h, w) class probabilities from any source (the network, a
@@ -198,6 +200,10 @@ def prior_graph_cut(rgb: np.ndarray, prior: np.ndarray, seeds: np.ndarray,
     start from `init_labels` (else the prior's argmax) with the seeds imposed, then follow the
     cut's labelling, as in GrabCut. Two classes: one exact cut per iteration; more: one sweep of alpha-expansion moves.
     With fewer than two competing classes, returns the prior's argmax.
+    colour_models: fixed colour models by class id (tracking keeps those of the frame the user
+    labelled: refitting to each frame's own result drifts); then one cut, no refit. A class
+    without one gets a model fitted as above. features: (h, w, 3) what the colour models see
+    instead of `rgb` (the boundary term always sees `rgb`).
     """
     h, w = seeds.shape
     if rgb.shape != (h, w, 3) or prior.ndim != 3 or prior.shape[1:] != (h, w):
@@ -207,7 +213,7 @@ def prior_graph_cut(rgb: np.ndarray, prior: np.ndarray, seeds: np.ndarray,
         classes = [int(c) for c in np.unique(seeds[seeds >= 0])]
     if len(classes) < 2:
         return prior.argmax(axis=0)
-    pixels = rgb.reshape(-1, 3).astype(np.float64)
+    pixels = (rgb if features is None else features).reshape(-1, 3).astype(np.float64)
     unary_prior = -prior_weight * np.log(np.clip(prior[classes].astype(np.float64), prior_floor, 1.0))
     seeded = seeds >= 0
     hard = np.zeros((len(classes), h, w))
@@ -232,6 +238,9 @@ def prior_graph_cut(rgb: np.ndarray, prior: np.ndarray, seeds: np.ndarray,
                 break
         first.append(candidate)
     gmms = [ColourGMM(pixels[m.ravel()]) for m in first]
+    if colour_models is not None:
+        gmms = [colour_models.get(c, g) for c, g in zip(classes, gmms)]
+        iterations = 1
     for it in range(iterations):
         if it == 1:
             gmms = [ColourGMM(pixels[(slots == i).ravel()]) if (slots == i).sum() > 1 else gmm

@@ -13,6 +13,10 @@ click weighs the same at every resolution and the loss keeps its scale on later 
 tracking frames. With lambda = 0 it is the paper's basic annotation loss.
 Self-training: the network learns the graph cut's labelling of the frame everywhere, so what the
 user saw is what the network keeps (refine.CutSettings.teaches).
+On an unannotated video frame the TCL is motion-compensated (`tracking`): its target is the
+previous frame's final labels pulled along the optical flow, and its per-pixel weight
+(`Targets.weights`) the flow's confidence where that label is clear, 0 elsewhere; normalised by
+the sum of the weights.
 """
 from __future__ import annotations
 
@@ -34,7 +38,8 @@ class Targets:
     label_norm: annotated pixels of the last annotated frame (>= 1). previous: (1, N, h, w) the
     TCL's base T^k, or None before the first prediction. refined: (1, N, h, w) self-training
     target or None; teach: its weight. segment: False until the scene has annotations
-    (reconstruction only).
+    (reconstruction only). weights: (h, w) per-pixel weights of `labels` as the target (the
+    motion-compensated TCL of a tracking frame), or None for the paper's TCL.
     """
 
     rgb: torch.Tensor
@@ -45,6 +50,7 @@ class Targets:
     teach: float
     tcl_lambda: float
     segment: bool
+    weights: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,11 @@ def objective(rgb: torch.Tensor, probs: torch.Tensor, targets: Targets) -> LossT
     class probabilities (1, N, h, w)."""
     rec = F.mse_loss(rgb.float(), targets.rgb.float())
     seg = torch.zeros((), device=rgb.device)
-    if targets.segment:
+    if targets.segment and targets.weights is not None:
+        onehot = F.one_hot(targets.labels.clamp(min=0), probs.shape[1]).permute(2, 0, 1)[None]
+        bce = binary_cross_entropy_map(probs, onehot.float())[0]
+        seg = (bce * targets.weights).sum() / targets.weights.sum().clamp_min(1.0)
+    elif targets.segment:
         labels = targets.labels
         lam = targets.tcl_lambda if targets.previous is not None else 0.0
         weights = torch.where(labels >= 0, 1.0, lam)

@@ -39,8 +39,8 @@ class CutSettings:
     prior); click_edge_cost: > 0 makes "nearest" nearest along the image (`geodesic_click_map`).
     merge: after a frame's first cut, a new annotation changes the labels only in the regions
     of change it touches (`merge_touched_changes`).
-    teaches / teaches_next: weight of the self-training loss towards the refined labels on the
-    annotated frame, and on the next frame, where that mask is one frame stale.
+    teaches: weight of the self-training loss towards the refined labels on the annotated frame
+    (the frames after it learn those labels pulled along the motion: `tracking`).
     """
 
     network_weight: float = 0.75
@@ -49,11 +49,10 @@ class CutSettings:
     click_edge_cost: float = 0.3
     merge: bool = True
     teaches: float = 1.0
-    teaches_next: float = 0.3
 
     def __post_init__(self) -> None:
         if min(self.network_weight, self.network_weight_first, self.click_edge_cost,
-               self.teaches, self.teaches_next) < 0:
+               self.teaches) < 0:
             raise ValueError(f'cut weights must be >= 0: {self}')
         if not 0.0 <= self.click_confidence < 1.0:
             raise ValueError(f'click_confidence must be in [0, 1), got {self.click_confidence}')

@@ -10,7 +10,10 @@ the tests), so a bag replayed offline runs the very calls the node would make li
   ``cfg.iterations_per_frame`` iterations;
 - every accepted annotation adds ``cfg.iterations_per_click`` to the current budget; undo and
   clear add nothing;
-- when a budget is spent, ``refine()``: the labels of the frame are made and shown.
+- labels: a frame with annotations is refined (``refine()``) when its budget is spent, after
+  the network has learned the annotations; a frame without any (a tracked video frame) is
+  refined as soon as it arrives, and the network then trains on those labels, so each frame's
+  labels are out before its training starts.
 """
 from __future__ import annotations
 
@@ -23,7 +26,13 @@ from .config import SessionConfig
 from .errors import SegDipError
 from .session import Prediction, TrainingSession
 
-__all__ = ['frame_budget', 'apply_annotation', 'FrameDriver']
+__all__ = ['frame_budget', 'apply_annotation', 'FrameDriver', 'refine_first']
+
+
+def refine_first(session: TrainingSession) -> bool:
+    """True when the current frame is refined before its training: a video frame without
+    annotations of its own."""
+    return session.frame_index > 0 and not session.annotations
 
 
 def frame_budget(cfg: SessionConfig, first: bool, annotations_added: int) -> int:
@@ -75,5 +84,10 @@ class FrameDriver:
                 added += apply_annotation(s, ann)
             except (SegDipError, ValueError) as err:
                 self.errors.append(f'frame {s.frame_index}: {err}')
-        s.step(frame_budget(s.cfg, first, added))
+        budget = frame_budget(s.cfg, first, added)
+        if refine_first(s):
+            pred = s.refine()
+            s.step(budget)
+            return pred
+        s.step(budget)
         return s.refine()

@@ -20,11 +20,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from segdip_ros.core import Annotation, AnnotationError, Box, Click, Stroke, annotation_from_dict
+from segdip_ros.core import (Annotation, AnnotationError, Box, Click, Mask, Stroke,
+                             annotation_from_dict)
+from segdip_ros.ros.encodings import ImageConversionError, image_msg_to_numpy_raw
 
 __all__ = ['Command', 'InputError', 'WarningLimiter', 'stamp_to_ns', 'ns_to_stamp_dict',
            'parse_annotation_json', 'command_to_dict', 'point_to_click', 'polygon_to_stroke',
-           'roi_to_box', 'check_class']
+           'roi_to_box', 'check_class', 'mask_from_image_msg']
 
 
 class InputError(ValueError):
@@ -148,6 +150,25 @@ def roi_to_box(roi: Any, class_id: int) -> Box:
         raise InputError('box', f'box of size {w}x{h} is empty')
     x0, y0 = float(roi.x_offset), float(roi.y_offset)
     return Box(x0, y0, x0 + w - 1, y0 + h - 1, int(class_id))
+
+
+def mask_from_image_msg(msg: Any, size: tuple[int, int] | None) -> Mask:
+    """~/mask_annotation (mono8 class ids, 255 = unlabelled) -> Mask; InputError('mask', why)
+    for another encoding, a size other than the image's (h, w) `size`, or no labelled pixel."""
+    if msg.encoding != 'mono8':
+        raise InputError('mask', f'~/mask_annotation: encoding {msg.encoding!r}, '
+                         'expected mono8 class ids (255 = unlabelled)')
+    try:
+        labels = image_msg_to_numpy_raw(msg)
+    except ImageConversionError as err:
+        raise InputError('mask', f'~/mask_annotation: {err}') from err
+    if size is not None and labels.shape != tuple(size):
+        raise InputError('mask', f'~/mask_annotation: {labels.shape[1]}x{labels.shape[0]} '
+                         f'mask for a {size[1]}x{size[0]} image')
+    mask = Mask(labels)
+    if not mask.class_ids:
+        raise InputError('mask', '~/mask_annotation: no pixel is labelled (all 255)')
+    return mask
 
 
 _DIGITS = re.compile(r'\d+(\.\d+)?')

@@ -84,6 +84,7 @@ def create_interfaces(node: Any, e: Entities, s: NodeSettings, vision: tuple[Any
     e.subscription(PolygonStamped, '~/stroke', node._on_stroke, copy(INPUT_QOS))
     e.subscription(RegionOfInterest, '~/box', node._on_box, copy(INPUT_QOS))
     e.subscription(String, '~/annotations', node._on_annotations, copy(INPUT_QOS))
+    e.subscription(Image, '~/mask_annotation', node._on_mask_annotation, copy(INPUT_QOS))
     e.subscription(PointStamped, '~/clicked_point', lambda m: node._on_rviz_point(m, None),
                    copy(INPUT_QOS))
     for cid, token in enumerate(class_topic_names(s.class_names)):

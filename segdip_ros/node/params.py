@@ -21,6 +21,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 from segdip_ros.core import PRESETS, ConfigError, SessionConfig, resolve_device
 from segdip_ros.node.state import Schedule
 from segdip_ros.core.config import parse_overrides
+from segdip_ros.node.keyframes import KEYFRAME_MODES
 from segdip_ros.ros.image_plane import DEFAULT_PLANE_FRAME, class_topic_names
 
 __all__ = ['NodeSettings', 'ParamSpec', 'PARAMS', 'LIVE_PARAMS', 'declare_all', 'read_settings',
@@ -97,6 +98,12 @@ PARAMS: dict[str, ParamSpec] = {
                               float_range=(0.1, 100.0)),
     'session_dir': ParamSpec('', f'folder for checkpoint, annotation log and ~/save; empty = no '
                              f'persistence {_RO}'),
+    'dataset_keyframes': ParamSpec('off', "'annotated': a frame that got annotations is added "
+                                   'to session_dir/dataset at the end of its training budget; '
+                                   "'off': only ~/save", live=True),
+    'dataset_period': ParamSpec(0.0, 's between dataset samples of the current frame while '
+                                'labels are shown, 0 = off', live=True,
+                                float_range=(0.0, 86400.0)),
     'image_plane_frame': ParamSpec(DEFAULT_PLANE_FRAME, 'TF frame of ~/image_plane', live=True),
     'jpeg_quality': ParamSpec(80, 'JPEG quality of ~/overlay/compressed', live=True,
                               int_range=(1, 100)),
@@ -126,6 +133,8 @@ class NodeSettings:
     image_plane_frame: str
     jpeg_quality: int
     autostart: bool
+    dataset_keyframes: str = 'off'
+    dataset_period: float = 0.0
 
 
 def parse_color(text: str) -> tuple[int, int, int]:
@@ -212,6 +221,9 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
     if working_size < 0:
         raise ValueError(f"working_size must be 0 (the preset's) or > 0, got {working_size}")
     threads = int(raw['torch_threads'])
+    period = float(raw['dataset_period'])
+    if period < 0:
+        raise ValueError(f'dataset_period must be >= 0 s (0 = off), got {period}')
     if threads < 0:
         raise ValueError(f'torch_threads must be >= 0, got {threads}')
     settings = NodeSettings(
@@ -222,7 +234,9 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
         image_transport=_choice(raw, 'image_transport', get_args(Transport)),
         publish_rate=float(raw['publish_rate']), session_dir=str(raw['session_dir']),
         image_plane_frame=str(raw['image_plane_frame']),
-        jpeg_quality=int(raw['jpeg_quality']), autostart=bool(raw['autostart']))
+        jpeg_quality=int(raw['jpeg_quality']), autostart=bool(raw['autostart']),
+        dataset_keyframes=_choice(raw, 'dataset_keyframes', KEYFRAME_MODES),
+        dataset_period=period)
     try:
         engine_config(settings)
     except ConfigError as err:
@@ -241,4 +255,5 @@ def engine_config(s: NodeSettings) -> SessionConfig:
 def schedule_for(s: NodeSettings) -> Schedule:
     """What the training thread follows besides the engine's budgets."""
     return Schedule(mode=s.mode, publish_period=1.0 / s.publish_rate,
-                    autosave_period=AUTOSAVE_PERIOD)
+                    autosave_period=AUTOSAVE_PERIOD, dataset_keyframes=s.dataset_keyframes,
+                    dataset_period=s.dataset_period)

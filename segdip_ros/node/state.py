@@ -29,6 +29,8 @@ class Schedule:
     mode: str = 'tracking'
     publish_period: float = 0.2
     autosave_period: float = 30.0
+    dataset_keyframes: str = 'off'   # 'off' | 'annotated' (node/keyframes.py)
+    dataset_period: float = 0.0      # s between dataset samples while labels show, 0 = off
 
 
 @dataclass

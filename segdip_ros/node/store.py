@@ -7,7 +7,8 @@ Layout::
     session_dir/checkpoint.json      frame stamp and frame_id of that frame
     session_dir/annotations.jsonl    every accepted annotation change, one JSON object a line,
                                      in the ~/annotations schema with the frame "stamp"
-    session_dir/dataset/<sec>_<nanosec>_{image,mask,overlay}.png + _annotations.json  (~/save)
+    session_dir/dataset/             ~/save and keyframes: images/, masks/, overlays/,
+                                     classes.json, manifest.jsonl (segdip_ros.offline.dataset)
 
 The log is append-only and flushed to disk per line: in tracking mode the engine keeps only
 the current frame's annotations (the paper's rule), so the log is the complete record.
@@ -18,13 +19,13 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-import cv2
 import numpy as np
 
 from segdip_ros.core import SessionConfig, TrainingSession
 from segdip_ros.core.checkpoint import read_state
+from segdip_ros.offline.dataset import DatasetWriter
 
 __all__ = ['SessionStore']
 
@@ -32,9 +33,15 @@ __all__ = ['SessionStore']
 class SessionStore:
     """Checkpoint, annotation log and dataset samples of one session directory."""
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str],
+                 class_names: Sequence[str] = ('background', 'object'),
+                 class_colors: Sequence[tuple[int, int, int]] = ((60, 100, 255), (255, 60, 60))
+                 ) -> None:
         self.dir = Path(directory).expanduser()
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.class_names = tuple(class_names)
+        self.class_colors = tuple(tuple(c) for c in class_colors)   # live: the node updates it
+        self._dataset: DatasetWriter | None = None
         self.checkpoint_path = self.dir / 'checkpoint.pt'
         self.meta_path = self.dir / 'checkpoint.json'
         self.log_path = self.dir / 'annotations.jsonl'
@@ -96,21 +103,14 @@ class SessionStore:
 
     # ----- dataset samples -------------------------------------------------------------
     def save_sample(self, rgb: np.ndarray, labels: np.ndarray, overlay: np.ndarray,
-                    annotations: list[dict[str, Any]], stamp_ns: int, frame_id: str
-                    ) -> list[Path]:
-        """Write image, mask (class ids, 255 = unlabelled), overlay PNGs and annotations JSON."""
-        out = self.dir / 'dataset'
-        out.mkdir(parents=True, exist_ok=True)
-        base = f'{stamp_ns // 1_000_000_000}_{stamp_ns % 1_000_000_000:09d}'
-        paths = [out / f'{base}_image.png', out / f'{base}_mask.png', out / f'{base}_overlay.png',
-                 out / f'{base}_annotations.json']
-        ok = cv2.imwrite(str(paths[0]), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        ok &= cv2.imwrite(str(paths[1]), labels.astype(np.uint8))
-        ok &= cv2.imwrite(str(paths[2]), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise OSError(f'could not write PNG files into {out}')
-        paths[3].write_text(json.dumps({
-            'stamp': {'sec': stamp_ns // 1_000_000_000, 'nanosec': stamp_ns % 1_000_000_000},
-            'frame_id': frame_id, 'image_size': [int(rgb.shape[1]), int(rgb.shape[0])],
-            'annotations': annotations}, indent=1), encoding='utf-8')
-        return paths
+                    annotations: list[dict[str, Any]], stamp_ns: int, frame_id: str,
+                    source: str = 'save') -> list[Path]:
+        """Add image, mask (class ids, 255 = unlabelled) and overlay to session_dir/dataset
+        (atomic files, manifest last); returns the files written."""
+        w = self._dataset
+        if w is None or w.classes['classes'] != DatasetWriter.classes_for(self.class_names,
+                                                                          self.class_colors):
+            w = self._dataset = DatasetWriter(self.dir / 'dataset', self.class_names,
+                                              self.class_colors)
+        record = w.add(rgb, labels, annotations, stamp_ns, frame_id, overlay, source)
+        return w.paths(record)

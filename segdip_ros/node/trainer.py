@@ -13,8 +13,9 @@ time:
   (cfg.warmup_iterations, annotations held back so it stays reconstruction-only), then
   `cfg.iterations_first` iterations;
 - every accepted annotation adds `cfg.iterations_per_click` iterations to the current budget;
-- when the budget is spent, refine() makes the frame's labels and they are published
-  (`final=True`);
+- labels (`core.schedule`): an annotated frame is refined when its budget is spent, a tracked
+  frame as soon as its annotations (none) are applied, then it trains; each refinement is
+  published (`final=True`);
 - tracking: when the budget is spent and a newer frame is waiting, next_frame(newest) with
   `cfg.iterations_per_frame`;
 - still: the frame stays until ~/next_frame; with nothing to do the thread sleeps.
@@ -29,6 +30,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from dataclasses import replace
 from typing import Callable
 
@@ -36,7 +38,9 @@ import numpy as np
 
 from segdip_ros.core import (SegDipError, SessionConfig, TrainingError, TrainingSession,
                              frame_budget)
+from segdip_ros.core.schedule import refine_first
 from segdip_ros.node.inputs import Command, command_to_dict
+from segdip_ros.node.keyframes import KeyframePolicy
 from segdip_ros.node.state import Frame, Request, Schedule, TrainerStats
 from segdip_ros.node.store import SessionStore
 
@@ -89,10 +93,12 @@ class Trainer:
         self.current: Frame | None = None
         self._warmup_left = 0
         self._budget = 0
+        self._frame_refined = False
         self._next_publish = 0.0
         self._last_save = time.monotonic()
         self._saved_iteration = -1
         self.stats = TrainerStats()
+        self._keyframes = KeyframePolicy(time.monotonic())
 
     # ----- called from ROS callbacks (any thread) ----------------------------------------
     def submit_frame(self, frame: Frame) -> None:
@@ -222,8 +228,13 @@ class Trainer:
             self._maybe_publish()
             return
         self._apply_commands()
+        if not self._frame_refined and refine_first(self.session):
+            self._frame_refined = True     # a tracked frame: its labels first, then training
+            self.session.refine()
+            self._publish(final=True)
         if self._budget <= 0 and self.session.needs_refine:
             self._finish_budget()     # an undo or clear: no iterations, new labels at once
+        self._keyframe(budget_end=False)
         if self._budget <= 0 and sched.mode == 'tracking' and self._pending is not None:
             self._switch(self._take_pending())
             return
@@ -234,6 +245,7 @@ class Trainer:
             self._budget -= n
             if self._budget <= 0:
                 self._finish_budget()
+                self._keyframe(budget_end=True)
             else:
                 self._maybe_publish()
             return
@@ -275,6 +287,7 @@ class Trainer:
             self._start_scene(frame)
             return True
         self.session.next_frame(frame.rgb)
+        self._frame_refined = False
         self.current = frame
         self._budget = frame_budget(self.session.cfg, first=False, annotations_added=0)
         self.stats.frames_used += 1
@@ -399,13 +412,33 @@ class Trainer:
             return False, 'no image has arrived yet'
         if self._warmup_left <= 0:
             self._apply_commands()  # include annotations queued before the request
+        paths = self._save_sample('save')
+        self._autosave(force=True)
+        return True, f'saved {len(paths)} files: ' + ', '.join(str(p) for p in paths)
+
+    def _save_sample(self, source: str) -> list[Path]:
         pred = self.session.refine() if self.session.needs_refine else self.session.predict()
         overlay = self._overlay(self.current, self.session) if self._overlay else self.current.rgb
         anns = [a.to_dict() for a in self.session.annotations]
-        paths = self._store.save_sample(self.current.rgb, pred.labels, overlay, anns,
-                                        self.current.stamp_ns, self.current.frame_id)
-        self._autosave(force=True)
-        return True, f'saved {len(paths)} files: ' + ', '.join(str(p) for p in paths)
+        return self._store.save_sample(self.current.rgb, pred.labels, overlay, anns,
+                                       self.current.stamp_ns, self.current.frame_id, source)
+
+    def _keyframe(self, budget_end: bool) -> None:
+        """Add the current frame to the dataset when the keyframe policy says so."""
+        sched = self.schedule
+        if self._store is None or (sched.dataset_keyframes == 'off'
+                                   and sched.dataset_period <= 0):
+            return
+        source = self._keyframes.due(
+            sched.dataset_keyframes, sched.dataset_period, budget_end, time.monotonic(),
+            len(self.session.annotations), self.stats.annotations_accepted,
+            (self.current.stamp_ns, self.session.iteration),
+            lambda: bool((self.session.predict().labels != 255).any()))
+        if source is not None:
+            try:
+                self._save_sample(source)
+            except Exception as err:  # noqa: BLE001 - training goes on without the sample
+                self._warn('dataset', f'cannot add a {source} sample to the dataset: {err}')
 
     # ----- training and output -----------------------------------------------------------
     def _chunk(self, remaining: int) -> int:
@@ -433,7 +466,8 @@ class Trainer:
         """The frame's or the annotation's iterations are spent: make the labels, show them."""
         assert self.session is not None
         try:
-            self.session.refine()
+            if not refine_first(self.session) or self.session.needs_refine:
+                self.session.refine()      # annotated frames: after the network learned them
         except SegDipError as err:
             self._warn('refine', f'refinement failed, showing the network alone: {err}')
         self._publish(final=True)

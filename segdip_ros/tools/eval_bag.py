@@ -71,8 +71,9 @@ class _Progress:
             sys.stderr.write('\n')
 
 
-def make_session(args: argparse.Namespace) -> Any:
-    """A TrainingSession with the chosen preset and overrides."""
+def make_session(args: argparse.Namespace, network: bool = True) -> Any:
+    """A TrainingSession with the chosen preset and overrides; `network=False`: the same
+    pipeline with the network's say removed from every cut (the ablation)."""
     from segdip_ros.core import PRESETS, TrainingSession
     over = {k: v for k, v in (('working_size', args.working_size), ('device', args.device),
                               ('seed', args.seed), ('warmup_iterations', args.warmup),
@@ -85,17 +86,24 @@ def make_session(args: argparse.Namespace) -> Any:
         over.update(dict(parse_overrides(args.engine)))
     except ValueError as err:
         raise BagError(str(err)) from err
-    return TrainingSession(PRESETS[args.preset](num_classes=args.num_classes, **over))
+    cfg = PRESETS[args.preset](num_classes=args.num_classes, **over)
+    if network:
+        return TrainingSession(cfg)
+    from segdip_ros.core import CutSettings
+    from segdip_ros.core.tracking import TrackSettings
+    return TrainingSession(cfg, CutSettings(network_weight=0.0, network_weight_first=0.0),
+                           TrackSettings(network_weight=0.0))
 
 
-METHODS = ('segdip', 'flow-cut', 'identity')
+METHODS = ('segdip', 'segdip-nonet', 'flow-cut', 'identity')
 
 
 def make_tracker(method: str, args: argparse.Namespace) -> Any:
     """The method `method` (offline.trackers) with the run's engine options."""
     from segdip_ros.offline.trackers import PEER_METHODS, EngineTracker
-    if method == 'segdip':
-        return EngineTracker(make_session(args), warmup=args.warmup != 0)
+    if method in ('segdip', 'segdip-nonet'):
+        return EngineTracker(make_session(args, network=method == 'segdip'),
+                             warmup=args.warmup != 0)
     if method in PEER_METHODS:
         from segdip_ros.core import PRESETS
         size = args.working_size or PRESETS[args.preset]().working_size
@@ -150,7 +158,7 @@ def evaluate_bag(bag: Path, out_dir: Path, args: argparse.Namespace,
             if video[0] is not None:
                 video[0].release()
     result.settings = {'bag': str(bag), 'image_topic': reader.image_topic, 'method': method}
-    if method == 'segdip':
+    if method.startswith('segdip'):
         result.settings['config'] = _config_dict(tracker.session.cfg)
     write_sequence_report(result, out_dir)
     if reader.gt_topic is None:

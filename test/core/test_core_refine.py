@@ -2,6 +2,7 @@
 """The graph cut that refines the network's probabilities (core/graphcut.py, core/refine.py)."""
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 
@@ -320,21 +321,29 @@ def test_session_merge_uses_what_the_user_saw_before_the_new_click(monkeypatch):
     assert bases[-1] is None
 
 
-def test_the_stale_mask_teaches_the_next_frame_with_its_own_weight():
-    """teaches acts on the annotated frame, teaches_next on the frame after it: only the
-    latter changes the next frame's loss."""
+def test_the_next_frame_learns_the_refined_mask_pulled_along_the_motion():
+    """After an annotated frame, the next frame's target is that frame's refined labels warped
+    by the optical flow (the motion-compensated TCL), not the same pixels: an object that moved
+    4 px right has its target moved 4 px right."""
     scene = two_class_scene(seed=0)
-    losses = {}
-    for teaches, nxt in ((1.0, 0.0), (1.0, 0.3), (0.3, 0.3)):
-        s = TrainingSession(default_preset(2, warmup_iterations=5, working_size=64),
-                            CutSettings(teaches=teaches, teaches_next=nxt))
-        s.set_image(scene.rgb)
-        for c in (1, 0):
-            x, y = interior_point(scene.labels == c)
-            s.add_annotation(Click(x=x, y=y, class_id=c))
-        s.step(5)
-        s.refine()
-        s.next_frame(scene.rgb)
-        losses[teaches, nxt] = s.step(1).annotation_loss
-    assert losses[1.0, 0.3] > losses[1.0, 0.0] + 1e-4
-    assert losses[1.0, 0.3] == pytest.approx(losses[0.3, 0.3])
+    s = TrainingSession(default_preset(2, warmup_iterations=5, working_size=160))
+    s.set_image(scene.rgb)
+    for c in (1, 0):
+        x, y = interior_point(scene.labels == c)
+        s.add_annotation(Click(x=x, y=y, class_id=c))
+    s.step(5)
+    first = s.refine().labels.copy()
+    shifted = np.roll(scene.rgb, 4, axis=1)
+    s.next_frame(shifted)
+    f = s._frame
+    assert f.motion is not None and f.track_labels is not None
+    warped = f.motion.warped.argmax(axis=0)
+    moved = np.roll(cv2.resize(first, warped.shape[::-1], interpolation=cv2.INTER_NEAREST),
+                    4 * warped.shape[1] // first.shape[1], axis=1)
+    inner = (slice(4, -4), slice(8, -8))
+    assert (warped[inner] == moved[inner]).mean() > 0.97
+    assert s.step(2).annotation_loss > 0
+    pred = s.refine()                      # the tracking cut: labels on the moved object
+    assert pred.refined
+    truth = np.roll(scene.labels, 4, axis=1) == 1
+    assert _iou(pred.labels == 1, truth) > 0.9

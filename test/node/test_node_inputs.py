@@ -154,7 +154,7 @@ def test_launch_file_declares_its_arguments_and_wires_them():
         assert needle in text
     declared = {c.args[0].value for c in _launch_calls(tree, 'DeclareLaunchArgument')}
     assert declared == {'image', 'camera_info', 'config', 'device', 'namespace', 'use_sim_time',
-                        'rviz'}
+                        'rviz', 'web'}
     used = {c.args[0].value for c in _launch_calls(tree, 'LaunchConfiguration')}
     assert declared <= used, declared - used
     node = next(c for c in _launch_calls(tree, 'Node')

@@ -157,12 +157,15 @@ def test_live_parameters_and_services(tmp_path):
         assert r.success and len(node.trainer.session.annotations) == 2, r.message
         r = _call(h, '/segdip/save')
         assert r.success, r.message
-        files = sorted(p.name for p in (tmp_path / 'dataset').iterdir())
-        assert files == ['10_000000000_annotations.json', '10_000000000_image.png',
-                         '10_000000000_mask.png', '10_000000000_overlay.png']
-        saved = json.loads((tmp_path / 'dataset' / files[0]).read_text())
-        assert len(saved['annotations']) == 2 and saved['image_size'] == [160, 120]
-        mask = cv2.imread(str(tmp_path / 'dataset' / files[2]), cv2.IMREAD_UNCHANGED)
+        ds = tmp_path / 'dataset'
+        files = sorted(str(p.relative_to(ds)) for p in ds.rglob('*') if p.is_file())
+        name = '10_000000000_camera'
+        assert files == ['classes.json', f'images/{name}.png', 'manifest.jsonl',
+                         f'masks/{name}.png', f'overlays/{name}.png']
+        saved = json.loads((ds / 'manifest.jsonl').read_text().splitlines()[0])
+        assert len(saved['annotations']) == 2 and (saved['width'], saved['height']) == (160, 120)
+        assert saved['stamp'] == {'sec': 10, 'nanosec': 0} and saved['frame_id'] == 'camera'
+        mask = cv2.imread(str(ds / 'masks' / f'{name}.png'), cv2.IMREAD_UNCHANGED)
         assert mask.shape == (120, 160) and mask.dtype == np.uint8
         # still mode keeps frame 10 until ~/next_frame
         h.send_image(scene.rgb, header(11))

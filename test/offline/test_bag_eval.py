@@ -96,12 +96,18 @@ class FakeSession:
     def next_frame(self, rgb: Any) -> None:
         self.calls.append('next_frame')
         self.frame_index += 1
+        self.added = 0
+
+    @property
+    def annotations(self) -> tuple[Any, ...]:
+        return (None,) * getattr(self, 'added', 0)
 
     def add_annotation(self, a: Any) -> int:
         from segdip_ros.core import AnnotationError
         if a.class_id > 1:
             raise AnnotationError(f'class_id {a.class_id} is not in [0, 1]')
         self.calls.append(type(a).__name__)
+        self.added = getattr(self, 'added', 0) + 1
         return 0
 
     def undo(self) -> None:
@@ -125,8 +131,9 @@ def test_frame_driver_follows_the_frame_switch_rule() -> None:
     assert tr.process(None, [click, {'type': 'undo'}, click, {'type': 'clear'}]) == 'prediction'
     tr.process(None, [])
     tr.process(None, [click, {**click, 'class_id': 5}, {'type': 'paint'}])
+    # annotated frames train, then refine; a tracked frame is refined first, then trains
     assert s.calls == ['set_image', 'warmup', 'Click', 'undo', 'Click', 'clear', ('step', 314),
-                       'refine', 'next_frame', ('step', 30), 'refine',
+                       'refine', 'next_frame', 'refine', ('step', 30),
                        'next_frame', 'Click', ('step', 30 + 7), 'refine']
     assert len(tr.errors) == 2 and 'class_id 5' in tr.errors[0] and 'paint' in tr.errors[1]
     s2 = FakeSession([])
@@ -214,12 +221,13 @@ def test_every_method_in_one_run_from_the_first_frame_mask(tmp_path: Path) -> No
     _moving_sequence_dir(tmp_path / 'data')
     out = tmp_path / 'eval'
     args = ['--dataset', str(tmp_path / 'data'), '--out', str(out), '--first-frame', 'mask',
-            '--methods', 'segdip,flow-cut,identity', '--working-size', '64', '--threads', '1',
+            '--methods', 'segdip,segdip-nonet,flow-cut,identity', '--working-size', '64',
+            '--threads', '1',
             '--no-video', '--quiet', '--engine', 'width=8', '--engine', 'warmup_iterations=20',
             '--engine', 'iterations_first=20', '--engine', 'iterations_per_frame=5']
     assert eval_bag.main(args) == 0
     table = json.loads((out / 'results.json').read_text())
-    assert set(table) == {'segdip', 'flow-cut', 'identity'}
+    assert set(table) == {'segdip', 'segdip-nonet', 'flow-cut', 'identity'}
     for method in table:
         per = json.loads((out / method / 'toy' / 'results.json').read_text())
         assert per['frames'][0]['annotations'] == 1       # the mask

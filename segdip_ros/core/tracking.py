@@ -1,0 +1,163 @@
+"""Labels that follow the scene: what the session does between two frames of a video.
+
+The paper carries labels from frame to frame with the TCL, whose target is the previous
+prediction at the same pixel: a moving object leaves its labels behind. Here the previous
+frame's final labels are pulled along classical optical flow (`flow`, OpenCV DIS) instead, and
+used three ways on every frame:
+
+1. as the network's training target (the motion-compensated TCL): the warped labels where the
+   flow is confident (forward-backward consistent) and the label is clear, weighted by that
+   confidence; the frame the user labelled is replayed in the same batch, so the network stays
+   the appearance model of what the user vouched for;
+2. as a prior of the graph cut, together with the network's prediction: where the flow fails
+   (occlusion, fast motion) the network, trained on this scene's appearance, still decides;
+3. with the colour models of the labelled frame kept fixed (in CIE Lab with the lightness
+   down-weighted, so an object moving into a shadow keeps its colours): refitting them to each
+   frame's own result lets them drift onto the background the labels leaked into.
+
+Order on a tracked frame: the cut first (flow, the network's prediction, the cut: the frame's
+labels are ready at once), then the network trains on those labels (blurred, so a band along
+the boundary, where the cut is least sure, is left out) with the labelled frame replayed.
+
+Everything is learned online from the user's labels; the flow has no learned weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .flow import FlowEstimator, fb_confidence, to_grey, warp
+from .graphcut import ColourGMM, prior_graph_cut
+
+__all__ = ['TrackSettings', 'Motion', 'estimate_motion', 'tracking_prior', 'training_target',
+           'anchor_colours', 'tracking_cut', 'colour_features', 'labels_target']
+
+LAB_LIGHTNESS = 0.5     # weight of L in the colour models' Lab features
+TARGET_BLUR = 2.0       # working px: the Gaussian on the labels before the confidence test
+
+
+@dataclass(frozen=True)
+class TrackSettings:
+    """Tuning of tracking; the defaults are the values the DAVIS benchmark chose.
+
+    warp_weight: weight of the warped labels' log-odds in the cut's prior (times the flow's
+    confidence). network_weight: weight of the network's log-odds there (0 = the network has no
+    say: the ablation). gamma: the cut's boundary weight (GrabCut's 50 erases thin parts at a
+    160 px working size). target_confidence: a warped label is a training target where its
+    probability is above this. replay: the labelled frame in every training batch. upsample
+    radius / eps: the guided filter that takes the labels to the image's own resolution
+    (radius in original pixels; 0 = bilinear).
+    """
+
+    warp_weight: float = 2.0
+    network_weight: float = 1.0
+    gamma: float = 10.0
+    target_confidence: float = 0.8
+    replay: bool = True
+    upsample_radius: int = 4
+    upsample_eps: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if min(self.warp_weight, self.network_weight, self.gamma, self.upsample_eps) < 0:
+            raise ValueError(f'tracking weights must be >= 0: {self}')
+        if not 0.5 <= self.target_confidence < 1.0:
+            raise ValueError(f'target_confidence must be in [0.5, 1), got '
+                             f'{self.target_confidence}')
+
+
+@dataclass(frozen=True)
+class Motion:
+    """The previous frame's final labels in this frame: warped (N, h, w) probabilities and the
+    flow's confidence (h, w) in [0, 1], at working size."""
+
+    warped: np.ndarray
+    confidence: np.ndarray
+
+
+def estimate_motion(flow: FlowEstimator, prev_rgb: np.ndarray, rgb: np.ndarray,
+                    prev_probs: np.ndarray) -> Motion:
+    """Pull `prev_probs` ((N, h, w) of the frame `prev_rgb`) into the frame `rgb` (both
+    (h, w, 3) uint8 at working size) along the DIS flow between them."""
+    back, fwd = flow.pair(to_grey(prev_rgb), to_grey(rgb))
+    n, h, w = prev_probs.shape
+    moved = warp(np.moveaxis(prev_probs, 0, 2), back).reshape(h, w, n)
+    warped = np.clip(np.moveaxis(moved, 2, 0), 0.0, 1.0)
+    warped = warped / np.maximum(warped.sum(axis=0, keepdims=True), 1e-6)
+    return Motion(warped.astype(np.float32), fb_confidence(back, fwd))
+
+
+def _log_soft(p: np.ndarray, low: float) -> np.ndarray:
+    """log of p squeezed into [low, 1 - (n - 1) low]: a certain label still leaves room."""
+    n = p.shape[0]
+    return np.log(low + (1.0 - n * low) * p)
+
+
+def tracking_prior(motion: Motion, network: np.ndarray | None,
+                   settings: TrackSettings) -> np.ndarray:
+    """(N, h, w) prior probabilities of the tracking cut: the warped labels (squeezed to
+    0.1 / 0.9 in a binary scene) with weight warp_weight x confidence, times the network's
+    probabilities (clipped to 0.02 / 0.98) with weight network_weight."""
+    n = motion.warped.shape[0]
+    log_p = settings.warp_weight * motion.confidence[None] * _log_soft(motion.warped, 0.2 / n)
+    if network is not None and settings.network_weight > 0:
+        log_p = log_p + settings.network_weight * _log_soft(network, 0.04 / n)
+    prior = np.exp(log_p - log_p.max(axis=0, keepdims=True))
+    return prior / prior.sum(axis=0, keepdims=True)
+
+
+def training_target(motion: Motion, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(labels (h, w) int64, weights (h, w) float32): the warped label where it is clear (its
+    probability above `threshold`), weighted by the flow's confidence; weight 0 elsewhere."""
+    labels = motion.warped.argmax(axis=0)
+    clear = motion.warped.max(axis=0) > threshold
+    return labels.astype(np.int64), (clear * motion.confidence).astype(np.float32)
+
+
+def colour_features(rgb: np.ndarray) -> np.ndarray:
+    """(h, w, 3) float64 CIE Lab of an RGB uint8 image with L x LAB_LIGHTNESS: what the
+    tracking colour models see."""
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float64)
+    lab[..., 0] *= LAB_LIGHTNESS
+    return lab
+
+
+def labels_target(labels: np.ndarray, num_classes: int,
+                  threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, weights): a frame's own labels as the network's target, weight 1 where the
+    label, blurred by TARGET_BLUR, is still above `threshold`, 0 in the band along boundaries."""
+    onehot = (labels[..., None] == np.arange(num_classes)).astype(np.float32)
+    blurred = cv2.GaussianBlur(onehot, (0, 0), TARGET_BLUR)
+    if blurred.ndim == 2:
+        blurred = blurred[..., None]
+    clear = blurred.max(axis=2) > threshold
+    return labels.astype(np.int64), clear.astype(np.float32)
+
+
+def anchor_colours(rgb: np.ndarray, labels: np.ndarray) -> dict[int, ColourGMM]:
+    """Colour models (on `colour_features`) of each class present in `labels` ((h, w) at the
+    size of `rgb`)."""
+    pixels = colour_features(rgb).reshape(-1, 3)
+    flat = labels.ravel()
+    return {int(c): ColourGMM(pixels[flat == c]) for c in np.unique(flat)
+            if (flat == c).sum() >= 8}
+
+
+def tracking_cut(rgb: np.ndarray, prior: np.ndarray, colours: dict[int, ColourGMM],
+                 settings: TrackSettings) -> np.ndarray:
+    """(h, w) labels of an unannotated frame: the graph cut with the tracking prior and the
+    labelled frame's colour models (no hard constraints)."""
+    seeds = np.full(prior.shape[1:], -1, np.int64)
+    present = sorted(set(np.unique(prior.argmax(axis=0)).tolist()) | set(colours))
+    if len(present) < 2:
+        return prior.argmax(axis=0)
+    return prior_graph_cut(rgb, prior, seeds, gamma=settings.gamma,
+                           classes=[int(c) for c in present], colour_models=colours,
+                           features=colour_features(rgb))
+
+
+def smooth_to(probs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(N, H, W) bilinear resize of (N, h, w) probabilities (helper of the session)."""
+    h, w = size
+    return np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) for p in probs])

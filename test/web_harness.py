@@ -1,0 +1,108 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Shared harness for the web console tests (no tests here): a segdip node spinning in a
+background thread, the web console (bridge + server) beside it, a tester node, and the
+Debian chromium for Playwright.
+
+Domain ids 62..75 belong to the web tests; each test passes its own.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'OFF')
+
+import shutil  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from segdip_ros.ros.convert import rgb_to_image_msg  # noqa: E402
+from segdip_ros.segdip_node import SegDipNode  # noqa: E402
+from segdip_ros.web.bridge import WebConsole  # noqa: E402
+
+__all__ = ['LiveConsole', 'CHROMIUM', 'CHROMIUM_ARGS', 'chromium_path', 'wait_for']
+
+CHROMIUM = '/usr/bin/chromium'
+CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic',
+                 '--no-first-run', '--disable-background-networking',
+                 '--disable-component-update', '--disable-sync']
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium, or None (the browser tests skip; never a downloaded browser)."""
+    if os.access(CHROMIUM, os.X_OK):
+        return CHROMIUM
+    return shutil.which('chromium')
+
+
+def wait_for(cond: Callable[[], Any], timeout: float, period: float = 0.05) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(period)
+    return bool(cond())
+
+
+class LiveConsole:
+    """Node under test + web console in one private context; always call close() (finally).
+
+    The node spins on a MultiThreadedExecutor in a thread, as it would in its own process;
+    the console has its own executor and server threads (WebConsole).
+    """
+
+    def __init__(self, domain_id: int, params: dict[str, Any],
+                 web_params: dict[str, Any] | None = None) -> None:
+        assert 62 <= domain_id <= 75
+        self.ctx = Context()
+        rclpy.init(context=self.ctx, domain_id=domain_id)
+        self.console: WebConsole | None = None
+        self.node: SegDipNode | None = None
+        self.executor = MultiThreadedExecutor(num_threads=3, context=self.ctx)
+        self._thread: threading.Thread | None = None
+        try:
+            self.node = SegDipNode('segdip', context=self.ctx, parameter_overrides=[
+                Parameter(k, value=v) for k, v in params.items()])
+            self.tester = Node('web_tester', context=self.ctx)
+            self.masks: list[Image] = []
+            self.tester.create_subscription(Image, '/segdip/mask', self.masks.append, 10)
+            self._image_pub = self.tester.create_publisher(Image, 'image', 5)
+            self.executor.add_node(self.node)
+            self.executor.add_node(self.tester)
+            self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+            self._thread.start()
+            wp = {'port': 0, 'node': '/segdip', **(web_params or {})}
+            self.console = WebConsole(context=self.ctx, parameter_overrides=[
+                Parameter(k, value=v) for k, v in wp.items()])
+            self.url = self.console.start()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def stats(self) -> Any:
+        return self.node.trainer.stats
+
+    def send_image(self, rgb: np.ndarray, header: Header) -> None:
+        self._image_pub.publish(rgb_to_image_msg(rgb, header))
+
+    def close(self) -> None:
+        try:
+            if self.console is not None:
+                self.console.close()
+            if self.node is not None:
+                self.node.destroy_node()
+        finally:
+            self.executor.shutdown(timeout_sec=2.0)
+            if self._thread is not None:
+                self._thread.join(5.0)
+            rclpy.try_shutdown(context=self.ctx)
