@@ -14,7 +14,6 @@ from typing import Any
 
 import rclpy
 import rclpy.logging
-from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, PointStamped, PolygonStamped
 from rcl_interfaces.msg import SetParametersResult
@@ -22,11 +21,12 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
-from std_msgs.msg import Header, String
+from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
-from segdip_ros.core import CheckpointError, resolve_device
-from segdip_ros.node.inputs import (Command, InputError, WarningLimiter, check_class,
+from segdip_ros.core import resolve_device
+from segdip_ros.node.guard import CallbackGuard
+from segdip_ros.node.inputs import (Command, InputError, WarningLimiter, check_fits,
                                     mask_from_image_msg, parse_annotation_json, point_to_click,
                                     polygon_to_stroke, roi_to_box, stamp_to_ns)
 from segdip_ros.node.interfaces import IMAGE_QOS, OUTPUT_QOS, create_interfaces
@@ -35,6 +35,7 @@ from segdip_ros.node.lifecycle import Entities, free_session, logged_transition
 from segdip_ros.node.outputs import OutputPublisher, diagnostic_values, diagnostics_msg
 from segdip_ros.node.params import (PARAMS, STROKE_WIDTH, NodeSettings, declare_all,
                                     engine_config, node_value, read_settings, schedule_for)
+from segdip_ros.node.resume import restore_trainer
 from segdip_ros.node.rviz import ClickMapper
 from segdip_ros.node.store import SessionStore
 from segdip_ros.node.trainer import Frame, Trainer
@@ -60,23 +61,28 @@ class SegDipNode(LifecycleNode):
         self.settings: NodeSettings = read_settings(node_value(self))
         self.warnings = WarningLimiter(self.get_logger().warning)
         self._warn = self.warnings.report  # (category, message): once per reason, then summaries
+        self.guard = CallbackGuard(self._warn)  # wraps every callback
         self.frames_received = 0
         self.frames_rejected = 0
         self.inputs_rejected = 0
         self._last_size: tuple[int, int] | None = None
         self.lifecycle_state = 'unconfigured'
         self.active = False
-        self._entities = Entities(self)
+        self._entities = Entities(self, self.guard)
         self.outputs: OutputPublisher | None = None
         self.clicks: ClickMapper | None = None
         self.store: SessionStore | None = None
         self.trainer: Trainer | None = None
         self._labels: LabelInfoPublisher | None = None
         self._vision = vision_msgs_classes()
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_on_set_parameters_callback(self.guard.wrap(
+            'parameters', self._on_set_parameters,
+            lambda err, params: SetParametersResult(
+                successful=False, reason=f'refused: {type(err).__name__}: {str(err)[:200]}')))
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         steady = Clock(clock_type=ClockType.STEADY_TIME)  # diagnostics also without /clock
-        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics, clock=steady)
+        self._diag_timer = self.create_timer(
+            1.0, self.guard.wrap('/diagnostics', self._publish_diagnostics), clock=steady)
         if self._vision is None:
             self.get_logger().info('vision_msgs is not installed: no vision_msgs/LabelInfo on '
                                    '~/label_info; the classes are on ~/label_info_json (JSON)')
@@ -174,26 +180,12 @@ class SegDipNode(LifecycleNode):
         self._labels.publish(s.class_names, s.class_colors, self.get_clock().now().to_msg())
 
     def _resume(self) -> None:
-        if self.store is None:
-            return
-        try:
-            loaded = self.store.load_checkpoint(engine_config(self.settings))
-        except CheckpointError as err:
-            moved = self.store.set_aside()
-            self._warn('resume', f'checkpoint in {self.store.dir} does not fit the current '
-                       f'parameters ({err}); moved it to {moved} and starting fresh')
-            return
-        if loaded is None:
-            return
-        session, stamp_ns, frame_id = loaded
-        header = Header(stamp=Time(sec=stamp_ns // 1_000_000_000,
-                                   nanosec=stamp_ns % 1_000_000_000), frame_id=frame_id)
-        self.trainer.resume(session, Frame(session.image, header, stamp_ns, frame_id))
-        self._last_size = session.image_size
-        self.get_logger().info(
-            f'resumed session from {self.store.dir}: {len(session.annotations)} annotation(s) '
-            f'on the current frame, {len(self.store.read_log())} in the log, iteration '
-            f'{session.iteration}')
+        """Checkpoint + write-ahead log -> the trainer's state (docs/node.md, Durability)."""
+        if self.store is not None:
+            size = restore_trainer(self.store, engine_config(self.settings),
+                                   self.settings.num_classes, self.trainer, self._warn,
+                                   self.get_logger().info)
+            self._last_size = size or self._last_size
 
     # ----- images -------------------------------------------------------------------------------
     def _take_frame(self, msg: Any, decode: Any) -> None:
@@ -247,7 +239,7 @@ class SegDipNode(LifecycleNode):
             return
         try:
             ann = make()
-            check_class(int(ann.class_id), self.settings.num_classes)
+            check_fits(ann, self._image_size(), self.settings.num_classes)
         except InputError as err:
             self.inputs_rejected += 1
             self._warn(err.key, f'{source}: {err}')
@@ -278,6 +270,8 @@ class SegDipNode(LifecycleNode):
             return
         try:
             cmd = parse_annotation_json(msg.data, self.settings.num_classes)
+            if cmd.annotation is not None:
+                check_fits(cmd.annotation, self._image_size(), self.settings.num_classes)
         except InputError as err:
             self.inputs_rejected += 1
             self._warn(err.key, str(err))
@@ -353,9 +347,12 @@ class SegDipNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         tr, s = self.trainer, self.settings
+        journal = self.store.journal if self.store is not None else None
         counters = {'frames_received': self.frames_received,
                     'frames_rejected': self.frames_rejected,
-                    'inputs_rejected': self.inputs_rejected, 'warnings': self.warnings.emitted}
+                    'inputs_rejected': self.inputs_rejected, 'warnings': self.warnings.emitted,
+                    'callback_errors': self.guard.errors,
+                    'log_records': journal.appended if journal is not None else 0}
         values, level = diagnostic_values(tr, s.mode, str(resolve_device(s.device)),
                                           self.lifecycle_state, self.active, counters)
         self._diag_pub.publish(diagnostics_msg(

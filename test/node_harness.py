@@ -2,7 +2,7 @@
 """Shared harness for the node tests (no tests here): one rclpy Context per test, the node
 under test and a test node in it, one executor, spin_once until a condition or a timeout.
 
-Domain ids 10..42 and 44..55 belong to the node tests; each test passes its own.
+Domain ids 10..42, 44..55 and 76..95 belong to the node tests; each test passes its own.
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class Harness:
     def __init__(self, domain_id: int, params: dict[str, Any] | None = None,
                  node_name: str = 'segdip', with_node: bool = True,
                  args: list[str] | None = None) -> None:
-        assert 10 <= domain_id <= 55 and domain_id != 43, domain_id
+        assert 10 <= domain_id <= 55 and domain_id != 43 or 76 <= domain_id <= 95, domain_id
         self.ctx = Context()
         rclpy.init(context=self.ctx, domain_id=domain_id, args=args)
         self.executor = SingleThreadedExecutor(context=self.ctx)

@@ -4,8 +4,10 @@
     segdip-bench binary --dataset DIR --methods segdip,grabcut --max-clicks 20 --out OUT
     segdip-bench multiclass --dataset DIR --classes DIR/classes.json --ignore 11 --out OUT
     segdip-bench list
+    segdip-bench soak --minutes 60 | storm --messages 10000 | killtest --kills 50  (need ROS)
 
-No ROS import anywhere here: the benchmark runs in a plain venv.
+No ROS import at module level: the benchmarks run in a plain venv; soak, storm and
+killtest import rclpy when they run.
 """
 from __future__ import annotations
 
@@ -71,6 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
                             'then predicts: --max-clicks, NoC and mIoU@k count clicks per class')
     from .speed import add_options as add_speed_options
     add_speed_options(sub.add_parser('speed', help='training-step speed, reference vs optimised'))
+    from .soak import add_options as add_soak_options
+    add_soak_options(sub.add_parser('soak', help='the node for --minutes at 30 Hz (ROS): RSS, '
+                                    'it/s, dropped frames, log completeness'))
+    from .storm import add_options as add_storm_options
+    add_storm_options(sub.add_parser('storm', help='hostile messages on every input while a '
+                                     'scene is labelled (ROS): crashes, RSS, warnings, IoU'))
+    from .killtest import add_options as add_kill_options
+    add_kill_options(sub.add_parser('killtest', help='SIGKILL the node at random moments of '
+                                    'each state (ROS): accepted, lost, duplicated'))
     sub.add_parser('list', help='list the registered methods')
     return parser
 
@@ -123,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
     if args.command == 'speed':
         from .speed import run_cli as run_speed
         return run_speed(args)
+    if args.command in ('soak', 'storm', 'killtest'):  # these import rclpy (lazily)
+        import importlib
+        return importlib.import_module(f'.{args.command}', __package__).run_cli(args)
     if args.command == 'list':
         print('\n'.join(sorted(METHODS)))
         return 0

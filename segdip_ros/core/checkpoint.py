@@ -127,8 +127,8 @@ def restore_session(s: TrainingSession, state: dict[str, Any]) -> None:
 def _restore_tracking(s: TrainingSession, state: dict[str, Any]) -> None:
     """The frame's motion and the anchor frame (its colour models, code and labels are
     recomputed from the saved image and labels, exactly as they were made)."""
-    from .session import _Anchor
-    from .tracking import Motion, anchor_colours
+
+    from .tracking import Motion
     f = s._frame
     assert f is not None
     motion = state.get('motion')
@@ -142,12 +142,7 @@ def _restore_tracking(s: TrainingSession, state: dict[str, Any]) -> None:
     if anchor is not None:
         frame = s._new_frame(anchor['image'].numpy())
         labels = anchor['labels'].numpy().astype(np.int64)
-        nh, nw = s._net_size
-        import cv2
-        net = cv2.resize(labels.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST)
-        s._anchor = _Anchor(frame.image, labels, anchor_colours(frame.small, labels),
-                            frame.code, frame.target,
-                            torch.from_numpy(net.astype(np.int64)).to(s.device))
+        s._anchor = s._make_anchor(frame.image, frame.small, labels, frame.code, frame.target)
 
 
 def save_state(state: dict[str, Any], path: str) -> None:

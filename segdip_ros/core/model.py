@@ -48,17 +48,20 @@ class SegDipNet(nn.Module):
         self.seg_head = nn.Conv2d(w, cfg.num_classes, 1)
         self.seg_trains_trunk = cfg.seg_trains_trunk
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """z: (1, C, h, w), h and w multiples of DOWNSAMPLING.
+    def forward(self, z: torch.Tensor, train_trunk: bool | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """z: (B, C, h, w), h and w multiples of DOWNSAMPLING. train_trunk: whether the class
+        head's gradient reaches the shared layers (None: the configuration's choice).
 
-        Returns rgb (1, 3, h, w) in [0, 1] and class logits (1, N, h, w).
+        Returns rgb (B, 3, h, w) in [0, 1] and class logits (B, N, h, w).
         """
         x = z
         for block in self.encoder:
             x = block(x)                      # (1, W, h / 2^i, w / 2^i)
         for block in self.decoder:
             x = block(self.upsample(x))       # (1, W, 2h, 2w)
-        feats = x if self.seg_trains_trunk else x.detach()
+        trunk = self.seg_trains_trunk if train_trunk is None else train_trunk
+        feats = x if trunk else x.detach()
         return torch.sigmoid(self.rgb_head(x)), self.seg_head(feats)
 
 

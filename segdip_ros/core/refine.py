@@ -32,9 +32,12 @@ class CutSettings:
 
     network_weight: exponent of the network's probabilities in the cut's prior once the user
     has corrected a cut of this frame (an annotation added or undone after a refinement); before
-    that `network_weight_first`: a network that knows little beyond the clicks drags the first
-    cut towards its blob, while after a correction it has learned the cut being corrected and
-    its weight keeps the next cut near that one (stability).
+    that `network_weight_first` (None: 0 with two classes, 0.5 with more): a network that
+    knows little beyond the clicks drags the first cut towards its blob (DAVIS first frames from
+    5 clicks: J 0.36 / 0.54 / 0.59 at 0.5, 0.65 / 0.53 / 0.68 at 0), while with several classes
+    the clicks alone leave too much open (synthetic three-class scene from one stroke or box per
+    class: mean IoU 0.41 at 0, above 0.8 at 0.5). After a correction the network has learned
+    the cut being corrected and its weight keeps the next cut near that one.
     click_confidence: odds c : 1 - c of the nearest click's class in the prior (0 = no click
     prior); click_edge_cost: > 0 makes "nearest" nearest along the image (`geodesic_click_map`).
     merge: after a frame's first cut, a new annotation changes the labels only in the regions
@@ -44,14 +47,20 @@ class CutSettings:
     """
 
     network_weight: float = 0.75
-    network_weight_first: float = 0.5
+    network_weight_first: float | None = None
     click_confidence: float = 0.9
     click_edge_cost: float = 0.3
     merge: bool = True
     teaches: float = 1.0
 
+    def first_weight(self, num_classes: int) -> float:
+        """The network's weight before a frame's first correction."""
+        if self.network_weight_first is not None:
+            return self.network_weight_first
+        return 0.0 if num_classes == 2 else 0.5
+
     def __post_init__(self) -> None:
-        if min(self.network_weight, self.network_weight_first, self.click_edge_cost,
+        if min(self.network_weight, self.network_weight_first or 0.0, self.click_edge_cost,
                self.teaches) < 0:
             raise ValueError(f'cut weights must be >= 0: {self}')
         if not 0.0 <= self.click_confidence < 1.0:

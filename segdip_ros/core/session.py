@@ -119,6 +119,7 @@ class _Anchor:
     code: torch.Tensor                         # (1, C, h, w) network input of that frame
     target: torch.Tensor                       # (1, 3, h, w) that frame
     net_labels: torch.Tensor                   # (h, w) its labels at network size
+    net_weights: torch.Tensor                  # (h, w) 0 in the band along its boundaries
 
 
 @dataclass
@@ -363,12 +364,14 @@ class TrainingSession:
         targets = [self._targets(f)]
         codes = [f.code]
         anchor = self._anchor
-        if f.track_labels is not None and not f.annotations and anchor is not None \
-                and self.track.replay:
+        tracked = f.track_labels is not None and not f.annotations
+        if tracked and anchor is not None and self.track.replay:
             codes.append(anchor.code)          # the labelled frame in the same batch
             targets.append(self._anchor_targets(anchor))
+        # on a tracked frame the network is the scene's appearance model: all its layers learn
+        trunk = True if tracked and self.track.train_trunk else None
         with self._autocast():
-            rgb, logits = model(torch.cat(codes) if len(codes) > 1 else codes[0])
+            rgb, logits = model(torch.cat(codes) if len(codes) > 1 else codes[0], trunk)
         probs = torch.softmax(logits.float(), dim=1)
         terms = [objective(rgb[i:i + 1], probs[i:i + 1], tg) for i, tg in enumerate(targets)]
         total = LossTerms(sum((x.total for x in terms), torch.zeros((), device=self.device)),
@@ -397,10 +400,9 @@ class TrainingSession:
             weights=f.track_weights if tracked else None)
 
     def _anchor_targets(self, anchor: _Anchor) -> Targets:
-        ones = torch.ones(anchor.net_labels.shape, device=self.device)
         return Targets(rgb=anchor.target, labels=anchor.net_labels, label_norm=1.0,
                        previous=None, refined=None, teach=0.0, tcl_lambda=0.0, segment=True,
-                       weights=ones)
+                       weights=anchor.net_weights)
 
     # ----- refinement -------------------------------------------------------------------
     def refine(self) -> Prediction:
@@ -444,10 +446,17 @@ class TrainingSession:
             return
         labels = f.refinement.labels
         nh, nw = self._net_size
-        net_labels = cv2.resize(labels.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST)
-        self._anchor = _Anchor(f.image, labels, anchor_colours(f.small, labels), f.code,
-                               f.target, torch.from_numpy(net_labels.astype(np.int64))
-                               .to(self.device))
+        self._anchor = self._make_anchor(f.image, f.small, labels, f.code, f.target)
+
+    def _make_anchor(self, image: np.ndarray, small: np.ndarray, labels: np.ndarray,
+                     code: torch.Tensor, target: torch.Tensor) -> _Anchor:
+        nh, nw = self._net_size
+        net = cv2.resize(labels.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST)
+        _, weights = labels_target(net.astype(np.int64), self.num_classes,
+                                   self.track.target_confidence)
+        return _Anchor(image, labels, anchor_colours(small, labels), code, target,
+                       torch.from_numpy(net.astype(np.int64)).to(self.device),
+                       torch.from_numpy(weights).to(self.device))
 
     def _graphcut(self, f: _FrameState) -> None:
         """The cut at working resolution (not the network's): the boundary term is only as
@@ -461,7 +470,8 @@ class TrainingSession:
             f.corrected = True               # annotated after a refinement of this frame
             if self.cut.merge:
                 f.merge_base = f.refinement  # what the user saw when they annotated
-        weight = self.cut.network_weight if f.corrected else self.cut.network_weight_first
+        weight = (self.cut.network_weight if f.corrected
+                  else self.cut.first_weight(self.num_classes))
         base = None if f.merge_base is None else (f.merge_base.labels, f.merge_base.seeds)
         probs_np = probs.cpu().numpy()
         if f.motion is not None:     # a correction on a tracked frame keeps the tracked labels

@@ -22,11 +22,22 @@ from typing import Any, Callable
 
 from segdip_ros.core import (Annotation, AnnotationError, Box, Click, Mask, Stroke,
                              annotation_from_dict)
+from segdip_ros.core.annotations import validate_annotation
 from segdip_ros.ros.encodings import ImageConversionError, image_msg_to_numpy_raw
 
 __all__ = ['Command', 'InputError', 'WarningLimiter', 'stamp_to_ns', 'ns_to_stamp_dict',
            'parse_annotation_json', 'command_to_dict', 'point_to_click', 'polygon_to_stroke',
-           'roi_to_box', 'check_class', 'mask_from_image_msg']
+           'roi_to_box', 'check_class', 'MAX_JSON_CHARS', 'MAX_JSON_DEPTH', 'MAX_STROKE_POINTS',
+           'MAX_COORDINATE', 'MAX_WIDTH', 'mask_from_image_msg',
+           'check_fits']
+
+# Limits on one input message: far above anything a person or a labelling tool sends, low
+# enough that a hostile message costs the node milliseconds, not seconds or its stack.
+MAX_JSON_CHARS = 1_000_000     # one ~/annotations message
+MAX_JSON_DEPTH = 8             # the schema nests 3 deep (stroke points)
+MAX_STROKE_POINTS = 10_000     # points of one stroke
+MAX_COORDINATE = 1e6           # |x|, |y| in pixels, before the image-size check
+MAX_WIDTH = 1000.0             # stroke width and click radius, pixels
 
 
 class InputError(ValueError):
@@ -43,12 +54,14 @@ class Command:
 
     kind: 'add', 'undo' or 'clear'. stamp_ns: frame stamp it belongs to in nanoseconds,
     0 = "the frame the session holds when it is applied" (clicks without a header).
+    id: its record id in the annotation log once accepted ('' without a log).
     """
 
     kind: str
     annotation: Annotation | None = None
     stamp_ns: int = 0
     source: str = ''
+    id: str = ''
 
 
 def stamp_to_ns(stamp: Any) -> int:
@@ -91,12 +104,78 @@ def _json_stamp(data: dict[str, Any]) -> int:
     return sec * 1_000_000_000 + nsec
 
 
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def json_depth_exceeds(text: str, limit: int) -> bool:
+    """True when `text` nests arrays/objects deeper than `limit` (strings skipped), checked
+    without parsing: json.loads recurses once per level and a few thousand `[` exhaust
+    Python's stack (RecursionError)."""
+    depth = 0
+    for m in _TOKENS.finditer(text):
+        c = m.group()
+        if c in '[{':
+            depth += 1
+            if depth > limit:
+                return True
+        elif c in ']}':
+            depth -= 1
+    return False
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f'{name} is not a number the schema accepts')
+
+
+def _finite_fields(data: dict[str, Any]) -> None:
+    """InputError unless every coordinate is a finite number within MAX_COORDINATE and the
+    sizes are sane (the engine checks the image bounds later)."""
+    kind = data.get('type')
+    if kind == 'stroke':
+        pts = data.get('points')
+        if not isinstance(pts, list):
+            raise InputError('json', '~/annotations: stroke "points" must be a list')
+        if len(pts) > MAX_STROKE_POINTS:
+            raise InputError('stroke', f'~/annotations: stroke of {len(pts)} points refused '
+                             f'(at most {MAX_STROKE_POINTS})')
+        values = [v for p in pts if isinstance(p, list) for v in p[:2]]
+    else:
+        values = [data.get(k) for k in ('x', 'y', 'x0', 'y0', 'x1', 'y1') if k in data]
+    for k in ('width', 'radius'):
+        if data.get(k) is not None:
+            w = data[k]
+            if not isinstance(w, (int, float)) or isinstance(w, bool) \
+                    or not (math.isfinite(w) and 0 <= w <= MAX_WIDTH):
+                raise InputError('json', f'~/annotations: "{k}" {w!r} is not in '
+                                 f'[0, {MAX_WIDTH:g}]')
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                or abs(v) > MAX_COORDINATE:
+            raise InputError('outside', f'~/annotations: coordinate {str(v)[:40]} is not a '
+                             f'finite number within +-{MAX_COORDINATE:g} px')
+    if kind == 'box' and all(isinstance(data.get(k), (int, float)) for k in
+                             ('x0', 'y0', 'x1', 'y1')):
+        if data['x1'] < data['x0'] or data['y1'] < data['y0']:
+            raise InputError('box', f'~/annotations: box ({data["x0"]}, {data["y0"]})-'
+                             f'({data["x1"]}, {data["y1"]}) has a negative size')
+
+
 def parse_annotation_json(text: str, num_classes: int) -> Command:
-    """One `~/annotations` message -> Command; InputError('json'|'class', reason) if bad."""
+    """One `~/annotations` message -> Command; InputError('json'|'class'|'outside'|'box'|
+    'stroke', reason) if bad. Size and nesting are checked before parsing."""
+    if not isinstance(text, str):
+        raise InputError('json', f'~/annotations: expected text, got {type(text).__name__}')
+    if len(text) > MAX_JSON_CHARS:
+        raise InputError('json', f'~/annotations: message of {len(text)} characters refused '
+                         f'(at most {MAX_JSON_CHARS})')
+    if json_depth_exceeds(text, MAX_JSON_DEPTH):
+        raise InputError('json', f'~/annotations: JSON nested deeper than {MAX_JSON_DEPTH} '
+                         'levels refused')
     try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, TypeError) as err:
-        raise InputError('json', f'~/annotations: not JSON ({err}): {str(text)[:80]!r}') from err
+        data = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, TypeError, RecursionError) as err:
+        raise InputError('json', f'~/annotations: not JSON ({str(err)[:80]}): '
+                         f'{text[:80]!r}') from err
     if not isinstance(data, dict):
         raise InputError('json', f'~/annotations: expected one JSON object, got '
                          f'{type(data).__name__}')
@@ -106,6 +185,13 @@ def parse_annotation_json(text: str, num_classes: int) -> Command:
         return Command(kind, None, stamp, 'annotations')
     if 'class_id' not in data and kind in ('click', 'stroke', 'box'):
         raise InputError('json', f'~/annotations: {kind} needs an explicit "class_id"')
+    cid = data.get('class_id')
+    if isinstance(cid, bool) or not (isinstance(cid, int) or isinstance(cid, float)
+                                     and cid.is_integer()):
+        if kind in ('click', 'stroke', 'box'):
+            raise InputError('class', f'~/annotations: class_id {str(data["class_id"])[:40]} '
+                             'is not an integer')
+    _finite_fields(data)
     try:
         ann = annotation_from_dict(data)
     except AnnotationError as err:
@@ -128,13 +214,19 @@ def point_to_click(x: float, y: float, class_id: int, size: tuple[int, int] | No
     if size is not None:
         h, w = size
         if not (-1.0 <= x <= w and -1.0 <= y <= h):
-            raise InputError('outside', f'{what} ({x:.1f}, {y:.1f}) is outside the {w}x{h} image')
+            raise InputError('outside', f'{what} ({x:.6g}, {y:.6g}) is outside the {w}x{h} '
+                             'image')
         x, y = min(max(x, 0.0), w - 1.0), min(max(y, 0.0), h - 1.0)
     return Click(x, y, int(class_id))
 
 
 def polygon_to_stroke(points: Any, class_id: int, width: float = 3.0) -> Stroke:
     """geometry_msgs/Polygon points (x, y in pixels; z ignored) -> Stroke."""
+    if len(points) > MAX_STROKE_POINTS:
+        raise InputError('stroke', f'stroke of {len(points)} points refused (at most '
+                         f'{MAX_STROKE_POINTS})')
+    if not (math.isfinite(width) and 0 < width <= MAX_WIDTH):
+        raise InputError('stroke', f'stroke width {width} is not in (0, {MAX_WIDTH:g}]')
     pts = tuple((float(p.x), float(p.y)) for p in points)
     if len(pts) < 2:
         raise InputError('stroke', f'a stroke needs at least 2 points, got {len(pts)}')
@@ -150,6 +242,19 @@ def roi_to_box(roi: Any, class_id: int) -> Box:
         raise InputError('box', f'box of size {w}x{h} is empty')
     x0, y0 = float(roi.x_offset), float(roi.y_offset)
     return Box(x0, y0, x0 + w - 1, y0 + h - 1, int(class_id))
+
+
+def check_fits(ann: Any, size: tuple[int, int] | None, num_classes: int) -> None:
+    """InputError unless `ann` has a known class and fits the (h, w) image (when known)."""
+    check_class(int(ann.class_id), num_classes)
+    if size is None:
+        return
+    try:
+        validate_annotation(ann, size[1], size[0], num_classes)
+    except AnnotationError as err:
+        key = 'mask' if isinstance(ann, Mask) else \
+            'class' if 'class_id' in str(err) else 'outside'
+        raise InputError(key, str(err)) from err
 
 
 def mask_from_image_msg(msg: Any, size: tuple[int, int] | None) -> Mask:
@@ -171,7 +276,7 @@ def mask_from_image_msg(msg: Any, size: tuple[int, int] | None) -> Mask:
     return mask
 
 
-_DIGITS = re.compile(r'\d+(\.\d+)?')
+_DIGITS = re.compile(r'[-+]?(?:\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf)')
 
 
 class WarningLimiter:

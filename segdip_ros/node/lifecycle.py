@@ -18,20 +18,33 @@ __all__ = ['Entities', 'free_session', 'logged_transition']
 
 
 class Entities:
-    """Publishers, subscriptions, services and timers made by one configure of `node`."""
+    """Publishers, subscriptions, services and timers made by one configure of `node`.
 
-    def __init__(self, node: Any) -> None:
+    With a `guard` (node.guard.CallbackGuard), subscription and service callbacks are wrapped
+    so that no exception from a message can stop the node.
+    """
+
+    def __init__(self, node: Any, guard: Any = None) -> None:
         self._node = node
+        self._guard = guard
         self._items: list[tuple[str, Any]] = []
 
     def publisher(self, *args: Any, **kwargs: Any) -> Any:
         return self._keep('publisher', self._node.create_publisher(*args, **kwargs))
 
-    def subscription(self, *args: Any, **kwargs: Any) -> Any:
-        return self._keep('subscription', self._node.create_subscription(*args, **kwargs))
+    def subscription(self, msg_type: Any, topic: str, callback: Callable[..., Any], qos: Any,
+                     **kwargs: Any) -> Any:
+        if self._guard is not None:
+            callback = self._guard.wrap(topic, callback)
+        return self._keep('subscription', self._node.create_subscription(
+            msg_type, topic, callback, qos, **kwargs))
 
-    def service(self, *args: Any, **kwargs: Any) -> Any:
-        return self._keep('service', self._node.create_service(*args, **kwargs))
+    def service(self, srv_type: Any, name: str, callback: Callable[..., Any],
+                **kwargs: Any) -> Any:
+        if self._guard is not None:
+            callback = self._guard.service(name, callback)
+        return self._keep('service', self._node.create_service(srv_type, name, callback,
+                                                               **kwargs))
 
     def timer(self, *args: Any, **kwargs: Any) -> Any:
         return self._keep('timer', self._node.create_timer(*args, **kwargs))

@@ -88,10 +88,13 @@ def diagnostic_values(trainer: Any, mode: str, device: str, lifecycle_state: str
     """The node's /diagnostics key-values and level (0 OK, 1 WARN after a training error).
 
     `trainer` is the node_trainer.Trainer, or None while the node is unconfigured; `counters`
-    holds frames_received, frames_rejected, inputs_rejected and warnings.
+    holds frames_received, frames_rejected, inputs_rejected, warnings, callback_errors (the
+    CallbackGuard's count) and log_records (annotation log records written).
     """
+    guarded = counters['callback_errors']
     if trainer is None:
-        return {'state': lifecycle_state, 'lifecycle': lifecycle_state, 'device': device}, 0
+        return ({'state': lifecycle_state, 'lifecycle': lifecycle_state, 'device': device,
+                 'callback_errors': guarded}, 0 if not guarded else 1)
     st, session = trainer.stats, trainer.session
     values = {
         'state': st.state if active else lifecycle_state, 'lifecycle': lifecycle_state,
@@ -107,8 +110,10 @@ def diagnostic_values(trainer: Any, mode: str, device: str, lifecycle_state: str
         'annotations_rejected': st.annotations_rejected + counters['inputs_rejected'],
         'annotations_pending': trainer.pending_commands,
         'checkpoints': st.checkpoints, 'warnings': counters['warnings'],
+        'callback_errors': guarded, 'log_errors': st.log_errors,
+        'log_records': counters['log_records'],
     }
-    return values, 0 if not st.last_error else 1
+    return values, 0 if not st.last_error and not guarded else 1
 
 
 class OutputPublisher:

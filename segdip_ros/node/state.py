@@ -48,6 +48,7 @@ class TrainerStats:
     annotations_accepted: int = 0
     annotations_rejected: int = 0
     checkpoints: int = 0
+    log_errors: int = 0
     publishes: int = 0
     last_error: str = ''
 
@@ -57,6 +58,7 @@ class Request:
     """A service request for the thread; `done` is set with `ok` and `message`."""
 
     op: str
+    command: Any = None  # undo/clear: the Command accepted into the log
     done: threading.Event = field(default_factory=threading.Event)
     ok: bool = False
     message: str = ''

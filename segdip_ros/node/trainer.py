@@ -12,7 +12,8 @@ time:
 - new scene (first frame, ~/reset, image size change): set_image, warm-up
   (cfg.warmup_iterations, annotations held back so it stays reconstruction-only), then
   `cfg.iterations_first` iterations;
-- every accepted annotation adds `cfg.iterations_per_click` iterations to the current budget;
+- every accepted annotation adds `cfg.iterations_per_click` iterations to the current budget
+  (tracking with a newer frame waiting: the budget is then at most one click's worth);
 - labels (`core.schedule`): an annotated frame is refined when its budget is spent, a tracked
   frame as soon as its annotations (none) are applied, then it trains; each refinement is
   published (`final=True`);
@@ -24,9 +25,16 @@ Annotations carry the stamp of the frame they were made on (0 = none: the curren
 A stamp newer than the current frame is held until that frame becomes current; an older one
 (its frame was dropped or passed) goes to the current frame, so no click is ever lost.
 Annotations that arrive before any image are kept and applied to the first frame.
+
+With a store, every command is written to the annotation log when it is accepted (submit,
+before it is queued) and again when the engine applies or refuses it; a checkpoint is written
+at every scene start and after every applied change. resume() replays the log against the
+checkpoint (segdip_ros.node.journal.plan_replay), so SIGKILL in any state loses nothing that
+was accepted and applies nothing twice.
 """
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections import deque
@@ -40,9 +48,11 @@ from segdip_ros.core import (SegDipError, SessionConfig, TrainingError, Training
                              frame_budget)
 from segdip_ros.core.schedule import refine_first
 from segdip_ros.node.inputs import Command, command_to_dict
+from segdip_ros.node.journal import (ReplayPlan, applied_record, command_from_record,
+                                     queued_record)
 from segdip_ros.node.keyframes import KeyframePolicy
 from segdip_ros.node.state import Frame, Request, Schedule, TrainerStats
-from segdip_ros.node.store import SessionStore
+from segdip_ros.node.store import Restored, SessionStore
 
 __all__ = ['Frame', 'Schedule', 'TrainerStats', 'Request', 'Trainer']
 
@@ -97,6 +107,8 @@ class Trainer:
         self._next_publish = 0.0
         self._last_save = time.monotonic()
         self._saved_iteration = -1
+        self.scene_id = ''        # names the scene in applied records and the checkpoint
+        self._frame_offset = 0    # frame index in records = session.frame_index + this
         self.stats = TrainerStats()
         self._keyframes = KeyframePolicy(time.monotonic())
 
@@ -109,30 +121,110 @@ class Trainer:
             self._pending = frame
         self._wake.set()
 
-    def submit(self, command: Command) -> None:
-        """Queue an annotation command; applied in order on the thread."""
-        with self._lock:
+    def submit(self, command: Command) -> Command:
+        """Accept an annotation command: log it (write-ahead), then queue it; applied in
+        order on the thread. Returns it with its log id."""
+        with self._lock:  # log order = queue order
+            command = self._accept(command)
             self._commands.append(command)
         self._wake.set()
+        return command
 
     def request(self, op: str) -> Request:
-        """Queue 'reset', 'next_frame' or 'save'; wait on the returned Request's `done`."""
+        """Queue 'reset', 'next_frame', 'save', 'undo' or 'clear'; wait on the returned
+        Request's `done`. undo and clear are accepted into the log here, like submit()."""
         req = Request(op)
+        if op in ('undo', 'clear'):
+            req.command = self._accept(Command(op, None, 0, 'service'))
         with self._lock:
             self._requests.append(req)
         self._wake.set()
         return req
 
+    def _accept(self, command: Command) -> Command:
+        """Write the command's queued record (fsync) and give it the record's id."""
+        journal = self._store.journal if self._store is not None else None
+        if journal is None:
+            return command
+        try:
+            rec = journal.append(queued_record(command))
+        except (OSError, ValueError) as err:
+            self.stats.log_errors += 1
+            self._warn('store', f'cannot append to the annotation log (the command is queued '
+                       f'but would not survive a crash): {err}')
+            return command
+        return replace(command, id=rec['id'])
+
     def set_schedule(self, schedule: Schedule) -> None:
         self.schedule = schedule
         self._wake.set()
 
-    def resume(self, session: TrainingSession, frame: Frame) -> None:
-        """Start from a restored session (before start()); its frame becomes current."""
-        self.session, self.current = session, frame
-        self.stats.state, self.stats.iteration = 'idle', session.iteration
-        self.stats.frame_index = session.frame_index
-        self._saved_iteration = session.iteration
+    def resume(self, restored: Restored | None, frame: Frame | None,
+               plan: ReplayPlan) -> None:
+        """Start from a restored session and the log's replay plan (before start()).
+
+        The checkpoint's frame becomes current; commands applied after the checkpoint are
+        applied again without new records, pending ones are queued again, and (no usable
+        checkpoint) the last frame's annotation set is accepted again as new commands. Then
+        a checkpoint is written, so a second crash replays from here.
+        """
+        if restored is not None and frame is not None:
+            session, meta = restored.session, restored.meta
+            self.session, self.current = session, frame
+            self.stats.state, self.stats.iteration = 'idle', session.iteration
+            self.stats.frame_index = session.frame_index
+            key = restored.frame
+            self.scene_id = key[0] if key else secrets.token_hex(3)
+            self._frame_offset = (key[1] if key else 0) - session.frame_index
+            self._warmup_left = max(0, int(meta.get('warmup_left', 0)))
+            self._budget = int(meta.get('budget', 0))
+            self._replay_onto_session(plan)
+        for rec in plan.pending:
+            self._requeue(rec, stamp=True)
+        for rec in plan.restore:
+            self._requeue(rec, stamp=False, new_record=True)
+        if self.session is not None:
+            self._autosave(force=True)
+        self._saved_iteration = self.session.iteration if self.session is not None else -1
+
+    def _replay_onto_session(self, plan: ReplayPlan) -> None:
+        """Apply again the commands the checkpoint does not hold yet (see plan_replay)."""
+        s = self.session
+        if plan.replace_set:
+            s.clear()
+            if plan.frame is not None:
+                self.scene_id = plan.frame[0]
+                self._frame_offset = plan.frame[1] - s.frame_index
+        refused = 0
+        for rec in plan.reapply:
+            try:
+                cmd = command_from_record(rec)
+                if cmd.kind == 'add':
+                    s.add_annotation(cmd.annotation)
+                elif cmd.kind == 'undo':
+                    s.undo()
+                else:
+                    s.clear()
+            except (SegDipError, ValueError, KeyError, TypeError):
+                refused += 1
+        if plan.reapply:
+            self._info(f'applied {len(plan.reapply) - refused} logged command(s) again that '
+                       'the checkpoint did not hold yet'
+                       + (f' ({refused} no longer fit the image)' if refused else ''))
+
+    def _requeue(self, rec: dict, stamp: bool, new_record: bool = False) -> None:
+        """Queue a logged command again (its id kept, or accepted anew)."""
+        try:
+            cmd = command_from_record(rec, stamp=stamp)
+        except (SegDipError, ValueError, KeyError, TypeError) as err:
+            self._record(Command('add', None, 0, 'log', rec.get('id', '')), 'refused',
+                         reason=f'cannot read the logged command: {err}')
+            return
+        if new_record:
+            self.submit(replace(cmd, id='', source='restored'))
+        else:
+            with self._lock:
+                self._commands.append(cmd)
 
     def set_paused(self, paused: bool) -> None:
         """Pause (no iterations, no outputs; inputs keep queueing) or resume the thread."""
@@ -261,9 +353,13 @@ class Trainer:
 
     def _start_scene(self, frame: Frame) -> None:
         """Fresh model on `frame` (first frame, reset or size change), then warm-up."""
+        old = self.session
+        reason = 'first image' if old is None or not old.has_image else \
+            'image size' if old.image.shape != frame.rgb.shape else 'reset'
         session = TrainingSession(self._make_config())
         session.set_image(frame.rgb)
         self.session, self.current = session, frame
+        self.scene_id, self._frame_offset = secrets.token_hex(3), 0
         self._warmup_left = session.cfg.warmup_iterations
         self._budget = frame_budget(session.cfg, first=True, annotations_added=0)
         self.stats.scenes += 1
@@ -272,7 +368,20 @@ class Trainer:
         self._info(f'new scene {frame.rgb.shape[1]}x{frame.rgb.shape[0]} (working size '
                    f'{session.work_size[1]}x{session.work_size[0]}, device {session.device}); '
                    f'warm-up {self._warmup_left} iterations')
+        self._mark_scene(reason)
         self._release_held(frame.stamp_ns)
+
+    def _mark_scene(self, reason: str) -> None:
+        """Log the new scene and checkpoint it, so a restart resumes this scene."""
+        if self._store is None or self._store.journal is None:
+            return
+        h, w = self.current.rgb.shape[:2]
+        try:
+            self._store.journal.append({'status': 'scene', 'scene': self.scene_id,
+                                        'reason': reason, 'size': [int(w), int(h)]})
+        except OSError as err:
+            self._warn('store', f'cannot append to the annotation log: {err}')
+        self._autosave(force=True)
 
     def _switch(self, frame: Frame | None) -> bool:
         """Make `frame` the reconstruction target (next_frame), or a new scene if its size
@@ -317,6 +426,7 @@ class Trainer:
                     dropped = self._held.pop(0)
                     self._warn('held', f'too many annotations wait for future frames; dropped '
                                f'the oldest ({command_to_dict(dropped)})')
+                    self._record(dropped, 'refused', reason='too many wait for future frames')
                 self._held.append(cmd)
                 continue
             if cmd.stamp_ns and cmd.stamp_ns < cur:
@@ -326,35 +436,56 @@ class Trainer:
         if changed:
             self._autosave(force=True)
 
+    def _click_budget(self, per_click: int) -> int:
+        """The budget after an accepted annotation: one more click's worth; but following a
+        stream (tracking) with a newer frame waiting, at most one click's worth, so an operator
+        who clicks faster than the network trains does not hold the video on one frame."""
+        budget = max(self._budget, 0) + per_click
+        if self.schedule.mode == 'tracking' and self._pending is not None:
+            budget = min(budget, per_click)
+        return budget
+
     def _apply(self, cmd: Command) -> bool:
+        """Apply one command to the engine and log the outcome (applied or refused)."""
         s = self.session
-        if cmd.kind == 'add':
-            try:
+        try:
+            if cmd.kind == 'add':
                 s.add_annotation(cmd.annotation)
-            except SegDipError as err:
-                self.stats.annotations_rejected += 1
-                self._warn('annotation', f'annotation from {cmd.source or "input"} refused: {err}')
-                return False
-            self.stats.annotations_accepted += 1
-            self._budget = max(self._budget, 0) + s.cfg.iterations_per_click
-        elif cmd.kind == 'undo':
-            if s.undo() is None:
-                return False
-        elif cmd.kind == 'clear':
-            if s.clear() == 0:
-                return False
-        else:
-            return False
-        self._log(replace(cmd, stamp_ns=self.current.stamp_ns))
+                self.stats.annotations_accepted += 1
+                self._budget = self._click_budget(s.cfg.iterations_per_click)
+            elif cmd.kind == 'undo':
+                if s.undo() is None:
+                    return self._record(cmd, 'refused', reason='nothing to undo')
+            elif cmd.kind == 'clear':
+                if s.clear() == 0:
+                    return self._record(cmd, 'refused', reason='nothing to clear')
+            else:
+                return self._record(cmd, 'refused', reason=f'unknown command {cmd.kind!r}')
+        except Exception as err:  # noqa: BLE001 - refused, whatever the engine raised
+            self.stats.annotations_rejected += 1
+            self._warn('annotation', f'annotation from {cmd.source or "input"} refused: {err}')
+            return self._record(cmd, 'refused', reason=str(err)[:200])
+        self._record(cmd, 'applied')
         self._wake.set()
         return True
 
-    def _log(self, cmd: Command) -> None:
-        if self._store is not None:
-            try:
-                self._store.append(command_to_dict(cmd))
-            except OSError as err:
-                self._warn('store', f'cannot append to the annotation log: {err}')
+    def _record(self, cmd: Command, status: str, reason: str = '') -> bool:
+        """Settle an accepted command in the log; False (the value of a refusal)."""
+        journal = self._store.journal if self._store is not None else None
+        if journal is None or not cmd.id:
+            return False
+        if status == 'applied':
+            h, w = self.current.rgb.shape[:2]
+            rec = applied_record(self.scene_id, self._frame_offset + self.session.frame_index,
+                                 self.current.stamp_ns, (w, h))
+        else:
+            rec = {'status': status, 'reason': reason}
+        try:
+            journal.append(rec, command_id=cmd.id)
+        except (OSError, ValueError) as err:
+            self.stats.log_errors += 1
+            self._warn('store', f'cannot append to the annotation log: {err}')
+        return False
 
     # ----- requests ----------------------------------------------------------------------
     def _handle_requests(self) -> None:
@@ -364,39 +495,40 @@ class Trainer:
                     return
                 req = self._requests.popleft()
             try:
-                ok, message = getattr(self, f'_req_{req.op}')()
+                ok, message = getattr(self, f'_req_{req.op}')(req)
             except Exception as err:  # noqa: BLE001 - answer the caller, keep the thread
                 ok, message = False, f'{req.op} failed: {err}'
             req.finish(ok, message)
 
-    def _req_reset(self) -> tuple[bool, str]:
+    def _req_reset(self, req: Request) -> tuple[bool, str]:
         if self.current is None:
             return True, 'nothing to reset (no image yet)'
-        if self.session is not None and self.session.annotations:
-            self._log(Command('clear', None, self.current.stamp_ns, 'reset'))
         self.stats.frames_used -= 1  # the same frame again
         self._start_scene(self.current)
         self._autosave(force=True)
         return True, 'session reset: fresh model on the current frame, warm-up restarted'
 
-    def _req_next_frame(self) -> tuple[bool, str]:
+    def _req_next_frame(self, req: Request) -> tuple[bool, str]:
         if self.session is None:
             return False, 'no image has arrived yet'
         if not self._switch(self._take_pending()):
             return False, 'no newer frame has arrived since the current one'
         return True, f'switched to frame {self.stats.frame_index} (stamp {self.current.stamp_ns})'
 
-    def _req_undo(self) -> tuple[bool, str]:
-        return self._edit('undo')
+    def _req_undo(self, req: Request) -> tuple[bool, str]:
+        return self._edit(req.command or Command('undo', None, 0, 'service'))
 
-    def _req_clear(self) -> tuple[bool, str]:
-        return self._edit('clear')
+    def _req_clear(self, req: Request) -> tuple[bool, str]:
+        return self._edit(req.command or Command('clear', None, 0, 'service'))
 
-    def _edit(self, kind: str) -> tuple[bool, str]:
-        """undo/clear from a service, after everything queued before it."""
-        cmd = Command(kind, None, 0, 'service')
+    def _edit(self, cmd: Command) -> tuple[bool, str]:
+        """undo/clear from a service (accepted by request()), after everything queued
+        before it."""
+        kind = cmd.kind
         if self.session is None or self.current is None or self._warmup_left > 0:
-            self.submit(cmd)
+            with self._lock:
+                self._commands.append(cmd)
+            self._wake.set()
             return True, f'{kind} queued: it applies once the first frame is warmed up'
         self._apply_commands()
         before = len(self.session.annotations)
@@ -405,7 +537,7 @@ class Trainer:
         self._autosave(force=True)
         return True, f'{kind}: {before - len(self.session.annotations)} annotation(s) removed'
 
-    def _req_save(self) -> tuple[bool, str]:
+    def _req_save(self, req: Request) -> tuple[bool, str]:
         if self._store is None:
             return False, 'session_dir is empty: set it to save samples'
         if self.session is None or self.current is None:
@@ -500,11 +632,16 @@ class Trainer:
         due = force or (period > 0 and time.monotonic() - self._last_save >= period)
         if not due or (not force and self.session.iteration == self._saved_iteration):
             return
+        journal = self._store.journal
+        extra = {'journal_seq': journal.last_seq if journal else -1,
+                 'journal_id': journal.header_id if journal else None,
+                 'frame': [self.scene_id, self._frame_offset + self.session.frame_index],
+                 'warmup_left': self._warmup_left, 'budget': self._budget}
         try:
             self._store.save_checkpoint(self.session, self.current.stamp_ns,
-                                        self.current.frame_id)
+                                        self.current.frame_id, extra)
             self.stats.checkpoints += 1
-        except (OSError, RuntimeError) as err:
+        except Exception as err:  # noqa: BLE001 - a failed save must not stop training
             self._warn('store', f'cannot write checkpoint: {err}')
         self._last_save = time.monotonic()
         self._saved_iteration = self.session.iteration

@@ -181,8 +181,12 @@ def test_live_parameters_and_services(tmp_path):
         assert r.success and node.trainer.stats.scenes == 2, r.message
         log = [json.loads(line) for line in (tmp_path / 'annotations.jsonl').read_text()
                .splitlines()]
-        assert [d['type'] for d in log] == ['click', 'click', 'click', 'undo', 'click', 'clear']
-        assert log[0]['stamp'] == {'sec': 10, 'nanosec': 0}
-        assert log[4]['stamp'] == {'sec': 11, 'nanosec': 0}
+        queued = {d['id']: d for d in log if d['status'] == 'queued'}
+        applied = [(queued[d['id']], d['frame']) for d in log if d['status'] == 'applied']
+        assert [c['type'] for c, _ in applied] == ['click', 'click', 'click', 'undo', 'click',
+                                                   'clear']
+        assert applied[0][1]['stamp'] == {'sec': 10, 'nanosec': 0}
+        assert applied[4][1]['stamp'] == {'sec': 11, 'nanosec': 0}
+        assert [d['reason'] for d in log if d['status'] == 'scene'] == ['first image', 'reset']
     finally:
         h.close()

@@ -92,9 +92,12 @@ def test_soak_30s_tracking(tmp_path):
     finally:
         h.close()  # stops the trainer: queued/held clicks applied, last checkpoint written
     log = [json.loads(line) for line in (tmp_path / 'annotations.jsonl').read_text().splitlines()]
-    logged = sorted((d['x'], d['y'], d['class_id']) for d in log if d['type'] == 'click')
+    queued = {d['id']: d for d in log if d['status'] == 'queued'}
+    logged = sorted((d['x'], d['y'], d['class_id']) for d in queued.values())
     assert logged == sorted(sent_ok)
-    assert all('stamp' in d for d in log)
+    applied = [d for d in log if d['status'] == 'applied']
+    assert sorted(d['id'] for d in applied) == sorted(queued)  # each applied exactly once
+    assert all('stamp' in d['frame'] for d in applied)
 
 
 def test_restart_with_same_session_dir_resumes(tmp_path):
