@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """ament_python package setup: colcon builds it on a ROS install, pip installs it in a venv."""
 from glob import glob
 

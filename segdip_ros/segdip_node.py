@@ -1,15 +1,10 @@
+# SPDX-License-Identifier: Apache-2.0
 """segdip_node: SegDIP interactive segmentation as a ROS 2 node (a thin adapter).
 
-Inputs: `image` (or `image/compressed`), `camera_info`, `~/click` (Point, pixels),
-`~/click_stamped` (PointStamped), `~/stroke` (PolygonStamped), `~/box` (RegionOfInterest),
-`~/annotations` (String JSON), `~/clicked_point` and `~/clicked_point/<class>` (RViz points).
-Outputs: `~/mask`, `~/overlay`, `~/reconstruction`, `~/confidence`, `~/image_plane`,
-`~/label_info` (latched), `/diagnostics`. Services: `~/reset`, `~/undo`, `~/clear`,
-`~/next_frame`, `~/save`. Details in docs/node.md.
-
-The work is elsewhere, in segdip_ros.node: parameters in params, message parsing in inputs,
-training in trainer (its own thread), messages in outputs, RViz clicks in rviz, disk in store.
-This file wires them to rclpy.
+A lifecycle node (with `autostart` it configures and activates itself): configure creates the
+topics and services of node.interfaces, activate builds or restores the model and trains,
+deactivate saves and frees it. The work is elsewhere, in segdip_ros.node (params, inputs,
+trainer, outputs, label_info, rviz, store); this file holds the callbacks and transitions.
 """
 from __future__ import annotations
 
@@ -19,191 +14,183 @@ from typing import Any
 
 import rclpy
 import rclpy.logging
-from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, PointStamped, PolygonStamped
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.qos_overriding_options import QoSOverridingOptions
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, RegionOfInterest
-from std_msgs.msg import Header, String
-from std_srvs.srv import Trigger
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
+from std_msgs.msg import String
+from std_srvs.srv import SetBool, Trigger
 
-from segdip_ros.core import AnnotationError, CheckpointError, Mask, resolve_device
-from segdip_ros.core.annotations import validate_annotation
+from segdip_ros.core import resolve_device
 from segdip_ros.node.guard import CallbackGuard
-from segdip_ros.node.inputs import (Command, InputError, WarningLimiter, check_class,
-                                    parse_annotation_json, point_to_click, polygon_to_stroke,
-                                    roi_to_box, stamp_to_ns)
-from segdip_ros.node.journal import ReplayPlan, plan_replay
-from segdip_ros.node.outputs import OutputPublisher, diagnostics_msg, label_info_json
+from segdip_ros.node.inputs import (Command, InputError, WarningLimiter, check_fits,
+                                    mask_from_image_msg, parse_annotation_json, point_to_click,
+                                    polygon_to_stroke, roi_to_box, stamp_to_ns)
+from segdip_ros.node.interfaces import IMAGE_QOS, OUTPUT_QOS, create_interfaces
+from segdip_ros.node.label_info import LabelInfoPublisher, vision_msgs_classes
+from segdip_ros.node.lifecycle import Entities, free_session, logged_transition
+from segdip_ros.node.outputs import OutputPublisher, diagnostic_values, diagnostics_msg
 from segdip_ros.node.params import (PARAMS, STROKE_WIDTH, NodeSettings, declare_all,
-                                    engine_config, node_value, read_settings)
-from segdip_ros.node.rviz import ClickMapper, make_tf_buffer
+                                    engine_config, node_value, read_settings, schedule_for)
+from segdip_ros.node.resume import restore_trainer
+from segdip_ros.node.rviz import ClickMapper
 from segdip_ros.node.store import SessionStore
-from segdip_ros.node.trainer import Frame, Schedule, Trainer
+from segdip_ros.node.trainer import Frame, Trainer
 from segdip_ros.ros.convert import (ImageConversionError, compressed_msg_to_rgb, copy_header,
                                     image_msg_to_rgb)
-from segdip_ros.ros.encodings import image_msg_to_numpy_raw
-from segdip_ros.ros.image_plane import (DEFAULT_PLANE_SCALE, ClickGeometryError, ImagePlane,
-                                        class_topic_names)
+from segdip_ros.ros.image_plane import DEFAULT_PLANE_SCALE, ClickGeometryError, ImagePlane
 
 __all__ = ['SegDipNode', 'main', 'IMAGE_QOS', 'OUTPUT_QOS']
 
-IMAGE_QOS = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
-                       history=qos_profile_sensor_data.history)
-OUTPUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-INPUT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)  # never lose clicks
 SERVICE_WAIT = 5.0  # s a service waits for the training thread
-AUTOSAVE_PERIOD = 30.0  # s between periodic checkpoints (and one after every annotation change)
 IMAGE_PLANE_STRIDE = 2  # every 2nd pixel in ~/image_plane
 IMAGE_PLANE_PERIOD = 0.5  # s between ~/image_plane clouds (only while subscribed)
+SUCCESS = TransitionCallbackReturn.SUCCESS
 
 
-class SegDipNode(Node):
-    """The node. Raises ValueError (with the reason) when a parameter is invalid at start."""
+class SegDipNode(LifecycleNode):
+    """The node. Raises ValueError (with the reason) when a parameter is invalid at start,
+    or when `autostart` is on and configure or activate fails."""
 
     def __init__(self, node_name: str = 'segdip', **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         declare_all(self)
         self.settings: NodeSettings = read_settings(node_value(self))
-        s = self.settings
-        if s.torch_threads > 0:
-            import torch  # noqa: PLC0415 - only to cap CPU use
-            torch.set_num_threads(s.torch_threads)
         self.warnings = WarningLimiter(self.get_logger().warning)
-        self.guard = CallbackGuard(self._warn)  # wraps every callback below
+        self._warn = self.warnings.report  # (category, message): once per reason, then summaries
+        self.guard = CallbackGuard(self._warn)  # wraps every callback
         self.frames_received = 0
         self.frames_rejected = 0
         self.inputs_rejected = 0
         self._last_size: tuple[int, int] | None = None
-        qos_opts = QoSOverridingOptions.with_default_policies
-
-        pubs = {name: self.create_publisher(Image, f'~/{name}', OUTPUT_QOS,
-                                            qos_overriding_options=qos_opts())
-                for name in ('mask', 'overlay', 'reconstruction', 'confidence')}
-        pubs['image_plane'] = self.create_publisher(PointCloud2, '~/image_plane', OUTPUT_QOS)
-        self.outputs = OutputPublisher(pubs, s.class_colors)
-        self._label_pub = self.create_publisher(String, '~/label_info', LATCHED_QOS)
-        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        tf_buffer, self._tf_listener = make_tf_buffer(self)
-        self.clicks = ClickMapper(ImagePlane(), IMAGE_PLANE_STRIDE, tf_buffer)
-        self._apply_live(s)
-
-        self.store = SessionStore(s.session_dir, s.class_names, s.class_colors) \
-            if s.session_dir else None
-        self.trainer = Trainer(lambda: engine_config(self.settings), self._schedule(s),
-                               self._publish, self._warn, self.get_logger().info, self.store,
-                               lambda frame, session: self.outputs.overlay_for(frame.rgb,
-                                                                               session))
-        self._resume()
-
-        sub = self._subscribe
-        if s.image_transport == 'compressed':
-            sub(CompressedImage, 'image/compressed', self._on_compressed, IMAGE_QOS,
-                qos_overriding_options=qos_opts())
-        else:
-            sub(Image, 'image', self._on_image, IMAGE_QOS, qos_overriding_options=qos_opts())
-        sub(CameraInfo, 'camera_info', self._on_camera_info, IMAGE_QOS)
-        sub(Point, '~/click', self._on_click, INPUT_QOS)
-        sub(PointStamped, '~/click_stamped', self._on_click_stamped, INPUT_QOS)
-        sub(PolygonStamped, '~/stroke', self._on_stroke, INPUT_QOS)
-        sub(RegionOfInterest, '~/box', self._on_box, INPUT_QOS)
-        sub(String, '~/annotations', self._on_annotations, INPUT_QOS)
-        sub(Image, '~/mask_annotation', self._on_mask_annotation, INPUT_QOS)
-        sub(PointStamped, '~/clicked_point', lambda m: self._on_rviz_point(m, None), INPUT_QOS)
-        for cid, token in enumerate(class_topic_names(s.class_names)):
-            sub(PointStamped, f'~/clicked_point/{token}',
-                lambda m, c=cid: self._on_rviz_point(m, c), INPUT_QOS)
-        group = MutuallyExclusiveCallbackGroup()  # services may wait; inputs keep flowing
-        for op in ('reset', 'undo', 'clear', 'next_frame', 'save'):
-            self.create_service(Trigger, f'~/{op}', self.guard.service(
-                f'~/{op}', lambda req, resp, o=op: self._serve(o, resp)), callback_group=group)
+        self.lifecycle_state = 'unconfigured'
+        self.active = False
+        self._entities = Entities(self, self.guard)
+        self.outputs: OutputPublisher | None = None
+        self.clicks: ClickMapper | None = None
+        self.store: SessionStore | None = None
+        self.trainer: Trainer | None = None
+        self._labels: LabelInfoPublisher | None = None
+        self._vision = vision_msgs_classes()
         self.add_on_set_parameters_callback(self.guard.wrap(
             'parameters', self._on_set_parameters,
             lambda err, params: SetParametersResult(
                 successful=False, reason=f'refused: {type(err).__name__}: {str(err)[:200]}')))
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         steady = Clock(clock_type=ClockType.STEADY_TIME)  # diagnostics also without /clock
         self._diag_timer = self.create_timer(
             1.0, self.guard.wrap('/diagnostics', self._publish_diagnostics), clock=steady)
+        if self._vision is None:
+            self.get_logger().info('vision_msgs is not installed: no vision_msgs/LabelInfo on '
+                                   '~/label_info; the classes are on ~/label_info_json (JSON)')
+        if self.settings.autostart:
+            for name, step in (('configure', self.trigger_configure),
+                               ('activate', self.trigger_activate)):
+                if step() != SUCCESS:
+                    raise ValueError(f'autostart: {name} failed (see the log above)')
+
+    # ----- lifecycle transitions ---------------------------------------------------------------
+    @logged_transition
+    def on_configure(self, state: Any) -> TransitionCallbackReturn:
+        """Read the parameters, create topics, services and the (idle) training thread."""
+        try:
+            s = self.settings = read_settings(node_value(self))
+        except ValueError as err:
+            self.get_logger().error(f'configure refused: {err}')
+            return TransitionCallbackReturn.FAILURE
+        if s.torch_threads > 0:
+            import torch  # noqa: PLC0415 - only to cap CPU use
+            torch.set_num_threads(s.torch_threads)
+        self.outputs, self.clicks, self._labels = create_interfaces(self, self._entities, s,
+                                                                    self._vision)
+        self.store = SessionStore(s.session_dir, s.class_names, s.class_colors) \
+            if s.session_dir else None
+        self.trainer = Trainer(lambda: engine_config(self.settings), schedule_for(s),
+                               self._publish, self._warn, self.get_logger().info, self.store,
+                               lambda frame, session: self.outputs.overlay_for(frame.rgb,
+                                                                               session))
+        self._apply_live(s)
+        self.lifecycle_state = 'inactive'
+        return SUCCESS
+
+    @logged_transition
+    def on_activate(self, state: Any) -> TransitionCallbackReturn:
+        """Restore the model from session_dir (if set), start training and publishing."""
+        self._resume()
         self.trainer.start()
+        self.active = True
+        self.lifecycle_state = 'active'
+        s = self.settings
         topic = 'image/compressed' if s.image_transport == 'compressed' else 'image'
         self.get_logger().info(
-            f'segdip ready: {s.num_classes} classes {list(s.class_names)}, mode {s.mode}, '
+            f'segdip active: {s.num_classes} classes {list(s.class_names)}, mode {s.mode}, '
             f'device {s.device}, subscribed to {self.resolve_topic_name(topic)}')
+        return super().on_activate(state)
+
+    @logged_transition
+    def on_deactivate(self, state: Any) -> TransitionCallbackReturn:
+        """Stop training and publishing, write a checkpoint, free the model."""
+        self._stop_training()
+        self.lifecycle_state = 'inactive'
+        return super().on_deactivate(state)
+
+    @logged_transition
+    def on_cleanup(self, state: Any) -> TransitionCallbackReturn:
+        """Destroy what configure created."""
+        self._destroy_entities()
+        self.lifecycle_state = 'unconfigured'
+        return SUCCESS
+
+    @logged_transition
+    def on_shutdown(self, state: Any) -> TransitionCallbackReturn:
+        """From any state: stop (and save) if active, then destroy what configure created."""
+        self._stop_training()
+        self._destroy_entities()
+        self.lifecycle_state = 'finalized'
+        return SUCCESS
+
+    def _stop_training(self) -> None:
+        self.active = False
+        if self.trainer is None:
+            return
+        if not self.trainer.stop():
+            self.get_logger().warning('the training thread did not stop within 10 s')
+        free_session(self.trainer.release())
+        self._last_size = None
+
+    def _destroy_entities(self) -> None:
+        self._entities.destroy_all()
+        self.outputs = self.clicks = self.store = self.trainer = self._labels = None
 
     # ----- setup helpers ----------------------------------------------------------------------
-    def _subscribe(self, msg_type: Any, topic: str, callback: Any, qos: Any,
-                   **kwargs: Any) -> Any:
-        """create_subscription with the callback's exceptions contained (CallbackGuard)."""
-        return self.create_subscription(msg_type, topic, self.guard.wrap(topic, callback), qos,
-                                        **kwargs)
-
-    @staticmethod
-    def _schedule(s: NodeSettings) -> Schedule:
-        return Schedule(mode=s.mode, publish_period=1.0 / s.publish_rate,
-                        autosave_period=AUTOSAVE_PERIOD, dataset_keyframes=s.dataset_keyframes,
-                        dataset_period=s.dataset_period)
-
     def _apply_live(self, s: NodeSettings) -> None:
         """Apply settings that may change while running (colours, image plane, schedule)."""
+        if self.trainer is None:  # not configured (yet): configure applies them
+            return
+        self.trainer.set_schedule(schedule_for(s))
         self.outputs.colors = list(s.class_colors)
+        self.outputs.jpeg_quality = s.jpeg_quality
         self.outputs.plane = ImagePlane(DEFAULT_PLANE_SCALE, s.image_plane_frame)
         self.outputs.plane_stride = IMAGE_PLANE_STRIDE
         self.outputs.plane_period = IMAGE_PLANE_PERIOD
         self.clicks.plane, self.clicks.stride = self.outputs.plane, IMAGE_PLANE_STRIDE
-        self._label_pub.publish(String(data=label_info_json(s.class_names, s.class_colors)))
+        self._labels.publish(s.class_names, s.class_colors, self.get_clock().now().to_msg())
 
     def _resume(self) -> None:
         """Checkpoint + write-ahead log -> the trainer's state (docs/node.md, Durability)."""
-        if self.store is None:
-            return
-        restored = None
-        try:
-            restored = self.store.load_checkpoint(engine_config(self.settings))
-        except CheckpointError as err:
-            moved = self.store.set_checkpoint_aside('unusable')
-            self._warn('resume', f'checkpoint in {self.store.dir} set aside as {moved.name} '
-                       f'({err}); starting from the annotation log alone')
-        expect = restored.meta.get('journal_id') if restored is not None else None
-        records, notes = self.store.open_journal(self.settings.num_classes, expect)
-        for note in notes:
-            self._warn('resume', note)
-        plan = plan_replay(records, restored.journal_seq if restored else None,
-                           restored.frame if restored else None)
-        frame = None
-        if restored is not None:
-            stamp_ns, frame_id = restored.stamp_ns, restored.frame_id
-            header = Header(stamp=Time(sec=stamp_ns // 1_000_000_000,
-                                       nanosec=stamp_ns % 1_000_000_000), frame_id=frame_id)
-            frame = Frame(restored.session.image, header, stamp_ns, frame_id)
-            self._last_size = restored.session.image_size
-        self.trainer.resume(restored, frame, plan)
-        self._log_resume(restored is not None, plan)
-
-    def _log_resume(self, from_checkpoint: bool, plan: ReplayPlan) -> None:
-        session = self.trainer.session
-        if session is None and not (plan.pending or plan.restore):
-            return
-        what = (f'{len(session.annotations)} annotation(s) on the current frame, iteration '
-                f'{session.iteration}' if from_checkpoint and session is not None
-                else 'no checkpoint')
-        self.get_logger().info(
-            f'resumed session from {self.store.dir}: {what}; {len(plan.reapply)} logged '
-            f'command(s) applied again, {len(plan.pending)} pending queued again, '
-            f'{len(plan.restore)} restored from the log for the first frame')
-
-    def _warn(self, category: str, message: str) -> None:
-        self.warnings.report(category, message)
+        if self.store is not None:
+            size = restore_trainer(self.store, engine_config(self.settings),
+                                   self.settings.num_classes, self.trainer, self._warn,
+                                   self.get_logger().info)
+            self._last_size = size or self._last_size
 
     # ----- images -------------------------------------------------------------------------------
     def _take_frame(self, msg: Any, decode: Any) -> None:
+        if not self.active:  # inactive (lifecycle): frames are not used
+            return
         self.frames_received += 1
         try:
             rgb = decode(msg)
@@ -237,34 +224,31 @@ class SegDipNode(Node):
         cur = self.trainer.current
         return cur.rgb.shape[:2] if cur is not None else self._last_size
 
-    def _check_fits(self, ann: Any) -> None:
-        """InputError unless `ann` fits the current image (when there is one) and classes."""
-        check_class(int(ann.class_id), self.settings.num_classes)
-        size = self._image_size()
-        if size is None:
-            return
-        try:
-            validate_annotation(ann, size[1], size[0], self.settings.num_classes)
-        except AnnotationError as err:
-            key = 'mask' if isinstance(ann, Mask) else \
-                'class' if 'class_id' in str(err) else 'outside'
-            raise InputError(key, str(err)) from err
+    def _refused_inactive(self, source: str) -> bool:
+        """True (and one warning) when the node is not active and so takes no annotation."""
+        if self.active:
+            return False
+        self.inputs_rejected += 1
+        self._warn('inactive', f'{source}: refused, the node is {self.lifecycle_state} '
+                   '(lifecycle); activate it first')
+        return True
 
     def _submit(self, make: Any, stamp_ns: int, source: str) -> None:
-        """Build an annotation with `make()`; accept it (log + queue) or warn once about why
-        not."""
+        """Build an annotation with `make()`; queue it or warn once about why not."""
+        if self._refused_inactive(source):
+            return
         try:
             ann = make()
-            self._check_fits(ann)
+            check_fits(ann, self._image_size(), self.settings.num_classes)
         except InputError as err:
             self.inputs_rejected += 1
             self._warn(err.key, f'{source}: {err}')
             return
         self.trainer.submit(Command('add', ann, stamp_ns, source))
 
-    def _on_click(self, msg: Point) -> None:
+    def _on_click(self, msg: Point, topic: str) -> None:
         cls = self.settings.active_class
-        self._submit(lambda: point_to_click(msg.x, msg.y, cls, self._image_size()), 0, '~/click')
+        self._submit(lambda: point_to_click(msg.x, msg.y, cls, self._image_size()), 0, topic)
 
     def _on_click_stamped(self, msg: PointStamped) -> None:
         cls = self.settings.active_class
@@ -282,10 +266,12 @@ class SegDipNode(Node):
         self._submit(lambda: roi_to_box(msg, cls), 0, '~/box')
 
     def _on_annotations(self, msg: String) -> None:
+        if self._refused_inactive('~/annotations'):
+            return
         try:
             cmd = parse_annotation_json(msg.data, self.settings.num_classes)
             if cmd.annotation is not None:
-                self._check_fits(cmd.annotation)
+                check_fits(cmd.annotation, self._image_size(), self.settings.num_classes)
         except InputError as err:
             self.inputs_rejected += 1
             self._warn(err.key, str(err))
@@ -295,27 +281,14 @@ class SegDipNode(Node):
     def _on_mask_annotation(self, msg: Image) -> None:
         """A whole label image (mono8 class ids, 255 = unlabelled) for the frame of its stamp:
         from a program, a detector or a first-frame mask."""
-        def make() -> Mask:
-            if msg.encoding != 'mono8':
-                raise InputError('mask', f'~/mask_annotation: encoding {msg.encoding!r}, '
-                                 'expected mono8 class ids (255 = unlabelled)')
-            try:
-                labels = image_msg_to_numpy_raw(msg)
-            except ImageConversionError as err:
-                raise InputError('mask', f'~/mask_annotation: {err}') from err
-            size = self._image_size()
-            if size is not None and labels.shape != tuple(size):
-                raise InputError('mask', f'~/mask_annotation: {labels.shape[1]}x'
-                                 f'{labels.shape[0]} mask for a {size[1]}x{size[0]} image')
-            mask = Mask(labels)
-            if not mask.class_ids:
-                raise InputError('mask', '~/mask_annotation: no pixel is labelled (all 255)')
-            return mask
-        self._submit(make, stamp_to_ns(msg.header.stamp), '~/mask_annotation')
+        self._submit(lambda: mask_from_image_msg(msg, self._image_size()),
+                     stamp_to_ns(msg.header.stamp), '~/mask_annotation')
 
     def _on_rviz_point(self, msg: PointStamped, class_id: int | None) -> None:
         """RViz Publish Point: class from the topic, or active_class on ~/clicked_point.
         RViz stamps points with its own now(), so they go to the current frame."""
+        if self._refused_inactive('~/clicked_point'):
+            return
         size = self._image_size()
         if size is None:
             self.inputs_rejected += 1
@@ -332,6 +305,10 @@ class SegDipNode(Node):
 
     # ----- services, parameters, outputs ------------------------------------------------------
     def _serve(self, op: str, response: Trigger.Response) -> Trigger.Response:
+        if not self.active:
+            response.success = False
+            response.message = f'{op}: the node is {self.lifecycle_state}; activate it first'
+            return response
         req = self.trainer.request(op)
         if req.done.wait(SERVICE_WAIT):
             response.success, response.message = req.ok, req.message
@@ -341,6 +318,18 @@ class SegDipNode(Node):
                                 f'{SERVICE_WAIT:.0f} s; the request stays queued')
         return response
 
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response
+                   ) -> SetBool.Response:
+        """~/enable: pause (false) or resume (true) training and publishing; no transition."""
+        response.success = self.trainer is not None
+        if self.trainer is None:
+            response.message = 'the node is not configured (lifecycle); configure it first'
+        else:
+            self.trainer.set_paused(not request.data)
+            response.message = ('training and publishing enabled' if request.data else
+                                'training and publishing paused; annotations keep queueing')
+        return response
+
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
         changes = {p.name: p.value for p in params if p.name in PARAMS}
         try:
@@ -348,7 +337,6 @@ class SegDipNode(Node):
         except (ValueError, TypeError) as err:
             return SetParametersResult(successful=False, reason=str(err))
         self.settings = new
-        self.trainer.set_schedule(self._schedule(new))
         self._apply_live(new)
         if self.store is not None:
             self.store.class_colors = new.class_colors
@@ -358,34 +346,23 @@ class SegDipNode(Node):
         self.outputs.publish(frame, session, final, time.monotonic())
 
     def _publish_diagnostics(self) -> None:
-        st = self.trainer.stats
-        session = self.trainer.session
-        values = {
-            'state': st.state, 'mode': self.settings.mode,
-            'device': str(session.device) if session is not None
-            else str(resolve_device(self.settings.device)),
-            'iterations_per_second': st.iterations_per_second, 'loss': st.loss,
-            'iteration': st.iteration, 'frame_index': st.frame_index,
-            'frames_received': self.frames_received, 'frames_dropped': st.frames_dropped,
-            'frames_rejected': self.frames_rejected, 'frames_used': st.frames_used,
-            'annotations': len(session.annotations) if session is not None and
-            session.has_image else 0,
-            'annotations_accepted': st.annotations_accepted,
-            'annotations_rejected': st.annotations_rejected + self.inputs_rejected,
-            'annotations_pending': self.trainer.pending_commands,
-            'checkpoints': st.checkpoints, 'warnings': self.warnings.emitted,
-            'callback_errors': self.guard.errors, 'log_errors': st.log_errors,
-            'log_records': self.store.journal.appended
-            if self.store is not None and self.store.journal is not None else 0,
-        }
-        level = 0 if not st.last_error and not self.guard.errors else 1
-        msg = diagnostics_msg(self.get_clock().now().to_msg(), f'{self.get_name()}: training',
-                              values['device'], values, level, st.state)
-        self._diag_pub.publish(msg)
+        tr, s = self.trainer, self.settings
+        journal = self.store.journal if self.store is not None else None
+        counters = {'frames_received': self.frames_received,
+                    'frames_rejected': self.frames_rejected,
+                    'inputs_rejected': self.inputs_rejected, 'warnings': self.warnings.emitted,
+                    'callback_errors': self.guard.errors,
+                    'log_records': journal.appended if journal is not None else 0}
+        values, level = diagnostic_values(tr, s.mode, str(resolve_device(s.device)),
+                                          self.lifecycle_state, self.active, counters)
+        self._diag_pub.publish(diagnostics_msg(
+            self.get_clock().now().to_msg(), f'{self.get_name()}: training', values['device'],
+            values, level, values['state']))
 
     def destroy_node(self) -> None:
         """Stop the training thread (it writes a last checkpoint) before the node goes."""
-        self.trainer.stop()
+        if self.trainer is not None:
+            self.trainer.stop()
         super().destroy_node()
 
 

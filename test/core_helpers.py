@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers for the engine tests: a simulated user that clicks where the error is largest."""
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared harness for the node tests (no tests here): one rclpy Context per test, the node
 under test and a test node in it, one executor, spin_once until a condition or a timeout.
 
-Domain ids 10..29 and 76..95 belong to the node tests; each test passes its own.
+Domain ids 10..42, 44..55 and 76..95 belong to the node tests; each test passes its own.
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ class Harness:
     def __init__(self, domain_id: int, params: dict[str, Any] | None = None,
                  node_name: str = 'segdip', with_node: bool = True,
                  args: list[str] | None = None) -> None:
-        assert 10 <= domain_id <= 29 or 76 <= domain_id <= 95
+        assert 10 <= domain_id <= 55 and domain_id != 43 or 76 <= domain_id <= 95, domain_id
         self.ctx = Context()
         rclpy.init(context=self.ctx, domain_id=domain_id, args=args)
         self.executor = SingleThreadedExecutor(context=self.ctx)
@@ -96,11 +97,28 @@ class Harness:
     def annotate(self, data: str, topic: str = '/segdip/annotations') -> None:
         self.pub(String, topic, 100).publish(String(data=data))
 
+    def call(self, srv_type: Any, name: str, request: Any = None, timeout: float = 20.0) -> Any:
+        """Call a service from the test node; the response, or AssertionError on a timeout."""
+        client = self.tester.create_client(srv_type, name)
+        try:
+            assert self.spin_until(client.service_is_ready, timeout), f'{name} not available'
+            future = client.call_async(request if request is not None else srv_type.Request())
+            assert self.spin_until(future.done, timeout), f'{name} did not answer'
+            return future.result()
+        finally:
+            self.tester.destroy_client(client)
+
     def wait_idle(self, timeout: float) -> bool:
         """Until the node's trainer has spent its iteration budget and has nothing queued."""
         tr = self.node.trainer
         return self.spin_until(lambda: tr.stats.state == 'idle' and tr.pending_commands == 0
                                and not tr._commands, timeout)
+
+    def wait_idle_all(self, nodes: Any, timeout: float) -> bool:
+        """Until every node's trainer is idle with nothing queued (several nodes, one test)."""
+        trainers = [n.trainer for n in nodes]
+        return self.spin_until(lambda: all(t.stats.state == 'idle' and t.pending_commands == 0
+                                           and not t._commands for t in trainers), timeout)
 
     def close(self) -> None:
         try:

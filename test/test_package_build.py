@@ -1,4 +1,5 @@
-"""The package builds with colcon (as on a ROS install) and installs its scripts and share files."""
+# SPDX-License-Identifier: Apache-2.0
+"""The package builds with colcon (as on a ROS install), installs its scripts and share files."""
 import os
 import shutil
 import subprocess
@@ -30,11 +31,14 @@ def test_colcon_build_installs_scripts_and_share_files(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     prefix = tmp_path / 'install' / 'segdip_ros'
     for name in SCRIPTS:
-        assert (prefix / 'lib' / 'segdip_ros' / name).is_file(), f'{name} not installed for ros2 run'
+        assert (prefix / 'lib' / 'segdip_ros' / name).is_file(), \
+            f'{name} not installed for ros2 run'
     share = prefix / 'share' / 'segdip_ros'
-    for rel in ('package.xml', 'config/segdip.yaml', 'launch/segdip.launch.py', 'rviz/segdip.rviz'):
+    for rel in ('package.xml', 'config/segdip.yaml', 'launch/segdip.launch.py',
+                'rviz/segdip.rviz'):
         assert (share / rel).is_file(), f'share/segdip_ros/{rel} missing'
-    assert (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'segdip_ros').is_file()
+    index = prefix / 'share' / 'ament_index' / 'resource_index' / 'packages'
+    assert (index / 'segdip_ros').is_file()
     pages = list(prefix.glob('lib/python*/site-packages/segdip_ros/web/static/*'))
     assert sorted(p.name for p in pages) == ['app.js', 'index.html', 'style.css'], pages
 
@@ -49,5 +53,6 @@ def test_core_imports_no_ros():
     code = ('import sys, segdip_ros.core, segdip_ros.core.synthetic, segdip_ros.bench.cli; '
             'bad = [m for m in sys.modules if m.split(".")[0] in ("rclpy", "sensor_msgs", '
             '"std_msgs", "geometry_msgs")]; print(bad); sys.exit(1 if bad else 0)')
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared harness for the web console tests (no tests here): a segdip node spinning in a
 background thread, the web console (bridge + server) beside it, a tester node, and the
 Debian chromium for Playwright.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Interactive-segmentation benchmark: SegDIP against GrabCut and the random walker.
 
 Simulated RITM / f-BRS clicker, NoC@85/90 and IoU-vs-clicks curves, JSON / Markdown / PNG

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Method protocol every benchmarked segmenter implements, and the working-size helpers.
 
 A method works on the ORIGINAL image and original click coordinates; it downsizes to the
@@ -13,7 +14,8 @@ import cv2
 import numpy as np
 
 __all__ = ['Method', 'MethodSettings', 'MethodFactory', 'DEFAULT_WORKING_SIZE',
-           'DEFAULT_CLICK_RADIUS', 'WORKING_MULTIPLE', 'working_shape', 'to_working', 'to_working_xy', 'to_original']
+           'DEFAULT_CLICK_RADIUS', 'WORKING_MULTIPLE', 'working_shape', 'to_working',
+           'to_working_xy', 'to_original']
 
 # Defaults of segdip_ros.core.default_preset (working size, click radius), repeated here so
 # building a peer never needs an engine config.

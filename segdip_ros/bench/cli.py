@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`segdip-bench`: interactive-segmentation benchmark of SegDIP against training-free peers.
 
     segdip-bench binary --dataset DIR --methods segdip,grabcut --max-clicks 20 --out OUT

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The simulated user of the RITM / f-BRS evaluation, for binary and multi-class masks.
 
 RITM (isegm/inference/clicker.py) puts the next click at the pixel farthest from the boundary of

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Benchmark datasets: image/mask pairs in the layout of ../shared/data.
 
 A dataset folder holds `images/<name>.<ext>` and `masks/<name>.png` of the same size. Masks are

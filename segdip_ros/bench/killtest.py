@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`segdip-bench killtest --kills 50`: SIGKILL the node at random moments, restart, check that
 no accepted annotation is lost or applied twice.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`segdip-bench speed --latency`: click-to-update latency through the real node, in-process.
 
 A SegDipNode (node defaults, default engine preset, torch_threads 1) and a driver node share a
@@ -57,19 +58,22 @@ class LatencyResult:
         return float(np.percentile(self.latencies, q)) if self.latencies else float('nan')
 
     def summary(self) -> str:
+        first = self.first_mask_after_click
+        first_median = float(np.median(first)) if first else float('nan')
         return (f'{len(self.latencies)} of {self.clicks_sent} clicks reflected ({self.missed} '
                 f'missed): click-to-mask latency median {self.percentile(50):.3f} s, p95 '
                 f'{self.percentile(95):.3f} s, max '
                 f'{max(self.latencies) if self.latencies else float("nan"):.3f} s; first mask '
                 f'of any kind after a click: median '
-                f'{float(np.median(self.first_mask_after_click)) if self.first_mask_after_click else float("nan"):.3f} s; '
+                f'{first_median:.3f} s; '
                 f'node {self.iterations_per_second:.1f} it/s')
 
 
 def run_latency(st: LatencySettings, log: Callable[[str], None] = print) -> LatencyResult:
     """Run the node and the simulated user; always tears the context down."""
     if not 60 <= st.domain_id <= 69:
-        raise ValueError(f'domain_id must be in 60..69 (this benchmark\'s range), got {st.domain_id}')
+        raise ValueError(f'domain_id must be in 60..69 (this benchmark\'s range), '
+                         f'got {st.domain_id}')
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'OFF')
     import rclpy  # noqa: PLC0415 - the speed benchmark itself needs no ROS
     from segdip_ros.node.inprocess import shutdown_in_process  # noqa: PLC0415

@@ -1,6 +1,8 @@
+# SPDX-License-Identifier: Apache-2.0
 """Registry of benchmarked methods: name -> factory(MethodSettings) -> Method.
 
-The peers use OpenCV, scikit-image and the engine's graph cut (`core.refine`). To add a method, e.g. an engine ablation, one line is enough:
+The peers use OpenCV, scikit-image and the engine's graph cut (`core.refine`). To add a method,
+e.g. an engine ablation, one line is enough:
 
     register('segdip-w64', segdip_factory(lambda n: default_preset(n, width=64)))
 """

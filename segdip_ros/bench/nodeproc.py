@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """segdip_node in a child process and a client for it: the durability benchmarks and tests.
 
 Why a child process: SIGKILL and RSS are only meaningful for a real process. The node runs as

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Training-free peers of SegDIP, driven by the same clicks at the same working resolution.
 
 - GrabCut (OpenCV) seeded from the clicks: unclicked pixels GC_PR_BGD, click disks GC_FGD/GC_BGD.
@@ -20,7 +21,8 @@ import warnings
 
 import cv2
 import numpy as np
-from segdip_ros.core.refine import CutSettings, graphcut_refine, nearest_click_map, with_border_background
+from segdip_ros.core.refine import (CutSettings, graphcut_refine, nearest_click_map,
+                                    with_border_background)
 
 from .base import MethodSettings, to_original, to_working, to_working_xy
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A dependency-free progress bar on stderr, with a running figure (e.g. the mean NoC so far)."""
 from __future__ import annotations
 

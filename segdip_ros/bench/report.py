@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Benchmark outputs: results.json, results.md, iou_vs_clicks.png and the final masks.
 
 results.json (schema "segdip-bench/1"), documented in docs/benchmark.md:
@@ -106,7 +107,8 @@ def write_markdown(out: Path, results: dict) -> Path:
     cols = _columns(results)
     s = results['settings']
     lines = [f"# segdip-bench {results['task']}: {results['dataset']}", '',
-             f"{s['images']} images, {s['max_clicks']} {_unit(s)}, working size {s['working_size']}, "
+             f"{s['images']} images, {s['max_clicks']} {_unit(s)}, "
+             f"working size {s['working_size']}, "
              f"seeds {s['seeds']}; created {results['created']}.", '',
              '| Method | ' + ' | '.join(c[1] for c in cols) + ' |',
              '|---|' + '---:|' * len(cols)]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The benchmark loop: each method, seed and image, clicked by the simulated user.
 
 Every method sees the same user policy, but the clicks themselves follow each method's own

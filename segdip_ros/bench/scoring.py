@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Summary figures from per-image score curves; pure functions, no I/O.
 
 A curve is the score after clicks 1..K of one image (binary IoU or multi-class mean IoU, at
@@ -33,7 +34,10 @@ def noc(curve: Sequence[float], threshold: float, max_clicks: int) -> int:
 
 
 def stability(curve: Sequence[float], drop: float = DROP) -> float:
-    """Share of click steps (k-1 -> k) where the score falls by more than `drop`; 0 for one click."""
+    """Share of click steps (k-1 -> k) where the score falls by more than `drop`.
+
+    0 for one click.
+    """
     if len(curve) < 2:
         return 0.0
     steps = np.diff(np.asarray(curve, dtype=np.float64))
@@ -69,8 +73,8 @@ def summarize(curves: Sequence[Sequence[float]], seconds: Sequence[float], max_c
     return out
 
 
-def aggregate_seeds(summaries: Sequence[dict[str, float]]) -> tuple[dict[str, float],
-                                                                     dict[str, float]]:
+def aggregate_seeds(summaries: Sequence[dict[str, float]]
+                    ) -> tuple[dict[str, float], dict[str, float]]:
     """(mean, spread) per key over seeds; spread = population standard deviation (0 for one)."""
     if not summaries:
         raise ValueError('no summaries to aggregate')

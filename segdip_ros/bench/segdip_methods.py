@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """SegDIP wrapped as a benchmark Method: one TrainingSession per image, trained from the clicks.
 
 reset(): set_image + warmup (reconstruction only). add_click(): add a Click, train for

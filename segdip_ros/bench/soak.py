@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`segdip-bench soak --minutes 60`: the node for an hour at 30 Hz, memory and speed over time.
 
 The node runs as a child process (segdip_ros.bench.nodeproc) in tracking mode with

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`segdip-bench speed`: training-step throughput, reference against the default, in one process.
 
 Per cell (working size x width) the sessions train on the same synthetic image with the same
@@ -201,8 +202,9 @@ def markdown(res: SpeedResult) -> str:
     lines = [f'Device {res.machine["device"]} ({res.machine.get("cpu_capability")}), torch '
              f'{res.machine["torch"]}, {res.machine["threads"]} thread(s); peak estimate '
              f'{peak / 1e9:.1f} GFLOP/s ({res.machine["peak_method"]}).', '',
-             '| work size (h x w) | network (h x w) | width | ref it/s | fullres it/s | opt it/s | '
-             'fullres/ref | **opt/ref** | ref GFLOP/s (% peak) | opt GFLOP/s (% peak) |',
+             '| work size (h x w) | network (h x w) | width | ref it/s | fullres it/s '
+             '| opt it/s | fullres/ref | **opt/ref** | ref GFLOP/s (% peak) '
+             '| opt GFLOP/s (% peak) |',
              '|---|---|---|---|---|---|---|---|---|---|']
     for c in res.cells:
         r, f = c['its'], c['flops_per_s']

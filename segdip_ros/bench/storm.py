@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`segdip-bench storm --messages 10000`: hostile input on every topic while a scene is labelled.
 
 One SegDipNode (still mode) and a driver node share a private rclpy Context (discovery OFF,
@@ -166,7 +167,7 @@ def run_storm(st: StormSettings, log: Callable[[str], None] = print) -> StormRes
     """One run (with or without the storm); see the module doc."""
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'OFF'
     import rclpy  # noqa: PLC0415
-    from geometry_msgs.msg import Point, Point32, PointStamped, PolygonStamped  # noqa: PLC0415
+    from geometry_msgs.msg import Point, PointStamped, PolygonStamped  # noqa: PLC0415
     from rclpy.context import Context  # noqa: PLC0415
     from rclpy.executors import SingleThreadedExecutor  # noqa: PLC0415
     from rclpy.parameter import Parameter  # noqa: PLC0415

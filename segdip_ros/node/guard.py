@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Contain every exception a ROS callback raises, so no message can stop the node.
 
 Why: rclpy's executor re-raises an exception from a subscription, service or timer callback

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Teardown shared by the tools that run the node in-process (demo, latency benchmark)."""
 from __future__ import annotations
 

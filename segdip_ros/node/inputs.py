@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Turn the node's input messages into engine commands, and report bad input once.
 
 No rclpy here: messages are read by attribute, so the parsing is testable with plain objects.
@@ -19,12 +20,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from segdip_ros.core import Annotation, AnnotationError, Box, Click, Stroke, annotation_from_dict
+from segdip_ros.core import (Annotation, AnnotationError, Box, Click, Mask, Stroke,
+                             annotation_from_dict)
+from segdip_ros.core.annotations import validate_annotation
+from segdip_ros.ros.encodings import ImageConversionError, image_msg_to_numpy_raw
 
 __all__ = ['Command', 'InputError', 'WarningLimiter', 'stamp_to_ns', 'ns_to_stamp_dict',
            'parse_annotation_json', 'command_to_dict', 'point_to_click', 'polygon_to_stroke',
            'roi_to_box', 'check_class', 'MAX_JSON_CHARS', 'MAX_JSON_DEPTH', 'MAX_STROKE_POINTS',
-           'MAX_COORDINATE', 'MAX_WIDTH']
+           'MAX_COORDINATE', 'MAX_WIDTH', 'mask_from_image_msg',
+           'check_fits']
 
 # Limits on one input message: far above anything a person or a labelling tool sends, low
 # enough that a hostile message costs the node milliseconds, not seconds or its stack.
@@ -141,7 +146,8 @@ def _finite_fields(data: dict[str, Any]) -> None:
             w = data[k]
             if not isinstance(w, (int, float)) or isinstance(w, bool) \
                     or not (math.isfinite(w) and 0 <= w <= MAX_WIDTH):
-                raise InputError('json', f'~/annotations: "{k}" {w!r} is not in [0, {MAX_WIDTH:g}]')
+                raise InputError('json', f'~/annotations: "{k}" {w!r} is not in '
+                                 f'[0, {MAX_WIDTH:g}]')
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
                 or abs(v) > MAX_COORDINATE:
@@ -236,6 +242,38 @@ def roi_to_box(roi: Any, class_id: int) -> Box:
         raise InputError('box', f'box of size {w}x{h} is empty')
     x0, y0 = float(roi.x_offset), float(roi.y_offset)
     return Box(x0, y0, x0 + w - 1, y0 + h - 1, int(class_id))
+
+
+def check_fits(ann: Any, size: tuple[int, int] | None, num_classes: int) -> None:
+    """InputError unless `ann` has a known class and fits the (h, w) image (when known)."""
+    check_class(int(ann.class_id), num_classes)
+    if size is None:
+        return
+    try:
+        validate_annotation(ann, size[1], size[0], num_classes)
+    except AnnotationError as err:
+        key = 'mask' if isinstance(ann, Mask) else \
+            'class' if 'class_id' in str(err) else 'outside'
+        raise InputError(key, str(err)) from err
+
+
+def mask_from_image_msg(msg: Any, size: tuple[int, int] | None) -> Mask:
+    """~/mask_annotation (mono8 class ids, 255 = unlabelled) -> Mask; InputError('mask', why)
+    for another encoding, a size other than the image's (h, w) `size`, or no labelled pixel."""
+    if msg.encoding != 'mono8':
+        raise InputError('mask', f'~/mask_annotation: encoding {msg.encoding!r}, '
+                         'expected mono8 class ids (255 = unlabelled)')
+    try:
+        labels = image_msg_to_numpy_raw(msg)
+    except ImageConversionError as err:
+        raise InputError('mask', f'~/mask_annotation: {err}') from err
+    if size is not None and labels.shape != tuple(size):
+        raise InputError('mask', f'~/mask_annotation: {labels.shape[1]}x{labels.shape[0]} '
+                         f'mask for a {size[1]}x{size[0]} image')
+    mask = Mask(labels)
+    if not mask.class_ids:
+        raise InputError('mask', '~/mask_annotation: no pixel is labelled (all 255)')
+    return mask
 
 
 _DIGITS = re.compile(r'[-+]?(?:\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf)')

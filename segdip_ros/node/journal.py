@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The write-ahead annotation log of `session_dir` (annotations.jsonl): append, read, replay.
 
 Why a write-ahead log: the training thread applies annotations only between chunks of

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """When the node adds frames to its dataset by itself (`dataset_keyframes`, `dataset_period`).
 
 Why a module of its own: the rule is a few counters and clocks, testable without a thread or

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Images and messages the node publishes, built from a frame and its TrainingSession.
 
 Every image output copies the header of the frame it was computed for (never now()), so
@@ -15,11 +16,12 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from segdip_ros.core import Annotation, Box, Click, Stroke, TrainingSession
-from segdip_ros.ros.convert import float_to_32fc1_msg, labels_to_mono8_msg, rgb_to_image_msg
+from segdip_ros.ros.convert import (float_to_32fc1_msg, labels_to_mono8_msg, rgb_to_image_msg,
+                                    rgb_to_jpeg_msg)
 from segdip_ros.ros.image_plane import ImagePlane, overlay_to_cloud
 
-__all__ = ['render_overlay', 'label_info_json', 'diagnostics_msg', 'OutputPublisher',
-           'UNLABELLED']
+__all__ = ['render_overlay', 'label_info_json', 'diagnostics_msg', 'diagnostic_values',
+           'OutputPublisher', 'UNLABELLED']
 
 UNLABELLED = 255
 OVERLAY_ALPHA = 0.45
@@ -59,7 +61,7 @@ def render_overlay(rgb: np.ndarray, labels: np.ndarray, annotations: Sequence[An
 
 
 def label_info_json(names: Sequence[str], colors: Sequence[tuple[int, int, int]]) -> str:
-    """The latched ~/label_info text: class ids, names, colours and the unlabelled id."""
+    """The latched ~/label_info_json text: class ids, names, colours and the unlabelled id."""
     return json.dumps({
         'classes': [{'id': i, 'name': n, 'color': [int(c) for c in colors[i]],
                      'color_hex': '#%02x%02x%02x' % tuple(colors[i])}
@@ -81,12 +83,48 @@ def diagnostics_msg(stamp: Any, name: str, hardware_id: str, values: dict[str, A
     return arr
 
 
+def diagnostic_values(trainer: Any, mode: str, device: str, lifecycle_state: str, active: bool,
+                      counters: dict[str, int]) -> tuple[dict[str, Any], int]:
+    """The node's /diagnostics key-values and level (0 OK, 1 WARN after a training error).
+
+    `trainer` is the node_trainer.Trainer, or None while the node is unconfigured; `counters`
+    holds frames_received, frames_rejected, inputs_rejected, warnings, callback_errors (the
+    CallbackGuard's count) and log_records (annotation log records written).
+    """
+    guarded = counters['callback_errors']
+    if trainer is None:
+        return ({'state': lifecycle_state, 'lifecycle': lifecycle_state, 'device': device,
+                 'callback_errors': guarded}, 0 if not guarded else 1)
+    st, session = trainer.stats, trainer.session
+    values = {
+        'state': st.state if active else lifecycle_state, 'lifecycle': lifecycle_state,
+        'enabled': not trainer.paused, 'mode': mode,
+        'device': str(session.device) if session is not None else device,
+        'iterations_per_second': st.iterations_per_second, 'loss': st.loss,
+        'iteration': st.iteration, 'frame_index': st.frame_index,
+        'frames_received': counters['frames_received'], 'frames_dropped': st.frames_dropped,
+        'frames_rejected': counters['frames_rejected'], 'frames_used': st.frames_used,
+        'annotations': len(session.annotations) if session is not None and session.has_image
+        else 0,
+        'annotations_accepted': st.annotations_accepted,
+        'annotations_rejected': st.annotations_rejected + counters['inputs_rejected'],
+        'annotations_pending': trainer.pending_commands,
+        'checkpoints': st.checkpoints, 'warnings': counters['warnings'],
+        'callback_errors': guarded, 'log_errors': st.log_errors,
+        'log_records': counters['log_records'],
+    }
+    return values, 0 if not st.last_error and not guarded else 1
+
+
 class OutputPublisher:
     """Builds and publishes mask, overlay, reconstruction, confidence and the image plane.
 
-    `pubs` maps 'mask', 'overlay', 'reconstruction', 'confidence', 'image_plane' to rclpy
-    publishers. `colors` and plane settings may be replaced live (attributes).
+    `pubs` maps 'mask', 'overlay', 'overlay/compressed', 'reconstruction', 'confidence',
+    'image_plane' to rclpy publishers. `colors`, `jpeg_quality` and plane settings may be
+    replaced live (attributes).
     """
+
+    IMAGES = ('mask', 'overlay', 'overlay/compressed', 'reconstruction', 'confidence')
 
     def __init__(self, pubs: dict[str, Any], colors: Sequence[tuple[int, int, int]]) -> None:
         self.pubs = pubs
@@ -94,6 +132,7 @@ class OutputPublisher:
         self.plane = ImagePlane()
         self.plane_stride = 2
         self.plane_period = 0.5           # s; 0 = off
+        self.jpeg_quality = 80
         self._key: Any = None
         self._msgs: dict[str, Any] = {}
         self._overlay: np.ndarray | None = None
@@ -111,22 +150,26 @@ class OutputPublisher:
     def publish(self, frame: Any, session: TrainingSession, final: bool, now: float) -> None:
         """Publish outputs of `frame` (a node.state.Frame); `now` is a monotonic time."""
         key = (frame.stamp_ns, id(frame), session.iteration, session.annotations,
-               tuple(self.colors))
+               tuple(self.colors), self.jpeg_quality)
         if key != self._key:
             self._key = key
             self._msgs = {}
             self._overlay = None
         header = frame.header
-        wants = {n: self._wanted(n) for n in ('mask', 'overlay', 'reconstruction', 'confidence')}
+        wants = {n: self._wanted(n) for n in self.IMAGES}
         plane_due = self.plane_period > 0 and now >= self._plane_due and self._wanted(
             'image_plane')
         if wants['mask'] and 'mask' not in self._msgs:
             self._msgs['mask'] = labels_to_mono8_msg(session.predict().labels, header)
-        if (wants['overlay'] or plane_due or final) and self._overlay is None:
+        need_overlay = wants['overlay'] or wants['overlay/compressed'] or plane_due or final
+        if need_overlay and self._overlay is None:
             self._overlay = self.overlay_for(frame.rgb, session)
             self.last_overlay = self._overlay
         if wants['overlay'] and 'overlay' not in self._msgs:
             self._msgs['overlay'] = rgb_to_image_msg(self._overlay, header)
+        if wants['overlay/compressed'] and 'overlay/compressed' not in self._msgs:
+            self._msgs['overlay/compressed'] = rgb_to_jpeg_msg(self._overlay, header,
+                                                               self.jpeg_quality)
         if wants['reconstruction'] and 'reconstruction' not in self._msgs:
             self._msgs['reconstruction'] = rgb_to_image_msg(session.reconstruction(), header)
         if wants['confidence'] and 'confidence' not in self._msgs:

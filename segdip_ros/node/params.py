@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Parameters of the segdip node: declarations with descriptors, validation, engine config.
 
 Why a module of its own: the node must refuse a bad value with a reason, both at start-up
@@ -18,13 +19,15 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
                                 ParameterType)
 
 from segdip_ros.core import PRESETS, ConfigError, SessionConfig, resolve_device
+from segdip_ros.node.state import Schedule
 from segdip_ros.core.config import parse_overrides
 from segdip_ros.node.keyframes import KEYFRAME_MODES
 from segdip_ros.ros.image_plane import DEFAULT_PLANE_FRAME, class_topic_names
 
 __all__ = ['NodeSettings', 'ParamSpec', 'PARAMS', 'LIVE_PARAMS', 'declare_all', 'read_settings',
            'check_settings', 'engine_config', 'parse_color', 'DEFAULT_PALETTE', 'Mode',
-           'Transport', 'STROKE_WIDTH', 'parse_overrides', 'node_value']
+           'Transport', 'STROKE_WIDTH', 'parse_overrides', 'node_value', 'schedule_for',
+           'AUTOSAVE_PERIOD']
 
 # Distinct, readable on camera images; class 0 (background) is a cool blue.
 DEFAULT_PALETTE = ('#3c64ff', '#ff3c3c', '#32c832', '#ffc81e', '#c83cff', '#1ec8c8', '#ff8c1e',
@@ -33,6 +36,7 @@ _HEX = re.compile(r'^#?([0-9a-fA-F]{6})$')
 Mode = Literal['tracking', 'still']
 Transport = Literal['raw', 'compressed']
 STROKE_WIDTH = 3.0   # px, strokes from ~/stroke (PolygonStamped carries no width)
+AUTOSAVE_PERIOD = 30.0  # s between periodic checkpoints (and one after every annotation change)
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,10 @@ PARAMS: dict[str, ParamSpec] = {
                                 'labels are shown, 0 = off', live=True,
                                 float_range=(0.0, 86400.0)),
     'image_plane_frame': ParamSpec(DEFAULT_PLANE_FRAME, 'TF frame of ~/image_plane', live=True),
+    'jpeg_quality': ParamSpec(80, 'JPEG quality of ~/overlay/compressed', live=True,
+                              int_range=(1, 100)),
+    'autostart': ParamSpec(True, 'configure and activate at start-up; false: the node waits '
+                           f'unconfigured for a lifecycle manager {_RO}'),
 }
 LIVE_PARAMS = frozenset(n for n, s in PARAMS.items() if s.live)
 
@@ -123,6 +131,8 @@ class NodeSettings:
     publish_rate: float
     session_dir: str
     image_plane_frame: str
+    jpeg_quality: int
+    autostart: bool
     dataset_keyframes: str = 'off'
     dataset_period: float = 0.0
 
@@ -203,6 +213,8 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
         raise ValueError(str(err)) from err
     if not str(raw['image_plane_frame']).strip():
         raise ValueError('image_plane_frame must not be empty')
+    if not 1 <= int(raw['jpeg_quality']) <= 100:
+        raise ValueError(f'jpeg_quality must be in [1, 100], got {raw["jpeg_quality"]}')
     if float(raw['publish_rate']) <= 0:
         raise ValueError(f'publish_rate must be > 0 Hz, got {raw["publish_rate"]}')
     working_size = int(raw['working_size'])
@@ -222,6 +234,7 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
         image_transport=_choice(raw, 'image_transport', get_args(Transport)),
         publish_rate=float(raw['publish_rate']), session_dir=str(raw['session_dir']),
         image_plane_frame=str(raw['image_plane_frame']),
+        jpeg_quality=int(raw['jpeg_quality']), autostart=bool(raw['autostart']),
         dataset_keyframes=_choice(raw, 'dataset_keyframes', KEYFRAME_MODES),
         dataset_period=period)
     try:
@@ -237,3 +250,10 @@ def engine_config(s: NodeSettings) -> SessionConfig:
     if s.working_size > 0:
         over['working_size'] = s.working_size
     return PRESETS[s.preset](s.num_classes, **over)
+
+
+def schedule_for(s: NodeSettings) -> Schedule:
+    """What the training thread follows besides the engine's budgets."""
+    return Schedule(mode=s.mode, publish_period=1.0 / s.publish_rate,
+                    autosave_period=AUTOSAVE_PERIOD, dataset_keyframes=s.dataset_keyframes,
+                    dataset_period=s.dataset_period)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Map RViz2 "Publish Point" clicks (PointStamped) to image pixels for the node.
 
 Two routes (geometry in segdip_ros.ros.image_plane, see docs/rviz_clicking.md):
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from segdip_ros.ros.image_plane import (CameraModel, ClickGeometryError, ImagePlane,
-                                    transform_point_to_frame)
+                                        transform_point_to_frame)
 
 __all__ = ['ClickMapper', 'make_tf_buffer']
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Plain data passed between the node's callbacks and its training thread (no logic)."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the node keeps on disk in `session_dir`, so a restart (even after SIGKILL) loses
 nothing the operator gave.
 

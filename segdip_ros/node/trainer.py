@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The node's training thread: frames and annotation commands in, a TrainingSession trained.
 
 Why a thread of its own: an optimiser step takes tens of milliseconds on a CPU, and a ROS
@@ -43,7 +44,8 @@ from typing import Callable
 
 import numpy as np
 
-from segdip_ros.core import SegDipError, SessionConfig, TrainingError, TrainingSession, frame_budget
+from segdip_ros.core import (SegDipError, SessionConfig, TrainingError, TrainingSession,
+                             frame_budget)
 from segdip_ros.core.schedule import refine_first
 from segdip_ros.node.inputs import Command, command_to_dict
 from segdip_ros.node.journal import (ReplayPlan, applied_record, command_from_record,
@@ -91,6 +93,7 @@ class Trainer:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._paused = threading.Event()   # ~/enable false: no training, no publishing
         self._thread: threading.Thread | None = None
         self._pending: Frame | None = None
         self._commands: deque[Command] = deque()
@@ -223,12 +226,40 @@ class Trainer:
             with self._lock:
                 self._commands.append(cmd)
 
+    def set_paused(self, paused: bool) -> None:
+        """Pause (no iterations, no outputs; inputs keep queueing) or resume the thread."""
+        if paused:
+            self._paused.set()
+        else:
+            self._paused.clear()
+        self._wake.set()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
+    def release(self) -> TrainingSession | None:
+        """Drop the session, its frame and any waiting frame (after stop()); returns the
+        session so the caller can free it. The next start() begins with the next frame, or
+        with a session given to resume()."""
+        session, self.session, self.current = self.session, None, None
+        self._warmup_left = self._budget = 0
+        with self._lock:
+            self._pending = None
+        return session
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     @property
     def pending_commands(self) -> int:
         return len(self._commands) + len(self._held)
 
     # ----- thread ---------------------------------------------------------------------------
     def start(self) -> None:
+        """Start the thread (again after stop(): lifecycle activate)."""
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name='segdip_trainer', daemon=True)
         self._thread.start()
 
@@ -267,6 +298,11 @@ class Trainer:
 
     def _tick(self) -> None:
         self._handle_requests()
+        if self._paused.is_set():
+            self.stats.state = 'paused'
+            self._wake.wait(0.5)
+            self._wake.clear()
+            return
         sched = self.schedule
         if self.session is None or self.current is None:
             frame = self._take_pending()

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Read and write the rosbag2 recordings the tools use, with the pure-Python `rosbags` package.
 
 No rclpy here: bags are made and evaluated on machines without a ROS install, and the replay
@@ -229,7 +230,8 @@ class BagReader:
         if self.annotation_optional and self.annotation_topic not in self.topics:
             self.annotation_topic = None
         self.image_topic = self._pick_image_topic()
-        for name, topic in (('annotation', self.annotation_topic), ('ground-truth', self.gt_topic)):
+        for name, topic in (('annotation', self.annotation_topic),
+                            ('ground-truth', self.gt_topic)):
             if topic and topic not in self.topics:
                 raise BagError(f'{name} topic {topic} not in bag {self.path} '
                                f'(topics: {sorted(self.topics)})')
@@ -277,7 +279,8 @@ class BagReader:
             try:
                 data = json.loads(msg.data)
             except json.JSONDecodeError as err:
-                raise BagError(f'annotation at t={t_ns} ns is not JSON: {msg.data[:80]!r}') from err
+                raise BagError(f'annotation at t={t_ns} ns is not JSON: '
+                               f'{msg.data[:80]!r}') from err
             if not isinstance(data, dict) or 'type' not in data:
                 raise BagError(f'annotation at t={t_ns} ns is not an object with "type": '
                                f'{msg.data[:80]!r}')

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Labelled frames as a segmentation dataset that trains without conversion (no ROS).
 
 Layout of a dataset folder (the node writes `session_dir/dataset/`)::

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The methods `segdip_eval_bag` compares on a video, in one run: the engine and its peers.
 
 Every method takes the frames in order, each with the annotations that belong to it (dicts of

@@ -1,10 +1,11 @@
+# SPDX-License-Identifier: Apache-2.0
 """Score a tracking run the DAVIS way and write its reports (no ROS imports).
 
 The methods are those of `segdip_ros.offline.trackers`; the engine's is driven by its one
-frame-switch rule (`segdip_ros.core.FrameDriver`), the same rule the node follows live. Scores follow DAVIS: J = IoU and F = boundary F measure
-of the object (label != 0 and != 255 in the prediction, mask > 0 in the ground truth), averaged
-over frames with the first (annotated) frame excluded. Bags are read by the caller
-(segdip_ros.tools.eval_bag).
+frame-switch rule (`segdip_ros.core.FrameDriver`), the same rule the node follows live. Scores
+follow DAVIS: J = IoU and F = boundary F measure of the object (label != 0 and != 255 in the
+prediction, mask > 0 in the ground truth), averaged over frames with the first (annotated)
+frame excluded. Bags are read by the caller (segdip_ros.tools.eval_bag).
 """
 from __future__ import annotations
 
@@ -214,7 +215,8 @@ def write_dataset_report(results: Sequence[SequenceResult], out_dir: Path) -> di
         'settings': results[0].settings if results else {},
     }
     (out_dir / 'results.json').write_text(json.dumps(json_safe(summary), indent=1))
-    lines = ['| sequence | frames | J | F | s/frame | first frame s |', '|---|---|---|---|---|---|']
+    lines = ['| sequence | frames | J | F | s/frame | first frame s |',
+             '|---|---|---|---|---|---|']
     lines += [f'| {r.name} | {len(r.frames)} | {_fmt(r.j_mean)} | {_fmt(r.f_mean)} | '
               f'{_fmt(r.seconds_per_frame)} | {_fmt(r.first_frame_seconds)} |' for r in results]
     m = summary['mean']

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Convert ROS image messages to and from numpy, without a Node.
 
 Input side: :func:`image_msg_to_rgb` (``sensor_msgs/Image``) and
@@ -12,8 +13,8 @@ numpy/OpenCV path in :mod:`segdip_ros.ros.encodings`.  The message is
 validated first, so bad input gives the same :class:`ImageConversionError` on
 every install.
 
-Output side: :func:`rgb_to_image_msg`, :func:`labels_to_mono8_msg` and
-:func:`float_to_32fc1_msg` copy the *input* header (stamp and frame_id), never
+Output side: :func:`rgb_to_image_msg`, :func:`rgb_to_jpeg_msg`, :func:`labels_to_mono8_msg`
+and :func:`float_to_32fc1_msg` copy the *input* header (stamp and frame_id), never
 ``now()``, so bag replay and message synchronizers keep working.
 """
 
@@ -27,7 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from segdip_ros.ros.encodings import (
@@ -47,6 +48,7 @@ __all__ = [
     'image_msg_to_numpy_raw',
     'compressed_msg_to_rgb',
     'rgb_to_image_msg',
+    'rgb_to_jpeg_msg',
     'labels_to_mono8_msg',
     'float_to_32fc1_msg',
     'copy_header',
@@ -245,6 +247,37 @@ def rgb_to_image_msg(rgb: np.ndarray, header: Header, encoding: str = 'rgb8') ->
         msg = f"output encoding must be 'rgb8' or 'bgr8', got {encoding!r}"
         raise ImageConversionError(msg)
     return _make_image(rgb, header, encoding)
+
+
+def rgb_to_jpeg_msg(rgb: np.ndarray, header: Header, quality: int = 80) -> CompressedImage:
+    """Build a JPEG CompressedImage from HxWx3 uint8 RGB pixels.
+
+    ``format`` is ``'rgb8; jpeg compressed bgr8'``, what image_transport's compressed
+    publisher writes, so rqt_image_view, RViz and web_video_server decode it.
+
+    Args:
+        rgb: HxWx3 uint8, RGB order.
+        header: source header; stamp and frame_id are copied.
+        quality: JPEG quality, 1..100.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0 \
+            or rgb.dtype != np.uint8:
+        msg = f'rgb must be a non-empty HxWx3 uint8 array, got {rgb.dtype} {rgb.shape}'
+        raise ImageConversionError(msg)
+    if not 1 <= int(quality) <= 100:
+        msg = f'JPEG quality must be in [1, 100], got {quality}'
+        raise ImageConversionError(msg)
+    bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode('.jpg', bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        msg = f'JPEG encoding of a {rgb.shape[1]}x{rgb.shape[0]} image failed'
+        raise ImageConversionError(msg)
+    out = CompressedImage()
+    out.header = copy_header(header)
+    out.format = 'rgb8; jpeg compressed bgr8'
+    out.data = _bytes_field(buf)
+    return out
 
 
 def labels_to_mono8_msg(labels: np.ndarray, header: Header) -> Image:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Encoding table and the numpy/OpenCV decoder for ``sensor_msgs/Image``.
 
 Why a numpy path at all: cv_bridge is not on PyPI and its wheels built

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Geometry that turns RViz2 "Publish Point" clicks into image pixels, with no Node.
 
 RViz2 image displays do not publish pixel clicks; its Publish Point tool only sends a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """segdip_demo: the node on a synthetic video, no camera needed; prints the IoU it reached.
 
 Runs the segdip node in this process (tracking mode) next to a small driver node. The driver

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """segdip_eval_bag: offline tracking evaluation of SegDIP on a rosbag2, as the node runs live.
 
 Reads the camera topic (Image or CompressedImage), the annotations (std_msgs/String JSON) and,
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 

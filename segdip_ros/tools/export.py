@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """segdip_export: a segdip dataset folder -> COCO JSON with RLE masks.
 
     segdip_export session_dir/dataset                    # writes session_dir/dataset/coco.json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """segdip_make_bag: turn a folder of video frames (DAVIS layout) into a rosbag2 for replay and
 evaluation.
 
@@ -30,8 +31,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from segdip_ros.offline.bagio import (BagError, BagWriter, compressed_msg, image_msg, ns_to_stamp,
-                              string_msg)
+from segdip_ros.offline.bagio import (BagError, BagWriter, compressed_msg, image_msg,
+                                      ns_to_stamp, string_msg)
 
 __all__ = ['simulate_clicks', 'simulate_strokes', 'simulate_box', 'list_sequences',
            'load_sequence', 'write_sequence_bag', 'run', 'main']
@@ -50,7 +51,8 @@ def _farthest(region: np.ndarray) -> tuple[float, float] | None:
     return float(x), float(y)
 
 
-def _farthest_bg(fg: np.ndarray, excluded: list[tuple[float, float]]) -> tuple[float, float] | None:
+def _farthest_bg(fg: np.ndarray, excluded: list[tuple[float, float]]
+                 ) -> tuple[float, float] | None:
     """Background pixel farthest from the object and from earlier background clicks (the image
     border does not count as object)."""
     bg = (~fg).astype(np.uint8)
@@ -239,7 +241,8 @@ def _annotations_for(args: argparse.Namespace,
             data = json.loads(Path(args.annotations).read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise BagError(f'cannot read annotations {args.annotations}: {err}') from err
-        if not isinstance(data, list) or not all(isinstance(d, dict) and 'type' in d for d in data):
+        if not isinstance(data, list) \
+                or not all(isinstance(d, dict) and 'type' in d for d in data):
             raise BagError(f'{args.annotations} must hold a JSON list of objects with "type"')
         return data
     if not (args.clicks or args.strokes or args.box or args.mask):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """segdip_replay_bag: publish a rosbag2's messages on their topics, for the live node.
 
 Works where `ros2 bag play` is not installed (no rosbag2_py here): messages are read with the
@@ -28,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from segdip_ros.offline.bagio import (COMPRESSED_TYPE, IMAGE_TYPE, BagError, BagReader, decode_image,
-                              open_reader, stamp_to_ns)
+from segdip_ros.offline.bagio import (COMPRESSED_TYPE, IMAGE_TYPE, BagError, BagReader,
+                                      decode_image, open_reader, stamp_to_ns)
 
 __all__ = ['ReplayError', 'ReplayStats', 'replay', 'msg_class', 'build_parser', 'run', 'main']
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Write an RViz2 config for labelling with SegDIP by clicking (``segdip_rviz_config``).
 
 The layout follows ros2/rviz ``rviz_common/default.rviz``: Panels, a Visualization Manager with
@@ -7,6 +8,11 @@ not the node's. RViz saves no name per tool, so every class tool shows as "Publi
 the toolbar, in the order: generic ``/<node>/clicked_point``, then one per class in class order;
 the Tool Properties panel (included) shows each tool's Topic.
 
+For a node in a namespace, or with the classes of a parameter file (the launch file's
+``rviz:=true`` does this for the node it starts)::
+
+    segdip_rviz_config --namespace r1 --params-file my.yaml --out r1.rviz
+
 Usage::
 
     segdip_rviz_config --classes background,object --out segdip.rviz
@@ -15,6 +21,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -22,8 +29,8 @@ import yaml
 
 from segdip_ros.ros.image_plane import DEFAULT_PLANE_FRAME, DEFAULT_PLANE_SCALE, class_topic_names
 
-__all__ = ['make_rviz_config', 'node_topic', 'render_rviz_config', 'main', 'DEFAULT_CLASSES',
-           'DEFAULT_PLANE_STRIDE']
+__all__ = ['make_rviz_config', 'node_topic', 'render_rviz_config', 'class_names_from_params',
+           'write_rviz_config', 'main', 'DEFAULT_CLASSES', 'DEFAULT_PLANE_STRIDE']
 
 DEFAULT_CLASSES = ('background', 'object')
 # Squares are drawn stride*scale wide; a larger stride than the node's only makes them overlap.
@@ -77,12 +84,15 @@ def make_rviz_config(class_names: Sequence[str], node_name: str = 'segdip', name
     Args:
         class_names: class names in class-id order; each gets a Publish Point tool on
             ``/<ns>/<node>/clicked_point/<class_topic_name(name)>``.
-        node_name, namespace: where the SegDIP node runs.
+        node_name: the SegDIP node's name.
+        namespace: the SegDIP node's namespace ('' or '/' for none).
         image_topic: the node's input image topic, resolved like the node resolves it.
         fixed_frame: RViz fixed frame; the image-plane frame for clicking on the overlay.
-        plane_scale, plane_stride: metres per pixel and point stride of the node's image
-            plane cloud; set the square size so the cloud draws without gaps.
-        image_width, image_height: expected image size, to centre the top-down view on it.
+        plane_scale: metres per pixel of the node's image plane cloud.
+        plane_stride: point stride of that cloud; with the scale it sets the square size so
+            the cloud draws without gaps.
+        image_width: expected image width, to centre the top-down view on it.
+        image_height: expected image height, likewise.
     """
     names = list(class_names)
     if not names:
@@ -147,6 +157,53 @@ def make_rviz_config(class_names: Sequence[str], node_name: str = 'segdip', name
     }
 
 
+def _matches(key: str, node_name: str, namespace: str) -> bool:
+    """True when a parameter-file key applies to /<namespace>/<node_name> (ROS 2 rules:
+    '/**', '/**/<node>', '<node>', '/<ns>/<node>', with or without the leading slash)."""
+    full = node_topic(node_name, namespace, '')
+    key = '/' + key.strip().lstrip('/')
+    top_level = key == f'/{node_name}' and not namespace.strip('/')
+    return key in ('/**', f'/**/{node_name}', full) or top_level
+
+
+def class_names_from_params(path: str | os.PathLike[str], node_name: str = 'segdip',
+                            namespace: str = '') -> List[str]:
+    """The node's class names in a ROS 2 parameter file (``class_names``, padded to
+    ``num_classes`` with ``class_<id>`` as the node does), or DEFAULT_CLASSES when the file
+    sets none for this node. Raises ValueError when the file is not a parameter file."""
+    with open(path, encoding='utf-8') as handle:
+        data = yaml.safe_load(handle) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f'{path} is not a ROS 2 parameter file (no mapping at the top)')
+    names: List[str] = list(DEFAULT_CLASSES)
+    count: Optional[int] = None
+    for key, section in data.items():  # later keys win, as when ROS 2 loads the file
+        params = section.get('ros__parameters') if isinstance(section, dict) else None
+        if not isinstance(params, dict) or not _matches(str(key), node_name, namespace):
+            continue
+        if 'class_names' in params:
+            names = [str(n) for n in params['class_names']]
+        if 'num_classes' in params:
+            count = int(params['num_classes'])
+    if count is not None:
+        names = names[:count] + [f'class_{i}' for i in range(len(names), count)]
+    return names
+
+
+def write_rviz_config(path: str | os.PathLike[str], class_names: Sequence[str],
+                      **kwargs: Any) -> str:
+    """Write the config of :func:`make_rviz_config` (same keyword arguments) to `path`
+    atomically; returns the path."""
+    text = render_rviz_config(make_rviz_config(class_names, **kwargs))
+    tmp = f'{path}.tmp'
+    with open(tmp, 'w', encoding='utf-8') as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return str(path)
+
+
 def render_rviz_config(config: Dict[str, Any]) -> str:
     """Return the config as RViz-style YAML text (block style, keys in the given order)."""
     header = ('# Generated by segdip_rviz_config (segdip_ros.tools.rviz_config); '
@@ -161,6 +218,9 @@ def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                              '(default: %(default)s)')
     parser.add_argument('--node-name', default='segdip', help='node name (default: %(default)s)')
     parser.add_argument('--namespace', default='', help='node namespace (default: none)')
+    parser.add_argument('--params-file', default=None,
+                        help='take the classes from this ROS 2 parameter file (the node\'s '
+                             'class_names for --node-name in --namespace) instead of --classes')
     parser.add_argument('--image-topic', default='image',
                         help='input image topic of the node (default: %(default)s)')
     parser.add_argument('--fixed-frame', default=DEFAULT_PLANE_FRAME,
@@ -187,13 +247,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parse_args(argv)
     try:
         width, height = _parse_size(args.image_size)
-        classes = [c for c in (s.strip() for s in args.classes.split(',')) if c]
+        if args.params_file:
+            classes = class_names_from_params(args.params_file, args.node_name,
+                                              args.namespace)
+        else:
+            classes = [c for c in (s.strip() for s in args.classes.split(',')) if c]
         config = make_rviz_config(
             classes, node_name=args.node_name, namespace=args.namespace,
             image_topic=args.image_topic, fixed_frame=args.fixed_frame,
             plane_scale=args.plane_scale, plane_stride=args.plane_stride,
             image_width=width, image_height=height)
-    except ValueError as err:
+    except (ValueError, OSError, yaml.YAMLError) as err:
         print(f'segdip_rviz_config: error: {err}', file=sys.stderr)
         return 2
     text = render_rviz_config(config)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """segdip_web: a labelling console in the browser for a running segdip node.
 
 `messages` validates what a browser sends (no ROS, no aiohttp), `server` is the HTTP and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """segdip_web: the ROS side of the labelling console, and its `main()`.
 
     ros2 run segdip_ros segdip_web                      # http://127.0.0.1:8765/
@@ -92,7 +93,7 @@ class WebBridge(Node):
         self.errors: list[str] = []
         self._ann_pub = self.create_publisher(String, f'{self.target}/annotations', INPUT_QOS)
         self._triggers = {op: self.create_client(Trigger, f'{self.target}/{op}')
-                         for op in SERVICES}
+                          for op in SERVICES}
         self.create_subscription(String, f'{self.target}/label_info_json',
                                  lambda m: self._on_label_info(m, True), LATCHED_QOS)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What segdip_web sends to browsers, built from the node's messages (no rclpy, no aiohttp).
 
 Why a module of its own: JPEG encoding of the four views, the class list from `label_info`

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Validation of the messages a browser sends to segdip_web (no ROS, no aiohttp).
 
 Why a module of its own: every websocket message is untrusted input that ends up on the

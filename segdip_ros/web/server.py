@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """HTTP and websocket side of segdip_web (aiohttp; no rclpy).
 
 Why separate from the ROS side: the server only sees a small `Backend` (publish an

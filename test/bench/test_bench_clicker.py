@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The simulated user matches hand-computed RITM clicks on small synthetic masks."""
 import numpy as np
 import pytest

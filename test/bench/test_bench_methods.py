@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Peers on a synthetic two-colour scene, working-size helpers, dataset conversion, CLI errors."""
 import numpy as np
 import pytest
@@ -5,7 +6,7 @@ import pytest
 from segdip_ros.bench.base import MethodSettings, to_original, to_working_xy, working_shape
 from segdip_ros.bench.cli import main
 from segdip_ros.bench.datasets import (BINARY_IGNORE, DatasetError, Sample, binary_labels,
-                                        list_samples)
+                                       list_samples)
 from segdip_ros.bench.methods import METHODS, make_method, register
 from segdip_ros.bench.peers import nearest_click_map
 from segdip_ros.bench.runner import run_image
@@ -22,7 +23,8 @@ def scene():
     return img.clip(0, 255).astype(np.uint8), mask
 
 
-@pytest.mark.parametrize('name', ['grabcut', 'grabcut-nearest', 'randomwalker', 'nearest-graphcut'])
+@pytest.mark.parametrize('name', ['grabcut', 'grabcut-nearest', 'randomwalker',
+                                  'nearest-graphcut'])
 def test_peer_segments_a_clear_object_within_five_simulated_clicks(name):
     img, mask = scene()
     sample = Sample('scene', img, mask.astype(np.uint8), BINARY_IGNORE)

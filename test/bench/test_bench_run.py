@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End-to-end runs of segdip-bench on the shared dev data (skipped when it is absent)."""
 import json
 import os

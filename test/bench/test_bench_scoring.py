@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """NoC / IoU arithmetic, and the run loop on oracle methods whose answers are known."""
 import numpy as np
 import pytest

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Annotations: validation, JSON form and rasterisation at working resolution."""
 import numpy as np
 import pytest

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Configuration: validation, presets and the dict form stored in checkpoints."""
 from dataclasses import fields, replace
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Optical flow, warping and edge-aware upsampling (core/flow.py, core/upsample.py)."""
 import cv2
 import numpy as np

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The training objective (core/objective.py): properties that hold on any machine.
 
 The Temporal Consistency Loss is checked by what it is, not by a tracking score whose margin
@@ -64,8 +65,8 @@ def test_the_loss_is_smallest_at_the_target():
     labels = torch.full((4, 5), -1, dtype=torch.long)
     labels[1, 1] = 1
     rgb = torch.full((1, 3, 4, 5), 0.5)
-    values = {p: float(objective(rgb, _probs(p), _targets(previous=prev, labels=labels,
-                                                           lam=1.0)).segmentation)
+    values = {p: float(objective(rgb, _probs(p),
+                                 _targets(previous=prev, labels=labels, lam=1.0)).segmentation)
               for p in (0.6, 0.8, 0.95)}
     # unannotated pixels dominate (19 of 20) and want 0.8; the annotated one wants 1
     assert values[0.8] < values[0.6] and values[0.8] < values[0.95]

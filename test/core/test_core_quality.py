@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Segmentation quality of the default engine on synthetic textured scenes with exact ground truth.
 
 These train real networks on CPU (default preset, 120x160 scenes), so each takes 10-40 s.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The graph cut that refines the network's probabilities (core/graphcut.py, core/refine.py)."""
 from dataclasses import replace
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """TrainingSession API: call order, annotations, errors, checkpoints, determinism (tiny nets)."""
 import pickle
 from dataclasses import replace

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The node end to end in one process: frames and clicks in, masks with the frame's header out,
 IoU >= 0.9 on the synthetic two-class scene with the engine's default preset."""
 from __future__ import annotations

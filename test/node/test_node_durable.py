@@ -1,16 +1,13 @@
+# SPDX-License-Identifier: Apache-2.0
 """Durability through the real node: an exception in any callback is contained and counted,
 wrong-typed parameter sets are refused, a storm of hostile messages on every input neither
 stops the node nor changes what it learns from a good scene, and SIGKILL in every state of
 the node (a child process) loses no accepted annotation and applies none twice."""
 from __future__ import annotations
 
-import json
-
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
-from std_msgs.msg import String
 
 from node_harness import TINY, Harness, header
 

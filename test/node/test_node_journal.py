@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The write-ahead log and the checked state files, without ROS: the replay plan, torn and
 foreign logs, torn, foreign and mismatched checkpoints (each set aside, never deleted), and
 the JSON input limits checked before parsing."""
@@ -123,6 +124,7 @@ def test_torn_foreign_and_unsafe_checkpoints_are_refused(tmp_path):
     assert moved.exists() and not store.checkpoint_path.exists()
     assert any(p.name.startswith('checkpoint.') and p.suffix == '.json'
                and 'unusable' in p.name for p in tmp_path.iterdir())
+
     # a pickle that would run code is refused by the weights-only check
     class Evil:
         def __reduce__(self):

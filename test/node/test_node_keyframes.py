@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The dataset keyframe rule (node/keyframes.py) without a node."""
 from __future__ import annotations
 

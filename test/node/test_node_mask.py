@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Whole-mask annotations through the node: ~/mask_annotation (mono8) and the JSON form."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The node in its own process (`python -m segdip_ros.segdip_node --ros-args -p ...`) and a
 client here talk over LOCALHOST discovery: frame + click in, mask with the frame's header out,
 a service answered, and SIGINT ends the node cleanly."""

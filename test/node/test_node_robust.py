@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Bad input keeps the node alive and is reported once; bgr8 and compressed input; live
 parameter refusal; services (undo, clear, reset, next_frame, save). Tiny engine config."""
 from __future__ import annotations
@@ -83,6 +84,7 @@ def test_bad_input_reported_once_and_node_keeps_working():
         assert h.spin_until(lambda: h.node.trainer.stats.annotations_accepted == 1, 60)
         assert h.spin_until(lambda: 1 in np.frombuffer(bytes(masks[-1].data), np.uint8), 30)
         assert h.node.trainer._thread.is_alive()
+
         def values():
             return {kv.key: kv.value for kv in diags[-1].status[0].values} if diags else {}
         assert h.spin_until(lambda: values().get('frames_rejected') == '9', 5)
@@ -126,7 +128,7 @@ def test_live_parameters_and_services(tmp_path):
     try:
         node = h.node
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        infos = h.sub(String, '/segdip/label_info', latched)
+        infos = h.sub(String, '/segdip/label_info_json', latched)
         assert h.spin_until(lambda: infos, 5)
         info = json.loads(infos[-1].data)
         assert [c['name'] for c in info['classes']] == ['background', 'object']

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """RViz2 clicks through the node: PointStamped on the image plane (class by topic) reach
 IoU >= 0.9 with the default engine preset; a 3D point in the camera frame lands on its pixel."""
 from __future__ import annotations

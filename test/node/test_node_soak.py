@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """30 s of 30 Hz frames with clicks at random: the node stays alive, memory stays flat, and
 every accepted click is in the saved annotation log; a restart with the same session_dir
 resumes the model and the annotations."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The node's training thread's rules, driven tick by tick with fake callables (no DDS, no
 thread): which frame an annotation lands on, the iteration budgets, when labels are made."""
 from __future__ import annotations
@@ -62,7 +63,8 @@ def test_first_frame_budget_and_clicks_queued_during_the_warm_up(trainer):
     s = trainer.session
     assert len(s.annotations) == 2
     # warm-up, the first frame, one click's worth per annotation; then its labels are made
-    assert s.iteration == CFG.warmup_iterations + CFG.iterations_first + 2 * CFG.iterations_per_click
+    assert s.iteration == (CFG.warmup_iterations + CFG.iterations_first
+                           + 2 * CFG.iterations_per_click)
     assert s.predict().refined and (100, True) in trainer.rec.published
 
 

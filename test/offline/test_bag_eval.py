@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tracking evaluation: J/F scoring, the frame-switch rule, and eval_bag end to end."""
 from __future__ import annotations
 
@@ -209,7 +210,8 @@ def _moving_sequence_dir(root: Path, frames: int = 6) -> None:
                                                  speed=2.0)):
         cv2.imwrite(str(root / 'images' / 'toy' / f'{k:05d}.jpg'),
                     cv2.cvtColor(s.rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-        cv2.imwrite(str(root / 'masks' / 'toy' / f'{k:05d}.png'), (s.labels > 0).astype(np.uint8) * 255)
+        cv2.imwrite(str(root / 'masks' / 'toy' / f'{k:05d}.png'),
+                    (s.labels > 0).astype(np.uint8) * 255)
 
 
 def test_every_method_in_one_run_from_the_first_frame_mask(tmp_path: Path) -> None:
@@ -219,7 +221,8 @@ def test_every_method_in_one_run_from_the_first_frame_mask(tmp_path: Path) -> No
     _moving_sequence_dir(tmp_path / 'data')
     out = tmp_path / 'eval'
     args = ['--dataset', str(tmp_path / 'data'), '--out', str(out), '--first-frame', 'mask',
-            '--methods', 'segdip,segdip-nonet,flow-cut,identity', '--working-size', '64', '--threads', '1',
+            '--methods', 'segdip,segdip-nonet,flow-cut,identity', '--working-size', '64',
+            '--threads', '1',
             '--no-video', '--quiet', '--engine', 'width=8', '--engine', 'warmup_iterations=20',
             '--engine', 'iterations_first=20', '--engine', 'iterations_per_frame=5']
     assert eval_bag.main(args) == 0

@@ -1,4 +1,8 @@
-"""Bag writing and reading (segdip_ros.offline.bagio, tools/make_bag): round trips and clear errors."""
+# SPDX-License-Identifier: Apache-2.0
+"""Bag writing and reading (segdip_ros.offline.bagio, tools/make_bag).
+
+Round trips and clear errors.
+"""
 from __future__ import annotations
 
 import json
@@ -10,7 +14,7 @@ import numpy as np
 import pytest
 
 from segdip_ros.offline.bagio import (BagError, BagReader, BagWriter, decode_image, image_msg,
-                              stamp_to_ns, string_msg, typestore)
+                                      stamp_to_ns, string_msg, typestore)
 from segdip_ros.tools import make_bag
 
 

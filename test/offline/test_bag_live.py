@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Live replay in step mode against the real node gives the offline evaluation's J.
 
 A 6-frame synthetic sequence (moving_object_sequence, 48x64) with ground truth and seven
@@ -5,8 +6,9 @@ simulated first-frame clicks is written as a bag. The offline evaluation (eval_b
 core.FrameDriver) and the real SegDipNode (in-process, the same preset and working size)
 fed by replay_bag.replay(step=True) must make the same engine calls: warm-up, the clicks,
 iterations_first + clicks * iterations_per_click, then next_frame + iterations_per_frame per
-frame, with a refinement at the end of every budget. Training is deterministic on CPU with one torch thread, so
-the per-frame masks agree; the test asserts |J_live - J_offline| <= 0.02 (frame 0 excluded).
+frame, with a refinement at the end of every budget. Training is deterministic on CPU with one
+torch thread, so the per-frame masks agree; the test asserts |J_live - J_offline| <= 0.02
+(frame 0 excluded).
 
 ROS: ROS_AUTOMATIC_DISCOVERY_RANGE=OFF, domain 70, one private context, every executor and
 thread ended with timeouts.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """replay_bag: step mode against a stand-in node, timed mode with /clock, clear errors."""
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'OFF'  # before rclpy: keep DDS in this process
 
-import numpy as np
-import pytest
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 rclpy = pytest.importorskip('rclpy')
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """DatasetWriter / load_dataset: layout, read-back checks, replacement, crash safety."""
 from __future__ import annotations
 

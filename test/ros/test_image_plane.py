@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tests of segdip_ros.ros.image_plane: image plane both ways, overlay cloud, camera projection."""
 import importlib.util
 import sys

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tests for segdip_ros.ros.convert: every encoding decoded from hand-built bytes.
 
 The encoder side (Bayer mosaics, YUV packing, padding, byte swapping) is

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """segdip_export: COCO JSON with RLE masks that pycocotools reads back to the saved masks."""
 from __future__ import annotations
 
@@ -60,8 +61,8 @@ def test_export_loads_in_pycocotools_and_decodes_to_the_masks(tmp_path):
     assert sorted(coco.getCatIds()) == [1, 2]          # category id = class id
     for img in coco.loadImgs(coco.getImgIds()):
         m = masks[img['id'] - 1]
-        assert img['file_name'].startswith('images/') and (tmp_path / 'ds' /
-                                                          img['file_name']).is_file()
+        assert img['file_name'].startswith('images/')
+        assert (tmp_path / 'ds' / img['file_name']).is_file()
         assert (img['width'], img['height']) == (160, 120)
         per_class = {1: 0, 2: 0}
         for cid in (1, 2):

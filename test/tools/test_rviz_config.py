@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tests of segdip_ros.tools.rviz_config and the shipped rviz/segdip.rviz."""
 from pathlib import Path
 
@@ -5,7 +6,8 @@ import pytest
 import yaml
 
 from segdip_ros.tools.rviz_config import (
-    DEFAULT_CLASSES, main, make_rviz_config, node_topic, render_rviz_config,
+    DEFAULT_CLASSES, class_names_from_params, main, make_rviz_config, node_topic,
+    render_rviz_config, write_rviz_config,
 )
 
 SHIPPED = Path(__file__).resolve().parents[2] / 'rviz' / 'segdip.rviz'
@@ -85,3 +87,33 @@ def test_main_reports_bad_arguments(argv, message, capsys):
 def test_node_topic():
     assert node_topic('segdip', '', 'overlay') == '/segdip/overlay'
     assert node_topic('n', '/a/b/', 'clicked_point/x') == '/a/b/n/clicked_point/x'
+
+
+def test_config_for_a_namespaced_node_takes_its_classes_from_the_params_file(tmp_path):
+    params = tmp_path / 'p.yaml'
+    params.write_text(yaml.safe_dump({
+        '/**': {'ros__parameters': {'class_names': ['floor', 'box']}},
+        '/r2/segdip': {'ros__parameters': {'num_classes': 3, 'class_names': ['sea', 'boat']}},
+    }))
+    assert class_names_from_params(params, 'segdip', 'r1') == ['floor', 'box']
+    assert class_names_from_params(params, 'segdip', '/r2') == ['sea', 'boat', 'class_2']
+    out = tmp_path / 'r2.rviz'
+    assert main(['--params-file', str(params), '--namespace', 'r2', '--out', str(out)]) == 0
+    cfg = yaml.safe_load(out.read_text())
+    assert [t for _, t in _topics(cfg, 'tool')] == [
+        '/r2/segdip/clicked_point', '/r2/segdip/clicked_point/sea',
+        '/r2/segdip/clicked_point/boat', '/r2/segdip/clicked_point/class_2']
+    assert ('rviz_default_plugins/Image', '/r2/image') in _topics(cfg, 'display')
+    shipped = class_names_from_params(SHIPPED.parents[1] / 'config' / 'segdip.yaml',
+                                      'segdip', 'anything')
+    assert shipped == list(DEFAULT_CLASSES)
+
+
+def test_write_rviz_config_matches_the_renderer_and_bad_params_files_are_refused(tmp_path):
+    path = write_rviz_config(tmp_path / 'x.rviz', ['a', 'b'], namespace='/r1/')
+    assert open(path).read() == render_rviz_config(make_rviz_config(['a', 'b'], namespace='r1'))
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('- just\n- a list\n')
+    with pytest.raises(ValueError, match='not a ROS 2 parameter file'):
+        class_names_from_params(bad)
+    assert main(['--params-file', str(tmp_path / 'missing.yaml')]) == 2

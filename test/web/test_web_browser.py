@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The labelling console in a real headless browser (Debian chromium driven by Playwright)
 against a live segdip node on a generated scene: gestures become annotations of the right
 class at the right pixels, two pages stay in sync, each annotation is applied once, bad

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A labelling run through the web console with dataset_keyframes 'annotated': the node adds
 the annotated frame to session_dir/dataset by itself, and replaces it after more clicks."""
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the console builds from the node's messages: JPEG views, class list, status."""
 from __future__ import annotations
 

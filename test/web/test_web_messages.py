@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Browser messages are validated like ~/annotations, without a browser or ROS."""
 from __future__ import annotations
 

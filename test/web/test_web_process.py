@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`segdip_web` as a process: prints its URL, serves the page, and stops cleanly on Ctrl-C."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The console's web server against a fake backend (no ROS, no browser), and the token rule
 of the real console (binds 0.0.0.0, talks to 127.0.0.1 only)."""
 from __future__ import annotations
