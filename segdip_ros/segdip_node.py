@@ -63,7 +63,12 @@ from segdip_ros.ros.convert import (
     copy_header,
     image_msg_to_rgb,
 )
-from segdip_ros.ros.image_plane import DEFAULT_PLANE_SCALE, ClickGeometryError, ImagePlane
+from segdip_ros.ros.image_plane import (
+    DEFAULT_PLANE_FRAME,
+    DEFAULT_PLANE_SCALE,
+    ClickGeometryError,
+    ImagePlane,
+)
 
 __all__ = ['IMAGE_QOS', 'OUTPUT_QOS', 'SegDipNode', 'main']
 
@@ -214,7 +219,7 @@ class SegDipNode(LifecycleNode):
         self.trainer.set_schedule(schedule_for(s))
         self.outputs.colors = list(s.class_colors)
         self.outputs.jpeg_quality = s.jpeg_quality
-        self.outputs.plane = ImagePlane(DEFAULT_PLANE_SCALE, s.image_plane_frame)
+        self.outputs.plane = ImagePlane(DEFAULT_PLANE_SCALE, DEFAULT_PLANE_FRAME)
         self.outputs.plane_stride = IMAGE_PLANE_STRIDE
         self.outputs.plane_period = IMAGE_PLANE_PERIOD
         self.clicks.plane, self.clicks.stride = self.outputs.plane, IMAGE_PLANE_STRIDE

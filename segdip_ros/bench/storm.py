@@ -182,7 +182,7 @@ class _Hostile:
                 ('publish_rate', 'often'),
                 ('publish_rate', -1.0),
                 ('class_colors', [1, 2]),
-                ('image_plane_frame', 5),
+                ('dataset_keyframes', 'sometimes'),
                 ('num_classes', 3),
                 ('iterations_first', 2.5),
                 ('session_dir', '/tmp/x'),

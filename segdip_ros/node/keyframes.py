@@ -1,12 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
-"""When the node adds frames to its dataset by itself (`dataset_keyframes`, `dataset_period`).
+"""When the node adds frames to its dataset by itself (`dataset_keyframes`).
 
 Why a module of its own: the rule is a few counters and clocks, testable without a thread or
 an engine; the trainer only asks `due(...)` at its two decision points and writes the sample.
 
 - 'annotated': a frame that got annotations is saved at the end of its training budget (the
   mask the operator's clicks produced), again after each further burst of clicks on it.
-- dataset_period > 0: the current frame is saved every that many seconds while the node shows
+- a period ('10s' in dataset_keyframes): the current frame is saved every that many seconds while the node shows
   labels, skipped when neither the frame nor the model changed since the last one.
 """
 

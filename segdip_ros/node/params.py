@@ -23,7 +23,7 @@ from segdip_ros.core import PRESETS, ConfigError, SessionConfig, resolve_device
 from segdip_ros.core.config import parse_overrides
 from segdip_ros.node.keyframes import KEYFRAME_MODES
 from segdip_ros.node.state import Schedule
-from segdip_ros.ros.image_plane import DEFAULT_PLANE_FRAME, class_topic_names
+from segdip_ros.ros.image_plane import class_topic_names
 
 __all__ = [
     'AUTOSAVE_PERIOD',
@@ -152,18 +152,11 @@ PARAMS: dict[str, ParamSpec] = {
     ),
     'dataset_keyframes': ParamSpec(
         'off',
-        "'annotated': a frame that got annotations is added "
-        'to session_dir/dataset at the end of its training budget; '
-        "'off': only ~/save",
+        "when frames are added to session_dir/dataset besides ~/save: 'off'; 'annotated' (a "
+        "frame that got annotations, at the end of its training budget); '<N>s' (the current "
+        "frame every N seconds while labels are shown), or both, e.g. 'annotated,10s'",
         live=True,
     ),
-    'dataset_period': ParamSpec(
-        0.0,
-        's between dataset samples of the current frame while labels are shown, 0 = off',
-        live=True,
-        float_range=(0.0, 86400.0),
-    ),
-    'image_plane_frame': ParamSpec(DEFAULT_PLANE_FRAME, 'TF frame of ~/image_plane', live=True),
     'jpeg_quality': ParamSpec(
         80, 'JPEG quality of ~/overlay/compressed', live=True, int_range=(1, 100)
     ),
@@ -193,7 +186,6 @@ class NodeSettings:
     image_transport: Transport
     publish_rate: float
     session_dir: str
-    image_plane_frame: str
     jpeg_quality: int
     autostart: bool
     dataset_keyframes: str = 'off'
@@ -254,6 +246,29 @@ def _choice(raw: dict[str, Any], name: str, allowed: tuple[str, ...]) -> Any:
     return value
 
 
+def parse_keyframes(text: Any) -> tuple[str, float]:
+    """'off' | 'annotated' | '<N>s' | 'annotated,<N>s' -> (mode, period in s, 0 = none)."""
+    mode, period = 'off', 0.0
+    for item in str(text).replace(' ', '').split(','):
+        if item in KEYFRAME_MODES:
+            mode = item if item != 'off' else mode
+        elif item.endswith('s'):
+            try:
+                period = float(item[:-1])
+            except ValueError:
+                period = -1.0
+            if not 0 < period <= 86400:
+                raise ValueError(
+                    f"dataset_keyframes: {item!r} is not a period like '10s' (0 < N <= 86400)"
+                )
+        else:
+            raise ValueError(
+                f"dataset_keyframes must be 'off', 'annotated', '<N>s' or "
+                f"'annotated,<N>s'; got {text!r}"
+            )
+    return mode, period
+
+
 def check_settings(raw: dict[str, Any]) -> NodeSettings:
     """Validate raw parameter values; returns NodeSettings or raises ValueError(reason)."""
     n = int(raw['num_classes'])
@@ -278,8 +293,6 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
         resolve_device(device)
     except ConfigError as err:
         raise ValueError(str(err)) from err
-    if not str(raw['image_plane_frame']).strip():
-        raise ValueError('image_plane_frame must not be empty')
     if not 1 <= int(raw['jpeg_quality']) <= 100:
         raise ValueError(f'jpeg_quality must be in [1, 100], got {raw["jpeg_quality"]}')
     if float(raw['publish_rate']) <= 0:
@@ -288,9 +301,7 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
     if working_size < 0:
         raise ValueError(f"working_size must be 0 (the preset's) or > 0, got {working_size}")
     threads = int(raw['torch_threads'])
-    period = float(raw['dataset_period'])
-    if period < 0:
-        raise ValueError(f'dataset_period must be >= 0 s (0 = off), got {period}')
+    keyframes, period = parse_keyframes(raw['dataset_keyframes'])
     if threads < 0:
         raise ValueError(f'torch_threads must be >= 0, got {threads}')
     settings = NodeSettings(
@@ -307,10 +318,9 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
         image_transport=_choice(raw, 'image_transport', get_args(Transport)),
         publish_rate=float(raw['publish_rate']),
         session_dir=str(raw['session_dir']),
-        image_plane_frame=str(raw['image_plane_frame']),
         jpeg_quality=int(raw['jpeg_quality']),
         autostart=bool(raw['autostart']),
-        dataset_keyframes=_choice(raw, 'dataset_keyframes', KEYFRAME_MODES),
+        dataset_keyframes=keyframes,
         dataset_period=period,
     )
     try:

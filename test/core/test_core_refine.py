@@ -262,7 +262,7 @@ def test_session_refinement_fixes_an_early_network_guess(seed):
 def test_a_class_missing_from_the_first_labelling_gets_a_colour_model(recwarn):
     """Only a background click so far, the network already paints some object: the click prior
     labels every pixel background, yet the object class competes; its colour model must start
-    from the network's pixels (it used to be fitted to no pixel at all: NaN, warnings)."""
+    from the network's pixels (not from no pixel at all: NaN, warnings)."""
     scene = two_class_scene(seed=0)
     seeds = np.full(scene.labels.shape, -1)
     x, y = interior_point(scene.labels == 0)

@@ -123,7 +123,8 @@ def test_settings_validation_reasons():
         ({'image_transport': 'theora'}, 'image_transport'),
         ({'publish_rate': 0.0}, 'publish_rate'),
         ({'torch_threads': -2}, 'torch_threads'),
-        ({'image_plane_frame': ' '}, 'image_plane_frame'),
+        ({'dataset_keyframes': 'often'}, 'dataset_keyframes'),
+        ({'dataset_keyframes': '0s'}, 'dataset_keyframes'),
         ({'num_classes': 1}, 'num_classes'),
         ({'num_classes': 2, 'class_names': ['a', 'b', 'c']}, 'class_names'),
         ({'num_classes': 2, 'class_colors': ['#000000'] * 3}, 'class_colors'),
@@ -134,7 +135,7 @@ def test_settings_validation_reasons():
 
 
 def test_the_parameter_table_is_small_and_says_the_presets_values():
-    assert len(PARAMS) <= 18  # 14 engine and node, 2 dataset, jpeg_quality, autostart
+    assert len(PARAMS) <= 16   # half of the 33 the node had
     for name, spec in PARAMS.items():
         assert spec.description.strip(), name
     desc = PARAMS['working_size'].description
@@ -274,3 +275,14 @@ def test_engine_overrides_are_typed_and_refused_with_a_reason():
     ]:
         with pytest.raises(ValueError, match=match):
             check_settings(_raw(engine_overrides=bad))
+
+
+def test_the_keyframe_policy_is_one_parameter():
+    from segdip_ros.node.params import parse_keyframes
+    assert parse_keyframes('off') == ('off', 0.0)
+    assert parse_keyframes('annotated') == ('annotated', 0.0)
+    assert parse_keyframes('10s') == ('off', 10.0)
+    assert parse_keyframes('annotated, 2.5s') == ('annotated', 2.5)
+    for bad in ('sometimes', 'annotated,xs', '-3s'):
+        with pytest.raises(ValueError, match='dataset_keyframes'):
+            parse_keyframes(bad)
