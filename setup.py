@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """ament_python package setup: colcon builds it on a ROS install, pip installs it in a venv."""
+
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -19,8 +20,15 @@ setup(
         ('share/' + PACKAGE + '/config', glob('config/*.yaml')),
         ('share/' + PACKAGE + '/rviz', glob('rviz/*.rviz')),
     ],
-    install_requires=['setuptools', 'numpy', 'scipy', 'opencv-python-headless', 'pyyaml',
-                      'PyMaxflow', 'aiohttp'],
+    install_requires=[
+        'setuptools',
+        'numpy',
+        'scipy',
+        'opencv-python-headless',
+        'pyyaml',
+        'PyMaxflow',
+        'aiohttp',
+    ],
     zip_safe=False,
     maintainer='segdip_ros developers',
     maintainer_email='dev@segdip-ros.invalid',

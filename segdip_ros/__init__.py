@@ -3,4 +3,5 @@
 
 The engine lives in `segdip_ros.core` and imports no ROS; the node and tools adapt it.
 """
+
 __version__ = '0.1.0'

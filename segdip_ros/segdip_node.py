@@ -6,6 +6,7 @@ topics and services of node.interfaces, activate builds or restores the model an
 deactivate saves and frees it. The work is elsewhere, in segdip_ros.node (params, inputs,
 trainer, outputs, label_info, rviz, store); this file holds the callbacks and transitions.
 """
+
 from __future__ import annotations
 
 import sys
@@ -26,24 +27,50 @@ from std_srvs.srv import SetBool, Trigger
 
 from segdip_ros.core import resolve_device
 from segdip_ros.node.guard import CallbackGuard
-from segdip_ros.node.inputs import (Command, InputError, WarningLimiter, check_fits,
-                                    mask_from_image_msg, parse_annotation_json, point_to_click,
-                                    polygon_to_stroke, roi_to_box, stamp_to_ns)
+from segdip_ros.node.inputs import (
+    Command,
+    InputError,
+    WarningLimiter,
+    check_fits,
+    mask_from_image_msg,
+    parse_annotation_json,
+    point_to_click,
+    polygon_to_stroke,
+    roi_to_box,
+    stamp_to_ns,
+)
 from segdip_ros.node.interfaces import IMAGE_QOS, OUTPUT_QOS, create_interfaces
 from segdip_ros.node.label_info import LabelInfoPublisher, vision_msgs_classes
 from segdip_ros.node.lifecycle import Entities, free_session, logged_transition
 from segdip_ros.node.outputs import OutputPublisher, diagnostic_values, diagnostics_msg
-from segdip_ros.node.params import (PARAMS, STROKE_WIDTH, NodeSettings, declare_all,
-                                    engine_config, node_value, read_settings, schedule_for)
+from segdip_ros.node.params import (
+    PARAMS,
+    STROKE_WIDTH,
+    NodeSettings,
+    declare_all,
+    engine_config,
+    node_value,
+    read_settings,
+    schedule_for,
+)
 from segdip_ros.node.resume import restore_trainer
 from segdip_ros.node.rviz import ClickMapper
 from segdip_ros.node.store import SessionStore
 from segdip_ros.node.trainer import Frame, Trainer
-from segdip_ros.ros.convert import (ImageConversionError, compressed_msg_to_rgb, copy_header,
-                                    image_msg_to_rgb)
-from segdip_ros.ros.image_plane import DEFAULT_PLANE_SCALE, ClickGeometryError, ImagePlane
+from segdip_ros.ros.convert import (
+    ImageConversionError,
+    compressed_msg_to_rgb,
+    copy_header,
+    image_msg_to_rgb,
+)
+from segdip_ros.ros.image_plane import (
+    DEFAULT_PLANE_FRAME,
+    DEFAULT_PLANE_SCALE,
+    ClickGeometryError,
+    ImagePlane,
+)
 
-__all__ = ['SegDipNode', 'main', 'IMAGE_QOS', 'OUTPUT_QOS']
+__all__ = ['IMAGE_QOS', 'OUTPUT_QOS', 'SegDipNode', 'main']
 
 SERVICE_WAIT = 5.0  # s a service waits for the training thread
 IMAGE_PLANE_STRIDE = 2  # every 2nd pixel in ~/image_plane
@@ -75,20 +102,30 @@ class SegDipNode(LifecycleNode):
         self.trainer: Trainer | None = None
         self._labels: LabelInfoPublisher | None = None
         self._vision = vision_msgs_classes()
-        self.add_on_set_parameters_callback(self.guard.wrap(
-            'parameters', self._on_set_parameters,
-            lambda err, params: SetParametersResult(
-                successful=False, reason=f'refused: {type(err).__name__}: {str(err)[:200]}')))
+        self.add_on_set_parameters_callback(
+            self.guard.wrap(
+                'parameters',
+                self._on_set_parameters,
+                lambda err, params: SetParametersResult(
+                    successful=False, reason=f'refused: {type(err).__name__}: {str(err)[:200]}'
+                ),
+            )
+        )
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         steady = Clock(clock_type=ClockType.STEADY_TIME)  # diagnostics also without /clock
         self._diag_timer = self.create_timer(
-            1.0, self.guard.wrap('/diagnostics', self._publish_diagnostics), clock=steady)
+            1.0, self.guard.wrap('/diagnostics', self._publish_diagnostics), clock=steady
+        )
         if self._vision is None:
-            self.get_logger().info('vision_msgs is not installed: no vision_msgs/LabelInfo on '
-                                   '~/label_info; the classes are on ~/label_info_json (JSON)')
+            self.get_logger().info(
+                'vision_msgs is not installed: no vision_msgs/LabelInfo on '
+                '~/label_info; the classes are on ~/label_info_json (JSON)'
+            )
         if self.settings.autostart:
-            for name, step in (('configure', self.trigger_configure),
-                               ('activate', self.trigger_activate)):
+            for name, step in (
+                ('configure', self.trigger_configure),
+                ('activate', self.trigger_activate),
+            ):
                 if step() != SUCCESS:
                     raise ValueError(f'autostart: {name} failed (see the log above)')
 
@@ -102,16 +139,24 @@ class SegDipNode(LifecycleNode):
             self.get_logger().error(f'configure refused: {err}')
             return TransitionCallbackReturn.FAILURE
         if s.torch_threads > 0:
-            import torch  # noqa: PLC0415 - only to cap CPU use
+            import torch
+
             torch.set_num_threads(s.torch_threads)
-        self.outputs, self.clicks, self._labels = create_interfaces(self, self._entities, s,
-                                                                    self._vision)
-        self.store = SessionStore(s.session_dir, s.class_names, s.class_colors) \
-            if s.session_dir else None
-        self.trainer = Trainer(lambda: engine_config(self.settings), schedule_for(s),
-                               self._publish, self._warn, self.get_logger().info, self.store,
-                               lambda frame, session: self.outputs.overlay_for(frame.rgb,
-                                                                               session))
+        self.outputs, self.clicks, self._labels = create_interfaces(
+            self, self._entities, s, self._vision
+        )
+        self.store = (
+            SessionStore(s.session_dir, s.class_names, s.class_colors) if s.session_dir else None
+        )
+        self.trainer = Trainer(
+            lambda: engine_config(self.settings),
+            schedule_for(s),
+            self._publish,
+            self._warn,
+            self.get_logger().info,
+            self.store,
+            lambda frame, session: self.outputs.overlay_for(frame.rgb, session),
+        )
         self._apply_live(s)
         self.lifecycle_state = 'inactive'
         return SUCCESS
@@ -127,7 +172,8 @@ class SegDipNode(LifecycleNode):
         topic = 'image/compressed' if s.image_transport == 'compressed' else 'image'
         self.get_logger().info(
             f'segdip active: {s.num_classes} classes {list(s.class_names)}, mode {s.mode}, '
-            f'device {s.device}, subscribed to {self.resolve_topic_name(topic)}')
+            f'device {s.device}, subscribed to {self.resolve_topic_name(topic)}'
+        )
         return super().on_activate(state)
 
     @logged_transition
@@ -173,7 +219,7 @@ class SegDipNode(LifecycleNode):
         self.trainer.set_schedule(schedule_for(s))
         self.outputs.colors = list(s.class_colors)
         self.outputs.jpeg_quality = s.jpeg_quality
-        self.outputs.plane = ImagePlane(DEFAULT_PLANE_SCALE, s.image_plane_frame)
+        self.outputs.plane = ImagePlane(DEFAULT_PLANE_SCALE, DEFAULT_PLANE_FRAME)
         self.outputs.plane_stride = IMAGE_PLANE_STRIDE
         self.outputs.plane_period = IMAGE_PLANE_PERIOD
         self.clicks.plane, self.clicks.stride = self.outputs.plane, IMAGE_PLANE_STRIDE
@@ -182,9 +228,14 @@ class SegDipNode(LifecycleNode):
     def _resume(self) -> None:
         """Checkpoint + write-ahead log -> the trainer's state (docs/node.md, Durability)."""
         if self.store is not None:
-            size = restore_trainer(self.store, engine_config(self.settings),
-                                   self.settings.num_classes, self.trainer, self._warn,
-                                   self.get_logger().info)
+            size = restore_trainer(
+                self.store,
+                engine_config(self.settings),
+                self.settings.num_classes,
+                self.trainer,
+                self._warn,
+                self.get_logger().info,
+            )
             self._last_size = size or self._last_size
 
     # ----- images -------------------------------------------------------------------------------
@@ -199,10 +250,15 @@ class SegDipNode(LifecycleNode):
             self._warn('image', f'image dropped: {err}')
             return
         size = rgb.shape[:2]
-        if self._last_size is not None and size != self._last_size \
-                and self.settings.mode == 'tracking':
-            self.get_logger().info(f'image size {size[1]}x{size[0]} differs from '
-                                   f'{self._last_size[1]}x{self._last_size[0]}')
+        if (
+            self._last_size is not None
+            and size != self._last_size
+            and self.settings.mode == 'tracking'
+        ):
+            self.get_logger().info(
+                f'image size {size[1]}x{size[0]} differs from '
+                f'{self._last_size[1]}x{self._last_size[0]}'
+            )
         self._last_size = size
         header = copy_header(msg.header)
         self.trainer.submit_frame(Frame(rgb, header, stamp_to_ns(header.stamp), header.frame_id))
@@ -229,8 +285,11 @@ class SegDipNode(LifecycleNode):
         if self.active:
             return False
         self.inputs_rejected += 1
-        self._warn('inactive', f'{source}: refused, the node is {self.lifecycle_state} '
-                   '(lifecycle); activate it first')
+        self._warn(
+            'inactive',
+            f'{source}: refused, the node is {self.lifecycle_state} '
+            '(lifecycle); activate it first',
+        )
         return True
 
     def _submit(self, make: Any, stamp_ns: int, source: str) -> None:
@@ -252,14 +311,19 @@ class SegDipNode(LifecycleNode):
 
     def _on_click_stamped(self, msg: PointStamped) -> None:
         cls = self.settings.active_class
-        self._submit(lambda: point_to_click(msg.point.x, msg.point.y, cls, self._image_size()),
-                     stamp_to_ns(msg.header.stamp), '~/click_stamped')
+        self._submit(
+            lambda: point_to_click(msg.point.x, msg.point.y, cls, self._image_size()),
+            stamp_to_ns(msg.header.stamp),
+            '~/click_stamped',
+        )
 
     def _on_stroke(self, msg: PolygonStamped) -> None:
         s = self.settings
-        self._submit(lambda: polygon_to_stroke(msg.polygon.points, s.active_class,
-                                               STROKE_WIDTH),
-                     stamp_to_ns(msg.header.stamp), '~/stroke')
+        self._submit(
+            lambda: polygon_to_stroke(msg.polygon.points, s.active_class, STROKE_WIDTH),
+            stamp_to_ns(msg.header.stamp),
+            '~/stroke',
+        )
 
     def _on_box(self, msg: RegionOfInterest) -> None:
         cls = self.settings.active_class
@@ -281,8 +345,11 @@ class SegDipNode(LifecycleNode):
     def _on_mask_annotation(self, msg: Image) -> None:
         """A whole label image (mono8 class ids, 255 = unlabelled) for the frame of its stamp:
         from a program, a detector or a first-frame mask."""
-        self._submit(lambda: mask_from_image_msg(msg, self._image_size()),
-                     stamp_to_ns(msg.header.stamp), '~/mask_annotation')
+        self._submit(
+            lambda: mask_from_image_msg(msg, self._image_size()),
+            stamp_to_ns(msg.header.stamp),
+            '~/mask_annotation',
+        )
 
     def _on_rviz_point(self, msg: PointStamped, class_id: int | None) -> None:
         """RViz Publish Point: class from the topic, or active_class on ~/clicked_point.
@@ -314,20 +381,24 @@ class SegDipNode(LifecycleNode):
             response.success, response.message = req.ok, req.message
         else:
             response.success = False
-            response.message = (f'{op}: the training thread did not answer within '
-                                f'{SERVICE_WAIT:.0f} s; the request stays queued')
+            response.message = (
+                f'{op}: the training thread did not answer within '
+                f'{SERVICE_WAIT:.0f} s; the request stays queued'
+            )
         return response
 
-    def _on_enable(self, request: SetBool.Request, response: SetBool.Response
-                   ) -> SetBool.Response:
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         """~/enable: pause (false) or resume (true) training and publishing; no transition."""
         response.success = self.trainer is not None
         if self.trainer is None:
             response.message = 'the node is not configured (lifecycle); configure it first'
         else:
             self.trainer.set_paused(not request.data)
-            response.message = ('training and publishing enabled' if request.data else
-                                'training and publishing paused; annotations keep queueing')
+            response.message = (
+                'training and publishing enabled'
+                if request.data
+                else 'training and publishing paused; annotations keep queueing'
+            )
         return response
 
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
@@ -348,16 +419,27 @@ class SegDipNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         tr, s = self.trainer, self.settings
         journal = self.store.journal if self.store is not None else None
-        counters = {'frames_received': self.frames_received,
-                    'frames_rejected': self.frames_rejected,
-                    'inputs_rejected': self.inputs_rejected, 'warnings': self.warnings.emitted,
-                    'callback_errors': self.guard.errors,
-                    'log_records': journal.appended if journal is not None else 0}
-        values, level = diagnostic_values(tr, s.mode, str(resolve_device(s.device)),
-                                          self.lifecycle_state, self.active, counters)
-        self._diag_pub.publish(diagnostics_msg(
-            self.get_clock().now().to_msg(), f'{self.get_name()}: training', values['device'],
-            values, level, values['state']))
+        counters = {
+            'frames_received': self.frames_received,
+            'frames_rejected': self.frames_rejected,
+            'inputs_rejected': self.inputs_rejected,
+            'warnings': self.warnings.emitted,
+            'callback_errors': self.guard.errors,
+            'log_records': journal.appended if journal is not None else 0,
+        }
+        values, level = diagnostic_values(
+            tr, s.mode, str(resolve_device(s.device)), self.lifecycle_state, self.active, counters
+        )
+        self._diag_pub.publish(
+            diagnostics_msg(
+                self.get_clock().now().to_msg(),
+                f'{self.get_name()}: training',
+                values['device'],
+                values,
+                level,
+                values['state'],
+            )
+        )
 
     def destroy_node(self) -> None:
         """Stop the training thread (it writes a last checkpoint) before the node goes."""

@@ -1,16 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
 """Shared test set-up: CPU only, one torch thread (tests run side by side on 2 cores),
 DDS traffic kept on this machine."""
+
 import os
 
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'OFF')
 os.environ['CUDA_VISIBLE_DEVICES'] = os.environ.get('SEGDIP_TEST_CUDA', '')
 
-import torch  # noqa: E402
+import torch
 
 torch.set_num_threads(1)
 
-import sys  # noqa: E402
+import sys
 
 # shared helpers (node_harness, core_helpers) live beside this file; tests sit in sub-folders
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

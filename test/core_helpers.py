@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Helpers for the engine tests: a simulated user that clicks where the error is largest."""
+
 from __future__ import annotations
 
 import numpy as np

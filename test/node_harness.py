@@ -4,34 +4,45 @@ under test and a test node in it, one executor, spin_once until a condition or a
 
 Domain ids 10..42, 44..55 and 76..95 belong to the node tests; each test passes its own.
 """
+
 from __future__ import annotations
 
 import os
 
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'OFF')
 
-import time  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+import time
+from collections.abc import Callable
+from typing import Any
 
-import numpy as np  # noqa: E402
-import rclpy  # noqa: E402
-from builtin_interfaces.msg import Time  # noqa: E402
-from rclpy.context import Context  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-from std_msgs.msg import Header, String  # noqa: E402
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header, String
 
-from segdip_ros.ros.convert import image_msg_to_numpy_raw, rgb_to_image_msg  # noqa: E402
-from segdip_ros.segdip_node import SegDipNode  # noqa: E402
+from segdip_ros.ros.convert import image_msg_to_numpy_raw, rgb_to_image_msg
+from segdip_ros.segdip_node import SegDipNode
 
-__all__ = ['Harness', 'TINY', 'header', 'stamp_ns', 'mask_of']
+__all__ = ['TINY', 'Harness', 'header', 'mask_of', 'stamp_ns']
 
 # Small and fast: tests that need no quality threshold use these.
-TINY = {'working_size': 64, 'publish_rate': 20.0, 'torch_threads': 1,
-        'engine_overrides': ['width=16', 'warmup_iterations=10', 'iterations_first=10',
-                             'iterations_per_click=5', 'iterations_per_frame=5']}
+TINY = {
+    'working_size': 64,
+    'publish_rate': 20.0,
+    'torch_threads': 1,
+    'engine_overrides': [
+        'width=16',
+        'warmup_iterations=10',
+        'iterations_first=10',
+        'iterations_per_click=5',
+        'iterations_per_frame=5',
+    ],
+}
 
 
 def header(sec: int, nanosec: int = 0, frame_id: str = 'camera') -> Header:
@@ -49,10 +60,15 @@ def mask_of(msg: Image) -> np.ndarray:
 class Harness:
     """Node under test + test node in a private context; always call close() (finally)."""
 
-    def __init__(self, domain_id: int, params: dict[str, Any] | None = None,
-                 node_name: str = 'segdip', with_node: bool = True,
-                 args: list[str] | None = None) -> None:
-        assert 10 <= domain_id <= 55 and domain_id != 43 or 76 <= domain_id <= 95, domain_id
+    def __init__(
+        self,
+        domain_id: int,
+        params: dict[str, Any] | None = None,
+        node_name: str = 'segdip',
+        with_node: bool = True,
+        args: list[str] | None = None,
+    ) -> None:
+        assert (10 <= domain_id <= 55 and domain_id != 43) or 76 <= domain_id <= 95, domain_id
         self.ctx = Context()
         rclpy.init(context=self.ctx, domain_id=domain_id, args=args)
         self.executor = SingleThreadedExecutor(context=self.ctx)
@@ -90,8 +106,9 @@ class Harness:
     def wait_matched(self, pub: Any, timeout: float = 5.0) -> bool:
         return self.spin_until(lambda: pub.get_subscription_count() > 0, timeout)
 
-    def send_image(self, rgb: np.ndarray, h: Header, topic: str = 'image',
-                   encoding: str = 'rgb8') -> None:
+    def send_image(
+        self, rgb: np.ndarray, h: Header, topic: str = 'image', encoding: str = 'rgb8'
+    ) -> None:
         self.pub(Image, topic, 5).publish(rgb_to_image_msg(rgb, h, encoding))
 
     def annotate(self, data: str, topic: str = '/segdip/annotations') -> None:
@@ -111,14 +128,21 @@ class Harness:
     def wait_idle(self, timeout: float) -> bool:
         """Until the node's trainer has spent its iteration budget and has nothing queued."""
         tr = self.node.trainer
-        return self.spin_until(lambda: tr.stats.state == 'idle' and tr.pending_commands == 0
-                               and not tr._commands, timeout)
+        return self.spin_until(
+            lambda: tr.stats.state == 'idle' and tr.pending_commands == 0 and not tr._commands,
+            timeout,
+        )
 
     def wait_idle_all(self, nodes: Any, timeout: float) -> bool:
         """Until every node's trainer is idle with nothing queued (several nodes, one test)."""
         trainers = [n.trainer for n in nodes]
-        return self.spin_until(lambda: all(t.stats.state == 'idle' and t.pending_commands == 0
-                                           and not t._commands for t in trainers), timeout)
+        return self.spin_until(
+            lambda: all(
+                t.stats.state == 'idle' and t.pending_commands == 0 and not t._commands
+                for t in trainers
+            ),
+            timeout,
+        )
 
     def close(self) -> None:
         try:

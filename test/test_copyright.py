@@ -5,6 +5,7 @@ The convention: `# SPDX-License-Identifier: Apache-2.0` as the first line (what 
 <license> and setup.py's licence say). The engine package (segdip_ros/core) is left out
 of this check.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -16,19 +17,31 @@ NOT_CHECKED = ('segdip_ros/core/',)
 
 
 def _python_files() -> list[str]:
-    out = subprocess.run(['git', 'ls-files', '--cached', '--others', '--exclude-standard',
-                          '*.py'], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ['git', 'ls-files', '--cached', '--others', '--exclude-standard', '*.py'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if out.returncode == 0 and out.stdout.strip():
         return sorted(set(out.stdout.split()))
-    return sorted(str(p.relative_to(ROOT)) for folder in ('segdip_ros', 'test', 'launch')
-                  for p in (ROOT / folder).rglob('*.py')) + ['setup.py']
+    return sorted(
+        str(p.relative_to(ROOT))
+        for folder in ('segdip_ros', 'test', 'launch')
+        for p in (ROOT / folder).rglob('*.py')
+    ) + ['setup.py']
 
 
 def test_every_python_file_starts_with_the_spdx_line():
     files = [f for f in _python_files() if not f.startswith(NOT_CHECKED)]
     assert len(files) > 50
-    missing = [f for f in files if (ROOT / f).is_file() and
-               (ROOT / f).read_text(encoding='utf-8').split('\n', 1)[0] != SPDX]
+    missing = [
+        f
+        for f in files
+        if (ROOT / f).is_file()
+        and (ROOT / f).read_text(encoding='utf-8').split('\n', 1)[0] != SPDX
+    ]
     assert not missing, f'first line is not {SPDX!r}: {missing}'
 
 

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """ament_flake8, ROS 2's flake8 test, with this package's settings (setup.cfg [flake8])."""
+
 from __future__ import annotations
 
 from pathlib import Path

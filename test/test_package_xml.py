@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """package.xml against the code: every third-party import has a rosdep key (or a documented
 pip install), every key is used, and every key exists in rosdistro (Jazzy and Kilted)."""
+
 from __future__ import annotations
 
 import ast
@@ -16,9 +17,15 @@ ROSDEP = ROOT.parent / 'shared' / 'rosdep'
 
 # import name -> rosdep key, where they differ (ROS packages import as their own name)
 IMPORT_KEYS = {
-    'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'yaml': 'python3-yaml',
-    'scipy': 'python3-scipy', 'skimage': 'python3-skimage', 'matplotlib': 'python3-matplotlib',
-    'torch': 'python3-pytorch-pip', 'rosbags': 'python3-rosbags-pip', 'pytest': 'python3-pytest',
+    'numpy': 'python3-numpy',
+    'cv2': 'python3-opencv',
+    'yaml': 'python3-yaml',
+    'scipy': 'python3-scipy',
+    'skimage': 'python3-skimage',
+    'matplotlib': 'python3-matplotlib',
+    'torch': 'python3-pytorch-pip',
+    'rosbags': 'python3-rosbags-pip',
+    'pytest': 'python3-pytest',
     'tf2_ros': 'tf2_ros_py',  # the Python tf2_ros module comes with tf2_ros_py
     'aiohttp': 'python3-aiohttp',
 }
@@ -72,12 +79,16 @@ def test_every_import_has_a_key_and_every_key_is_used():
     tests = deps.get('test_depend', set())
     assert set(deps) <= {'exec_depend', 'depend', 'test_depend', 'buildtool_depend'}, deps
     code = _imports('segdip_ros', 'launch')
-    missing = {m: sorted(f)[:2] for m, f in code.items()
-               if m not in PIP_ONLY and _key(m) not in run}
+    missing = {
+        m: sorted(f)[:2] for m, f in code.items() if m not in PIP_ONLY and _key(m) not in run
+    }
     assert not missing, f'imported but not in package.xml exec_depend: {missing}'
     test_code = _imports('test')
-    missing = {m: sorted(f)[:2] for m, f in test_code.items()
-               if m not in PIP_ONLY and _key(m) not in run | tests}
+    missing = {
+        m: sorted(f)[:2]
+        for m, f in test_code.items()
+        if m not in PIP_ONLY and _key(m) not in run | tests
+    }
     assert not missing, f'imported by tests but not in package.xml: {missing}'
     used = {_key(m) for m in code}
     for key, (path, text) in INDIRECT.items():
@@ -97,8 +108,9 @@ def test_pip_only_dependencies_are_documented():
     for module, pip_name in PIP_ONLY.items():
         assert module in _imports('segdip_ros'), f'{module} is no longer imported'
         assert f'pip install {pip_name}' in comments, f'package.xml says nothing of {pip_name}'
-        assert pip_name in install and 'pip install' in install, \
+        assert pip_name in install and 'pip install' in install, (
             f"docs/node.md's Install section does not say how to get {pip_name}"
+        )
         pinned = re.search(rf'^{pip_name}==(\S+)', requirements, re.M)
         assert pinned and f'{pip_name}=={pinned.group(1)}' in comments + install
 

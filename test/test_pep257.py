@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """ament_pep257, ROS 2's docstring test, with the codes setup.cfg [pydocstyle] leaves out."""
+
 from __future__ import annotations
 
 import configparser

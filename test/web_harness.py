@@ -5,36 +5,45 @@ Debian chromium for Playwright.
 
 Domain ids 62..75 belong to the web tests; each test passes its own.
 """
+
 from __future__ import annotations
 
 import os
 
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'OFF')
 
-import shutil  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
 
-import numpy as np  # noqa: E402
-import rclpy  # noqa: E402
-from rclpy.context import Context  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-from std_msgs.msg import Header  # noqa: E402
+import numpy as np
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 
-from segdip_ros.ros.convert import rgb_to_image_msg  # noqa: E402
-from segdip_ros.segdip_node import SegDipNode  # noqa: E402
-from segdip_ros.web.bridge import WebConsole  # noqa: E402
+from segdip_ros.ros.convert import rgb_to_image_msg
+from segdip_ros.segdip_node import SegDipNode
+from segdip_ros.web.bridge import WebConsole
 
-__all__ = ['LiveConsole', 'CHROMIUM', 'CHROMIUM_ARGS', 'chromium_path', 'wait_for']
+__all__ = ['CHROMIUM', 'CHROMIUM_ARGS', 'LiveConsole', 'chromium_path', 'wait_for']
 
 CHROMIUM = '/usr/bin/chromium'
-CHROMIUM_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic',
-                 '--no-first-run', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync']
+CHROMIUM_ARGS = [
+    '--no-sandbox',
+    '--headless',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+]
 
 
 def chromium_path() -> str | None:
@@ -60,8 +69,9 @@ class LiveConsole:
     the console has its own executor and server threads (WebConsole).
     """
 
-    def __init__(self, domain_id: int, params: dict[str, Any],
-                 web_params: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, domain_id: int, params: dict[str, Any], web_params: dict[str, Any] | None = None
+    ) -> None:
         assert 62 <= domain_id <= 75
         self.ctx = Context()
         rclpy.init(context=self.ctx, domain_id=domain_id)
@@ -70,8 +80,11 @@ class LiveConsole:
         self.executor = MultiThreadedExecutor(num_threads=3, context=self.ctx)
         self._thread: threading.Thread | None = None
         try:
-            self.node = SegDipNode('segdip', context=self.ctx, parameter_overrides=[
-                Parameter(k, value=v) for k, v in params.items()])
+            self.node = SegDipNode(
+                'segdip',
+                context=self.ctx,
+                parameter_overrides=[Parameter(k, value=v) for k, v in params.items()],
+            )
             self.tester = Node('web_tester', context=self.ctx)
             self.masks: list[Image] = []
             self.tester.create_subscription(Image, '/segdip/mask', self.masks.append, 10)
@@ -81,8 +94,10 @@ class LiveConsole:
             self._thread = threading.Thread(target=self.executor.spin, daemon=True)
             self._thread.start()
             wp = {'port': 0, 'node': '/segdip', **(web_params or {})}
-            self.console = WebConsole(context=self.ctx, parameter_overrides=[
-                Parameter(k, value=v) for k, v in wp.items()])
+            self.console = WebConsole(
+                context=self.ctx,
+                parameter_overrides=[Parameter(k, value=v) for k, v in wp.items()],
+            )
             self.url = self.console.start()
         except BaseException:
             self.close()

@@ -5,17 +5,28 @@ A method works on the ORIGINAL image and original click coordinates; it downsize
 shared working size internally and returns its labels at original size, so every method is
 scored by the same code at the same resolution.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 
-__all__ = ['Method', 'MethodSettings', 'MethodFactory', 'DEFAULT_WORKING_SIZE',
-           'DEFAULT_CLICK_RADIUS', 'WORKING_MULTIPLE', 'working_shape', 'to_working',
-           'to_working_xy', 'to_original']
+__all__ = [
+    'DEFAULT_CLICK_RADIUS',
+    'DEFAULT_WORKING_SIZE',
+    'WORKING_MULTIPLE',
+    'Method',
+    'MethodFactory',
+    'MethodSettings',
+    'to_original',
+    'to_working',
+    'to_working_xy',
+    'working_shape',
+]
 
 # Defaults of segdip_ros.core.default_preset (working size, click radius), repeated here so
 # building a peer never needs an engine config.
@@ -73,14 +84,16 @@ class MethodSettings:
 MethodFactory = Callable[[MethodSettings], Method]
 
 
-def working_shape(height: int, width: int, working_size: int,
-                  multiple: int = WORKING_MULTIPLE) -> tuple[int, int]:
+def working_shape(
+    height: int, width: int, working_size: int, multiple: int = WORKING_MULTIPLE
+) -> tuple[int, int]:
     """(h, w) as the engine picks it (core.session.working_size_for): long side at most
     working_size, never upscaled, aspect kept, each side snapped to a multiple of `multiple`."""
     scale = min(1.0, working_size / max(height, width))
 
     def snap(v: float) -> int:
         return max(multiple, int(round(v / multiple)) * multiple)
+
     return snap(height * scale), snap(width * scale)
 
 
@@ -93,12 +106,15 @@ def to_working(image: np.ndarray, working_size: int) -> np.ndarray:
     return cv2.resize(image, (w, h), interpolation=interp)
 
 
-def to_working_xy(x: float, y: float, orig_hw: tuple[int, int],
-                  work_hw: tuple[int, int]) -> tuple[int, int]:
+def to_working_xy(
+    x: float, y: float, orig_hw: tuple[int, int], work_hw: tuple[int, int]
+) -> tuple[int, int]:
     """Original pixel -> working pixel, the mapping the engine's rasteriser uses."""
     (oh, ow), (h, w) = orig_hw, work_hw
-    return (min(w - 1, max(0, int((x + 0.5) * w / ow))),
-            min(h - 1, max(0, int((y + 0.5) * h / oh))))
+    return (
+        min(w - 1, max(0, int((x + 0.5) * w / ow))),
+        min(h - 1, max(0, int((y + 0.5) * h / oh))),
+    )
 
 
 def to_original(labels: np.ndarray, orig_hw: tuple[int, int]) -> np.ndarray:
@@ -116,6 +132,10 @@ def to_original(labels: np.ndarray, orig_hw: tuple[int, int]) -> np.ndarray:
     classes = np.unique(labels)
     if len(classes) == 1:
         return np.full((oh, ow), classes[0], np.uint8)
-    scores = np.stack([cv2.resize((labels == c).astype(np.float32), (ow, oh),
-                                  interpolation=cv2.INTER_LINEAR) for c in classes])
+    scores = np.stack(
+        [
+            cv2.resize((labels == c).astype(np.float32), (ow, oh), interpolation=cv2.INTER_LINEAR)
+            for c in classes
+        ]
+    )
     return classes[scores.argmax(axis=0)].astype(np.uint8)

@@ -17,6 +17,7 @@ Multi-class scores are also reported "after k clicks per class present" (`click_
 step clicks once on every class still wrong, at that class's farthest error pixel, and the method
 predicts once after the whole round.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ['SimClick', 'Clicker', 'next_click', 'class_clicks', 'error_distance']
+__all__ = ['Clicker', 'SimClick', 'class_clicks', 'error_distance', 'next_click']
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,9 @@ def error_distance(error: np.ndarray) -> np.ndarray:
     return dist[1:-1, 1:-1]
 
 
-def class_clicks(pred: np.ndarray, gt: np.ndarray, ignore_id: int,
-                 clicked: np.ndarray | None = None) -> list[SimClick]:
+def class_clicks(
+    pred: np.ndarray, gt: np.ndarray, ignore_id: int, clicked: np.ndarray | None = None
+) -> list[SimClick]:
     """One candidate click per class present in `gt` that is still wrong somewhere: the pixel
     of that class's error region farthest from its boundary, in class order.
 
@@ -82,8 +84,9 @@ def class_clicks(pred: np.ndarray, gt: np.ndarray, ignore_id: int,
     return found
 
 
-def next_click(pred: np.ndarray, gt: np.ndarray, ignore_id: int,
-               clicked: np.ndarray | None = None) -> SimClick | None:
+def next_click(
+    pred: np.ndarray, gt: np.ndarray, ignore_id: int, clicked: np.ndarray | None = None
+) -> SimClick | None:
     """Where the simulated user clicks next, or None when no valid pixel is wrong: the farthest
     of the per-class candidates (`class_clicks`), the lower class id on ties."""
     best: SimClick | None = None

@@ -9,6 +9,7 @@ know where a mask came from:
   as an ignore band (the GrabCut benchmark convention); 0/1 masks are accepted too.
 - multiclass: class ids as stored, with the dataset's ignore id (e.g. CamVid void = 11).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ['Sample', 'SamplePath', 'BINARY_IGNORE', 'IMAGE_EXTENSIONS', 'DatasetError',
-           'list_samples', 'load_sample', 'binary_labels', 'load_classes']
+__all__ = [
+    'BINARY_IGNORE',
+    'IMAGE_EXTENSIONS',
+    'DatasetError',
+    'Sample',
+    'SamplePath',
+    'binary_labels',
+    'list_samples',
+    'load_classes',
+    'load_sample',
+]
 
 BINARY_IGNORE = 255
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -132,7 +142,7 @@ def load_classes(path: str | Path, ignore_id: int | None) -> dict[int, str]:
         classes = {int(k): str(v) for k, v in raw.items()}
     except (OSError, ValueError, AttributeError) as err:
         raise DatasetError(f'cannot read classes file {path}: {err}') from err
-    classes.pop(ignore_id, None)  # type: ignore[arg-type]
+    classes.pop(ignore_id, None)
     if not classes:
         raise DatasetError(f'{path} lists no classes besides the ignore id {ignore_id}')
     return dict(sorted(classes.items()))

@@ -20,6 +20,7 @@ session_dir and, once it has settled, checked:
 
 The table counts kills per state, accepted commands, lost and duplicated ones.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,19 +30,35 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from segdip_ros.bench.nodeproc import DURABLE_PARAMS, NodeClient, NodeProcess, read_log
 
-__all__ = ['add_options', 'run_cli', 'KillSettings', 'KillReport', 'run_kills', 'STATES',
-           'check_session']
+__all__ = [
+    'STATES',
+    'KillReport',
+    'KillSettings',
+    'add_options',
+    'check_session',
+    'run_cli',
+    'run_kills',
+]
 
 STATES = ('waiting', 'warm-up', 'training', 'switching', 'saving')
-KILL_PARAMS = {**DURABLE_PARAMS, 'engine_overrides': [
-    'width=16', 'warmup_iterations=200', 'iterations_first=20', 'iterations_per_click=5',
-    'iterations_per_frame=5', 'refine=none']}
+KILL_PARAMS = {
+    **DURABLE_PARAMS,
+    'engine_overrides': [
+        'width=16',
+        'warmup_iterations=200',
+        'iterations_first=20',
+        'iterations_per_click=5',
+        'iterations_per_frame=5',
+        'refine=none',
+    ],
+}
 CLICK_RATE = 15.0  # commands per second during a kill round (3 while frames stream, so the
 #                    node's budget runs out and it switches frames between clicks)
 
@@ -51,8 +68,8 @@ class KillSettings:
     kills: int = 50
     seed: int = 0
     domain_id: int = 94
-    workdir: Path | None = None        # default: a temporary folder, removed at the end
-    chain_length: int = 5              # kills per session_dir: STATES, then random ones
+    workdir: Path | None = None  # default: a temporary folder, removed at the end
+    chain_length: int = 5  # kills per session_dir: STATES, then random ones
     settle_timeout: float = 60.0
     params: dict[str, Any] = field(default_factory=lambda: dict(KILL_PARAMS))
 
@@ -64,8 +81,9 @@ class KillReport:
     sent: int = 0
 
     def add(self, state: str, accepted: int, lost: int, dup: int, confirmed: bool) -> None:
-        row = self.per_state.setdefault(state, {'kills': 0, 'confirmed': 0, 'accepted': 0,
-                                                'lost': 0, 'duplicated': 0})
+        row = self.per_state.setdefault(
+            state, {'kills': 0, 'confirmed': 0, 'accepted': 0, 'lost': 0, 'duplicated': 0}
+        )
         row['kills'] += 1
         row['confirmed'] += int(confirmed)
         row['accepted'] += accepted
@@ -113,13 +131,18 @@ def _expected_set(records: list[dict[str, Any]], frame: list[Any] | None) -> lis
 def _ann_key(d: dict[str, Any]) -> tuple:
     if d['type'] == 'click':
         return ('click', round(float(d['x']), 4), round(float(d['y']), 4), int(d['class_id']))
-    return (d['type'], json.dumps({k: d[k] for k in sorted(d) if k in
-                                   ('points', 'x0', 'y0', 'x1', 'y1', 'class_id')}))
+    return (
+        d['type'],
+        json.dumps(
+            {k: d[k] for k in sorted(d) if k in ('points', 'x0', 'y0', 'x1', 'y1', 'class_id')}
+        ),
+    )
 
 
 def check_session(session_dir: Path) -> tuple[int, int, int, list[str]]:
     """(accepted, lost, duplicated, problems) of a settled session_dir (see module doc)."""
-    from segdip_ros.core import TrainingSession  # noqa: PLC0415
+    from segdip_ros.core import TrainingSession
+
     records = read_log(session_dir)
     problems: list[str] = []
     queued: dict[str, int] = {}
@@ -158,14 +181,24 @@ def check_session(session_dir: Path) -> tuple[int, int, int, list[str]]:
 class _Run:
     """One chain: a session_dir, the node process (restarted after each kill), a client."""
 
-    def __init__(self, st: KillSettings, session: Path, chain: int, rng: random.Random,
-                 log: Callable[[str], None]) -> None:
-        from segdip_ros.core.synthetic import moving_object_sequence  # noqa: PLC0415
-        from segdip_ros.ros.convert import rgb_to_image_msg  # noqa: PLC0415
-        from std_msgs.msg import Header  # noqa: PLC0415
+    def __init__(
+        self,
+        st: KillSettings,
+        session: Path,
+        chain: int,
+        rng: random.Random,
+        log: Callable[[str], None],
+    ) -> None:
+        from std_msgs.msg import Header
+
+        from segdip_ros.core.synthetic import moving_object_sequence
+        from segdip_ros.ros.convert import rgb_to_image_msg
+
         self.st, self.session, self.chain, self.rng, self.log = st, session, chain, rng, log
-        self.frames = [rgb_to_image_msg(s.rgb, Header(frame_id='camera'))
-                       for s in moving_object_sequence(frames=20)]
+        self.frames = [
+            rgb_to_image_msg(s.rgb, Header(frame_id='camera'))
+            for s in moving_object_sequence(frames=20)
+        ]
         self.k = 0
         self.node: NodeProcess | None = None
         self.client: NodeClient | None = None
@@ -173,19 +206,23 @@ class _Run:
 
     def start(self, mode: str) -> None:
         params = {**self.st.params, 'session_dir': str(self.session), 'mode': mode}
-        self.node = NodeProcess(params, self.st.domain_id,
-                                self.session.parent / f'node{self.chain}.log').start()
+        self.node = NodeProcess(
+            params, self.st.domain_id, self.session.parent / f'node{self.chain}.log'
+        ).start()
         if self.client is None:
             self.client = NodeClient(self.st.domain_id)
         self.client.diag = {}
-        if not self.client.spin_until(lambda: self.client.matched() and self.client.diag,
-                                      60, self.node.alive):
+        if not self.client.spin_until(
+            lambda: self.client.matched() and self.client.diag, 60, self.node.alive
+        ):
             raise RuntimeError('the node did not come up:\n' + self.node.log_text()[-3000:])
 
     def frame(self) -> None:
         msg = self.frames[self.k % len(self.frames)]
-        msg.header.stamp.sec, msg.header.stamp.nanosec = 100 + self.k // 30, \
-            (self.k % 30) * 33_000_000
+        msg.header.stamp.sec, msg.header.stamp.nanosec = (
+            100 + self.k // 30,
+            (self.k % 30) * 33_000_000,
+        )
         self.client.image.publish(msg)
         self.k += 1
 
@@ -197,16 +234,22 @@ class _Run:
         elif r < 0.11:
             self.client.send({'type': 'clear'})
         else:
-            self.client.send({'type': 'click', 'x': round(self.rng.uniform(0, 159), 3),
-                              'y': round(self.rng.uniform(0, 119), 3),
-                              'class_id': self.rng.randrange(2)})
+            self.client.send(
+                {
+                    'type': 'click',
+                    'x': round(self.rng.uniform(0, 159), 3),
+                    'y': round(self.rng.uniform(0, 119), 3),
+                    'class_id': self.rng.randrange(2),
+                }
+            )
         self.sent += 1
 
     def state(self) -> str:
         return self.client.diag.get('state', '')
 
-    def wait_state(self, cond: Callable[[str], bool], timeout: float, stream: bool = False
-                   ) -> bool:
+    def wait_state(
+        self, cond: Callable[[str], bool], timeout: float, stream: bool = False
+    ) -> bool:
         end = time.monotonic() + timeout
         while time.monotonic() < end and self.node.alive():
             if cond(self.state()):
@@ -216,8 +259,7 @@ class _Run:
             self.client.spin_for(1 / 30 if stream else 0.05)
         return cond(self.state())
 
-    def clicks_then_kill(self, stream: bool = False, service: str | None = None
-                         ) -> dict[str, Any]:
+    def clicks_then_kill(self, stream: bool = False, service: str | None = None) -> dict[str, Any]:
         """Send commands at CLICK_RATE, SIGKILL at a random moment 0.3-1.5 s in (a service
         call half-way); what was seen: last diagnostics state, service done or not."""
         kill_at = self.rng.uniform(0.3, 1.5) * (2.0 if stream else 1.0)
@@ -243,9 +285,11 @@ class _Run:
     def settle(self) -> bool:
         """Until the restarted node has nothing pending and is idle (still mode)."""
         c = self.client
-        return c.spin_until(lambda: c.diag.get('annotations_pending') == '0'
-                            and c.diag.get('state') == 'idle', self.st.settle_timeout,
-                            self.node.alive)
+        return c.spin_until(
+            lambda: c.diag.get('annotations_pending') == '0' and c.diag.get('state') == 'idle',
+            self.st.settle_timeout,
+            self.node.alive,
+        )
 
     def close(self) -> None:
         try:
@@ -309,9 +353,10 @@ def _chain(run: _Run, report: KillReport, kills: int, log: Callable[[str], None]
     """One kill in each state on one session_dir, each checked after the restart."""
     prev = (0, 0, 0)  # accepted, lost, duplicated so far in this session_dir
     run.start('still')
-    states = list(STATES) + [run.rng.choice(STATES[1:])
-                             for _ in range(run.st.chain_length - len(STATES))]
-    for state in states[:run.st.chain_length]:
+    states = list(STATES) + [
+        run.rng.choice(STATES[1:]) for _ in range(run.st.chain_length - len(STATES))
+    ]
+    for state in states[: run.st.chain_length]:
         if report.totals()['kills'] >= kills:
             return
         before = read_log(run.session)
@@ -330,18 +375,22 @@ def _chain(run: _Run, report: KillReport, kills: int, log: Callable[[str], None]
             if not settled:
                 problems.append('the restarted node did not settle')
         problems += _dataset_problems(run.session)
-        report.add(state, accepted - prev[0], max(0, lost - prev[1]), max(0, dup - prev[2]),
-                   confirmed)
+        report.add(
+            state, accepted - prev[0], max(0, lost - prev[1]), max(0, dup - prev[2]), confirmed
+        )
         prev = (accepted, max(lost, prev[1]), max(dup, prev[2]))
         report.problems += [f'chain {run.chain}, {state}: {p}' for p in problems]
-        log(f'chain {run.chain}: killed in {state} ({"confirmed" if confirmed else "unsure"}'
+        log(
+            f'chain {run.chain}: killed in {state} ({"confirmed" if confirmed else "unsure"}'
             f', last /diagnostics state {seen["state"] or "?"}), '
             f'{accepted} accepted in all, lost {lost}, duplicated {dup}'
-            + (f'; {"; ".join(problems)}' if problems else ''))
+            + (f'; {"; ".join(problems)}' if problems else '')
+        )
 
 
-def _confirm(state: str, before: list[dict[str, Any]], after: list[dict[str, Any]],
-             seen: dict[str, Any]) -> bool:
+def _confirm(
+    state: str, before: list[dict[str, Any]], after: list[dict[str, Any]], seen: dict[str, Any]
+) -> bool:
     """Whether the log written up to the kill shows the node was in `state` when it died.
 
     waiting: no scene yet. warm-up: commands accepted in the round, none applied (they wait
@@ -349,7 +398,7 @@ def _confirm(state: str, before: list[dict[str, Any]], after: list[dict[str, Any
     switching: applied records of the round on two or more frames. saving: the
     ~/save call was made and had not been answered.
     """
-    new = after[len(before):]
+    new = after[len(before) :]
     applied = [r for r in new if r.get('status') == 'applied']
     if state == 'waiting':
         return not any(r.get('status') == 'scene' for r in after)
@@ -367,10 +416,17 @@ def _confirm(state: str, before: list[dict[str, Any]], after: list[dict[str, Any
 
 def _dataset_problems(session: Path) -> list[str]:
     """~/save files that are there but unreadable (a torn write)."""
-    import cv2  # noqa: PLC0415
-    bad = [p.name for p in (session / 'dataset').glob('*.png')
-           if cv2.imread(str(p), cv2.IMREAD_UNCHANGED) is None] \
-        if (session / 'dataset').exists() else []
+    import cv2
+
+    bad = (
+        [
+            p.name
+            for p in (session / 'dataset').glob('*.png')
+            if cv2.imread(str(p), cv2.IMREAD_UNCHANGED) is None
+        ]
+        if (session / 'dataset').exists()
+        else []
+    )
     return [f'unreadable sample file(s) {bad}'] if bad else []
 
 
@@ -378,15 +434,28 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument('--kills', type=int, default=50, help='SIGKILLs in all (default 50)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--domain-id', type=int, default=94, help='ROS domain (default 94)')
-    p.add_argument('--chain-length', type=int, default=10,
-                   help='kills per session folder: the 5 states, then random ones (10)')
-    p.add_argument('--workdir', type=Path, default=None,
-                   help='keep the session folders here (default: temporary, removed)')
+    p.add_argument(
+        '--chain-length',
+        type=int,
+        default=10,
+        help='kills per session folder: the 5 states, then random ones (10)',
+    )
+    p.add_argument(
+        '--workdir',
+        type=Path,
+        default=None,
+        help='keep the session folders here (default: temporary, removed)',
+    )
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    st = KillSettings(kills=args.kills, seed=args.seed, domain_id=args.domain_id,
-                      workdir=args.workdir, chain_length=args.chain_length)
+    st = KillSettings(
+        kills=args.kills,
+        seed=args.seed,
+        domain_id=args.domain_id,
+        workdir=args.workdir,
+        chain_length=args.chain_length,
+    )
     t0 = time.monotonic()
     report = run_kills(st)
     print(report.table())

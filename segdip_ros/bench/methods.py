@@ -6,13 +6,14 @@ e.g. an engine ablation, one line is enough:
 
     register('segdip-w64', segdip_factory(lambda n: default_preset(n, width=64)))
 """
+
 from __future__ import annotations
 
 from .base import Method, MethodFactory, MethodSettings
 from .peers import GrabCutMethod, NearestClickMethod, NearestGraphCutMethod, RandomWalkerMethod
 from .segdip_methods import SEGDIP_METHODS, segdip_factory
 
-__all__ = ['METHODS', 'register', 'make_method', 'segdip_factory']
+__all__ = ['METHODS', 'make_method', 'register', 'segdip_factory']
 
 METHODS: dict[str, MethodFactory] = {
     'grabcut': lambda s: GrabCutMethod(s, nearest=False),

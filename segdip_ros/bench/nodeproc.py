@@ -6,6 +6,7 @@ Why a child process: SIGKILL and RSS are only meaningful for a real process. The
 Context of this process. Both use ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and the given
 domain, so nothing leaves the machine. rclpy is imported only here, lazily by the benchmarks.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,17 +15,27 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ['NodeProcess', 'NodeClient', 'rss_mb', 'read_log', 'DURABLE_PARAMS']
+__all__ = ['DURABLE_PARAMS', 'NodeClient', 'NodeProcess', 'read_log', 'rss_mb']
 
 # Small engine values: warm-up short (tens of iterations) but not zero, every state reached
 # within seconds on one CPU thread.
 DURABLE_PARAMS: dict[str, Any] = {
-    'working_size': 64, 'publish_rate': 10.0, 'torch_threads': 1,
-    'engine_overrides': ['width=16', 'warmup_iterations=40', 'iterations_first=20',
-                         'iterations_per_click=10', 'iterations_per_frame=10', 'refine=none']}
+    'working_size': 64,
+    'publish_rate': 10.0,
+    'torch_threads': 1,
+    'engine_overrides': [
+        'width=16',
+        'warmup_iterations=40',
+        'iterations_first=20',
+        'iterations_per_click=10',
+        'iterations_per_frame=10',
+        'refine=none',
+    ],
+}
 
 
 def rss_mb(pid: int) -> float:
@@ -57,23 +68,38 @@ def read_log(session_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
 class NodeProcess:
     """One run of the node as a child process; always stop() it (try/finally)."""
 
-    def __init__(self, params: dict[str, Any], domain_id: int, output: Path,
-                 node_name: str = 'segdip') -> None:
+    def __init__(
+        self, params: dict[str, Any], domain_id: int, output: Path, node_name: str = 'segdip'
+    ) -> None:
         self.params, self.domain_id, self.output = params, domain_id, output
         self.node_name = node_name
         self.proc: subprocess.Popen[bytes] | None = None
         self._out: Any = None
 
     def start(self) -> NodeProcess:
-        env = dict(os.environ, ROS_DOMAIN_ID=str(self.domain_id),
-                   ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', PYTHONUNBUFFERED='1',
-                   CUDA_VISIBLE_DEVICES='')
+        env = dict(
+            os.environ,
+            ROS_DOMAIN_ID=str(self.domain_id),
+            ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+            PYTHONUNBUFFERED='1',
+            CUDA_VISIBLE_DEVICES='',
+        )
         args = [a for k, v in self.params.items() for a in ('-p', f'{k}:={_param(v)}')]
         self._out = open(self.output, 'ab')
         self.proc = subprocess.Popen(
-            [sys.executable, '-m', 'segdip_ros.segdip_node', '--ros-args',
-             '-r', f'__node:={self.node_name}', *args],
-            env=env, stdout=self._out, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                '-m',
+                'segdip_ros.segdip_node',
+                '--ros-args',
+                '-r',
+                f'__node:={self.node_name}',
+                *args,
+            ],
+            env=env,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+        )
         return self
 
     @property
@@ -125,13 +151,14 @@ class NodeClient:
     def __init__(self, domain_id: int, node_name: str = 'segdip') -> None:
         self._old_range = os.environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE')
         os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'  # read by rclpy.init
-        import rclpy  # noqa: PLC0415 - ROS only where a benchmark needs it
-        from diagnostic_msgs.msg import DiagnosticArray  # noqa: PLC0415
-        from rclpy.context import Context  # noqa: PLC0415
-        from rclpy.executors import SingleThreadedExecutor  # noqa: PLC0415
-        from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: PLC0415
-        from sensor_msgs.msg import Image  # noqa: PLC0415
-        from std_msgs.msg import String  # noqa: PLC0415
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import String
+
         self._rclpy = rclpy
         self.ctx = Context()
         rclpy.init(context=self.ctx, domain_id=domain_id)
@@ -141,8 +168,9 @@ class NodeClient:
         self.name = node_name
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.image = self.node.create_publisher(Image, 'image', 5)
-        self.annotations = self.node.create_publisher(String, f'/{node_name}/annotations',
-                                                      reliable)
+        self.annotations = self.node.create_publisher(
+            String, f'/{node_name}/annotations', reliable
+        )
         self.diag: dict[str, str] = {}
         self.diag_count = 0
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
@@ -155,8 +183,9 @@ class NodeClient:
                 self.diag = {kv.key: kv.value for kv in st.values}
                 self.diag_count += 1
 
-    def spin_until(self, cond: Callable[[], bool], timeout: float,
-                   alive: Callable[[], bool] | None = None) -> bool:
+    def spin_until(
+        self, cond: Callable[[], bool], timeout: float, alive: Callable[[], bool] | None = None
+    ) -> bool:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if cond():
@@ -170,8 +199,10 @@ class NodeClient:
         self.spin_until(lambda: False, seconds)
 
     def matched(self) -> bool:
-        return self.image.get_subscription_count() > 0 \
+        return (
+            self.image.get_subscription_count() > 0
             and self.annotations.get_subscription_count() > 0
+        )
 
     def send(self, data: dict[str, Any] | str) -> None:
         text = data if isinstance(data, str) else json.dumps(data)
@@ -179,11 +210,13 @@ class NodeClient:
 
     def call(self, service: str, timeout: float = 20.0) -> Any:
         """Call a std_srvs/Trigger service of the node; the response or None (timeout)."""
-        from std_srvs.srv import Trigger  # noqa: PLC0415
+        from std_srvs.srv import Trigger
+
         client = self._clients.get(service)
         if client is None:
             client = self._clients[service] = self.node.create_client(
-                Trigger, f'/{self.name}/{service}')
+                Trigger, f'/{self.name}/{service}'
+            )
         if not self.spin_until(client.service_is_ready, timeout):
             return None
         fut = client.call_async(Trigger.Request())
@@ -192,12 +225,14 @@ class NodeClient:
 
     def set_parameter(self, name: str, value: Any, timeout: float = 20.0) -> Any:
         """Set one parameter of the node live; the SetParametersResult or None (timeout)."""
-        from rcl_interfaces.srv import SetParameters  # noqa: PLC0415
-        from rclpy.parameter import Parameter  # noqa: PLC0415
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+
         client = self._clients.get('set_parameters')
         if client is None:
             client = self._clients['set_parameters'] = self.node.create_client(
-                SetParameters, f'/{self.name}/set_parameters')
+                SetParameters, f'/{self.name}/set_parameters'
+            )
         if not self.spin_until(client.service_is_ready, timeout):
             return None
         req = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
@@ -206,11 +241,13 @@ class NodeClient:
         return fut.result().results[0] if fut.done() and fut.result() else None
 
     def call_async(self, service: str) -> Any:
-        from std_srvs.srv import Trigger  # noqa: PLC0415
+        from std_srvs.srv import Trigger
+
         client = self._clients.get(service)
         if client is None:
             client = self._clients[service] = self.node.create_client(
-                Trigger, f'/{self.name}/{service}')
+                Trigger, f'/{self.name}/{service}'
+            )
         return client.call_async(Trigger.Request())
 
     def close(self) -> None:

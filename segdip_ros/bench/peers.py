@@ -15,19 +15,30 @@ user has given no negative click, the one-pixel image border is taken as backgro
 nearest-click map and the random walker (with positive seeds only they would label the whole
 image); GrabCut needs no such prior since its unclicked pixels are already "probably background".
 """
+
 from __future__ import annotations
 
 import warnings
 
 import cv2
 import numpy as np
-from segdip_ros.core.refine import (CutSettings, graphcut_refine, nearest_click_map,
-                                    with_border_background)
+
+from segdip_ros.core.refine import (
+    CutSettings,
+    graphcut_refine,
+    nearest_click_map,
+    with_border_background,
+)
 
 from .base import MethodSettings, to_original, to_working, to_working_xy
 
-__all__ = ['GrabCutMethod', 'RandomWalkerMethod', 'NearestClickMethod', 'NearestGraphCutMethod',
-           'nearest_click_map']  # nearest_click_map lives in core.refine, re-exported here
+__all__ = [
+    'GrabCutMethod',
+    'NearestClickMethod',
+    'NearestGraphCutMethod',
+    'RandomWalkerMethod',
+    'nearest_click_map',
+]  # nearest_click_map lives in core.refine, re-exported here
 
 
 class _ClickPeer:
@@ -109,14 +120,19 @@ class NearestGraphCutMethod(_ClickPeer):
 
     name = 'nearest-graphcut'
 
-    def __init__(self, settings: MethodSettings, confidence: float | None = None,
-                 edge_cost: float | None = None, merge: bool = True) -> None:
+    def __init__(
+        self,
+        settings: MethodSettings,
+        confidence: float | None = None,
+        edge_cost: float | None = None,
+        merge: bool = True,
+    ) -> None:
         super().__init__(settings)
-        engine = CutSettings()   # None: the engine default's click prior
+        engine = CutSettings()  # None: the engine default's click prior
         self.confidence = engine.click_confidence if confidence is None else confidence
         self.edge_cost = engine.click_edge_cost if edge_cost is None else edge_cost
         self.merge = merge
-        self._shown: tuple[np.ndarray, np.ndarray] | None = None   # (labels, seeds)
+        self._shown: tuple[np.ndarray, np.ndarray] | None = None  # (labels, seeds)
 
     def reset(self, image: np.ndarray, seed: int) -> None:
         super().reset(image, seed)
@@ -127,10 +143,16 @@ class NearestGraphCutMethod(_ClickPeer):
         seeds = self._seeds()
         if (seeds < 0).all():
             return np.zeros(seeds.shape, np.uint8)
-        refined = graphcut_refine(self._image, None, seeds, click_confidence=self.confidence,
-                                  keep=0.0, num_classes=self.settings.num_classes,
-                                  base=self._shown if self.merge else None,
-                                  click_edge_cost=self.edge_cost)
+        refined = graphcut_refine(
+            self._image,
+            None,
+            seeds,
+            click_confidence=self.confidence,
+            keep=0.0,
+            num_classes=self.settings.num_classes,
+            base=self._shown if self.merge else None,
+            click_edge_cost=self.edge_cost,
+        )
         labels = refined.argmax(axis=0).astype(np.uint8)
         self._shown = (labels, seeds)
         return labels
@@ -141,8 +163,9 @@ class GrabCutMethod(_ClickPeer):
 
     multiclass = False
 
-    def __init__(self, settings: MethodSettings, nearest: bool = False,
-                 iterations: int = 5) -> None:
+    def __init__(
+        self, settings: MethodSettings, nearest: bool = False, iterations: int = 5
+    ) -> None:
         super().__init__(settings)
         if settings.num_classes != 2:
             raise ValueError('GrabCut is a binary method; it cannot run a multi-class benchmark')
@@ -171,8 +194,7 @@ class GrabCutMethod(_ClickPeer):
         bgd = np.zeros((1, 65), np.float64)
         fgd = np.zeros((1, 65), np.float64)
         try:
-            cv2.grabCut(self._image, mask, None, bgd, fgd, self.iterations,
-                        cv2.GC_INIT_WITH_MASK)
+            cv2.grabCut(self._image, mask, None, bgd, fgd, self.iterations, cv2.GC_INIT_WITH_MASK)
         except cv2.error:
             return fg.astype(np.uint8)  # too few samples for the GMMs: keep the seeding
         return ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
@@ -194,6 +216,7 @@ class RandomWalkerMethod(_ClickPeer):
 
     def _predict_working(self) -> np.ndarray:
         from skimage.segmentation import random_walker
+
         assert self._image is not None
         seeds = self._with_border_prior(self._seeds())
         present = np.unique(seeds[seeds >= 0])
@@ -207,6 +230,5 @@ class RandomWalkerMethod(_ClickPeer):
         data = self._image.astype(np.float64) / 255.0
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', UserWarning)  # seeds cut off from the rest
-            out = random_walker(data, lut[seeds + 1], beta=self.beta, mode='bf',
-                                channel_axis=-1)
+            out = random_walker(data, lut[seeds + 1], beta=self.beta, mode='bf', channel_axis=-1)
         return present[np.clip(out, 1, len(present)) - 1].astype(np.uint8)

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """A dependency-free progress bar on stderr, with a running figure (e.g. the mean NoC so far)."""
+
 from __future__ import annotations
 
 import sys
@@ -12,8 +13,14 @@ __all__ = ['ProgressBar']
 class ProgressBar:
     """`label [#####-----] 12/40  NoC@90 7.42  3.1 s/img  ETA 1m30s`, redrawn in place."""
 
-    def __init__(self, total: int, label: str, stream: TextIO | None = None,
-                 width: int = 24, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        total: int,
+        label: str,
+        stream: TextIO | None = None,
+        width: int = 24,
+        enabled: bool = True,
+    ) -> None:
         self.total = max(1, total)
         self.label = label
         self.stream = sys.stderr if stream is None else stream
@@ -32,8 +39,10 @@ class ProgressBar:
         elapsed = time.perf_counter() - self._start
         per = elapsed / done if done else 0.0
         eta = per * (self.total - done)
-        line = (f'\r{self.label} [{"#" * filled}{"-" * (self.width - filled)}] '
-                f'{done}/{self.total}  {info}  {per:.1f} s/img  ETA {_fmt(eta)}')
+        line = (
+            f'\r{self.label} [{"#" * filled}{"-" * (self.width - filled)}] '
+            f'{done}/{self.total}  {info}  {per:.1f} s/img  ETA {_fmt(eta)}'
+        )
         if self._tty:
             self.stream.write(line.ljust(100))
         else:  # a log file: one line per update instead of carriage returns

@@ -10,6 +10,7 @@ results.json (schema "segdip-bench/1"), documented in docs/benchmark.md:
                                   "images": [{"name", "height", "width", "clicks", "iou",
                                               "seconds", "reset_seconds", "mask"}]}]}}}
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,18 @@ import numpy as np
 from .runner import ImageRecord, MethodRun
 from .scoring import aggregate_seeds, mean_curve, summarize
 
-__all__ = ['SCHEMA', 'mask_path', 'save_mask', 'method_entry', 'build_results', 'write_json',
-           'write_markdown', 'plot_curves', 'write_all', 'record_mask_writer']
+__all__ = [
+    'SCHEMA',
+    'build_results',
+    'mask_path',
+    'method_entry',
+    'plot_curves',
+    'record_mask_writer',
+    'save_mask',
+    'write_all',
+    'write_json',
+    'write_markdown',
+]
 
 SCHEMA = 'segdip-bench/1'
 
@@ -44,8 +55,14 @@ def save_mask(out: Path, rel: str, labels: np.ndarray, task: str) -> None:
         raise OSError(f'cannot write {path}')
 
 
-def method_entry(runs: list[MethodRun], task: str, max_clicks: int,
-                 thresholds: tuple[float, ...], learned: bool, multi_seed: bool) -> dict[str, Any]:
+def method_entry(
+    runs: list[MethodRun],
+    task: str,
+    max_clicks: int,
+    thresholds: tuple[float, ...],
+    learned: bool,
+    multi_seed: bool,
+) -> dict[str, Any]:
     """Summary (mean over seeds), spread and per-image records of one method."""
     prefix = 'iou' if task == 'binary' else 'miou'
     run_entries = []
@@ -61,20 +78,38 @@ def method_entry(runs: list[MethodRun], task: str, max_clicks: int,
             d = r.to_json()
             d['mask'] = mask_path(run.method, run.seed, r.name, multi_seed)
             images.append(d)
-        run_entries.append({'seed': run.seed, 'summary': summ, 'mean_curve': mean_curve(curves),
-                            'images': images})
+        run_entries.append(
+            {'seed': run.seed, 'summary': summ, 'mean_curve': mean_curve(curves), 'images': images}
+        )
     mean, spread = aggregate_seeds(summaries)
     curve = np.mean([e['mean_curve'] for e in run_entries], axis=0).tolist()
-    return {'learned': learned, 'seeds': [r.seed for r in runs], 'summary': mean,
-            'spread': spread, 'mean_curve': curve, 'runs': run_entries}
+    return {
+        'learned': learned,
+        'seeds': [r.seed for r in runs],
+        'summary': mean,
+        'spread': spread,
+        'mean_curve': curve,
+        'runs': run_entries,
+    }
 
 
-def build_results(task: str, dataset: str, settings: dict[str, Any],
-                  thresholds: tuple[float, ...], methods: dict[str, dict[str, Any]]) -> dict:
-    return {'schema': SCHEMA, 'task': task, 'dataset': dataset,
-            'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'), 'settings': settings,
-            'thresholds': list(thresholds), 'score': 'iou' if task == 'binary' else 'miou',
-            'methods': methods}
+def build_results(
+    task: str,
+    dataset: str,
+    settings: dict[str, Any],
+    thresholds: tuple[float, ...],
+    methods: dict[str, dict[str, Any]],
+) -> dict:
+    return {
+        'schema': SCHEMA,
+        'task': task,
+        'dataset': dataset,
+        'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+        'settings': settings,
+        'thresholds': list(thresholds),
+        'score': 'iou' if task == 'binary' else 'miou',
+        'methods': methods,
+    }
 
 
 def write_json(out: Path, results: dict) -> Path:
@@ -87,13 +122,17 @@ def _columns(results: dict) -> list[tuple[str, str, str]]:
     """(key, header, format) of the table columns present in the summaries."""
     p = results['score']
     name = 'IoU' if p == 'iou' else 'mIoU'
-    cols = [(f'noc@{round(t * 100)}', f'NoC@{round(t * 100)}', '.2f')
-            for t in results['thresholds']]
+    cols = [
+        (f'noc@{round(t * 100)}', f'NoC@{round(t * 100)}', '.2f') for t in results['thresholds']
+    ]
     first = next(iter(results['methods'].values()))['summary']
-    cols += [(f'{p}@{k}', f'{name}@{k}', '.3f') for k in (1, 3, 5, 10, 20)
-             if f'{p}@{k}' in first]
-    cols += [('auc', f'{name} AuC', '.3f'), ('stability', 'Stability', '.3f'),
-             ('seconds_per_click', 's/click', '.3f'), ('reset_seconds', 's/reset', '.2f')]
+    cols += [(f'{p}@{k}', f'{name}@{k}', '.3f') for k in (1, 3, 5, 10, 20) if f'{p}@{k}' in first]
+    cols += [
+        ('auc', f'{name} AuC', '.3f'),
+        ('stability', 'Stability', '.3f'),
+        ('seconds_per_click', 's/click', '.3f'),
+        ('reset_seconds', 's/reset', '.2f'),
+    ]
     return cols
 
 
@@ -106,12 +145,16 @@ def write_markdown(out: Path, results: dict) -> Path:
     """One row per method; learned methods run with several seeds show mean ± std."""
     cols = _columns(results)
     s = results['settings']
-    lines = [f"# segdip-bench {results['task']}: {results['dataset']}", '',
-             f"{s['images']} images, {s['max_clicks']} {_unit(s)}, "
-             f"working size {s['working_size']}, "
-             f"seeds {s['seeds']}; created {results['created']}.", '',
-             '| Method | ' + ' | '.join(c[1] for c in cols) + ' |',
-             '|---|' + '---:|' * len(cols)]
+    lines = [
+        f'# segdip-bench {results["task"]}: {results["dataset"]}',
+        '',
+        f'{s["images"]} images, {s["max_clicks"]} {_unit(s)}, '
+        f'working size {s["working_size"]}, '
+        f'seeds {s["seeds"]}; created {results["created"]}.',
+        '',
+        '| Method | ' + ' | '.join(c[1] for c in cols) + ' |',
+        '|---|' + '---:|' * len(cols),
+    ]
     for name, m in results['methods'].items():
         cells = []
         for key, _, fmt in cols:
@@ -121,8 +164,12 @@ def write_markdown(out: Path, results: dict) -> Path:
                 cell += ' ± ' + format(m['spread'].get(key, 0.0), fmt)
             cells.append(cell)
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
-    lines += ['', 'NoC counts max clicks when the threshold is never reached; stability is the '
-              'share of click steps where the score drops by more than 0.05.', '']
+    lines += [
+        '',
+        'NoC counts max clicks when the threshold is never reached; stability is the '
+        'share of click steps where the score drops by more than 0.05.',
+        '',
+    ]
     path = out / 'results.md'
     path.write_text('\n'.join(lines))
     return path
@@ -131,9 +178,11 @@ def write_markdown(out: Path, results: dict) -> Path:
 def plot_curves(out: Path, results: dict) -> Path:
     """Mean score after each click, one curve per method (matplotlib, Agg backend)."""
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     import matplotlib.ticker
+
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for name, m in results['methods'].items():
         curve = m['mean_curve']
@@ -146,7 +195,7 @@ def plot_curves(out: Path, results: dict) -> Path:
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(f"{results['task']}: {Path(results['dataset']).name}")
+    ax.set_title(f'{results["task"]}: {Path(results["dataset"]).name}')
     fig.tight_layout()
     path = out / 'iou_vs_clicks.png'
     fig.savefig(path)
@@ -162,7 +211,9 @@ def write_all(out: Path, results: dict) -> list[Path]:
 
 def record_mask_writer(out: Path, method: str, seed: int, task: str, multi_seed: bool):
     """Callback for run_method that saves each image's final mask as soon as it is done."""
+
     def write(rec: ImageRecord) -> None:
         if rec.final_mask is not None:
             save_mask(out, mask_path(method, seed, rec.name, multi_seed), rec.final_mask, task)
+
     return write

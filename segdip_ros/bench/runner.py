@@ -5,11 +5,12 @@ Every method sees the same user policy, but the clicks themselves follow each me
 errors (as in RITM). When nothing valid is wrong any more the user stops clicking: the step is
 recorded with no click and the score is carried over, so every curve has max_clicks entries.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from .datasets import Sample
 from .progress import ProgressBar
 from .scoring import noc
 
-__all__ = ['ImageRecord', 'MethodRun', 'score', 'run_image', 'run_method']
+__all__ = ['ImageRecord', 'MethodRun', 'run_image', 'run_method', 'score']
 
 
 @dataclass
@@ -40,10 +41,15 @@ class ImageRecord:
     final_mask: np.ndarray | None = None
 
     def to_json(self) -> dict:
-        return {'name': self.name, 'height': self.height, 'width': self.width,
-                'clicks': self.clicks, 'iou': [round(v, 6) for v in self.iou],
-                'seconds': [round(v, 4) for v in self.seconds],
-                'reset_seconds': round(self.reset_seconds, 4)}
+        return {
+            'name': self.name,
+            'height': self.height,
+            'width': self.width,
+            'clicks': self.clicks,
+            'iou': [round(v, 6) for v in self.iou],
+            'seconds': [round(v, 4) for v in self.seconds],
+            'reset_seconds': round(self.reset_seconds, 4),
+        }
 
 
 @dataclass
@@ -59,15 +65,22 @@ def score(pred: np.ndarray, sample: Sample, task: str) -> float:
     """Binary: IoU of the object (label 1); multi-class: mean IoU over the classes present;
     ignored pixels excluded, at original resolution."""
     if pred.shape != sample.labels.shape:
-        raise ValueError(f'{sample.name}: prediction {pred.shape} is not at original size '
-                         f'{sample.labels.shape}')
+        raise ValueError(
+            f'{sample.name}: prediction {pred.shape} is not at original size {sample.labels.shape}'
+        )
     if task == 'binary':
         return iou(pred == 1, sample.labels == 1, sample.valid)
     return mean_iou(pred, sample.labels, ignore_index=sample.ignore_id)
 
 
-def run_image(method: Method, sample: Sample, task: str, max_clicks: int,
-              seed: int = 0, per_class: bool = False) -> ImageRecord:
+def run_image(
+    method: Method,
+    sample: Sample,
+    task: str,
+    max_clicks: int,
+    seed: int = 0,
+    per_class: bool = False,
+) -> ImageRecord:
     """Reset `method` on the sample, then click max_clicks times; returns the record.
 
     per_class (multi-class): each of the max_clicks steps is a round of one click on every class
@@ -105,9 +118,17 @@ def run_image(method: Method, sample: Sample, task: str, max_clicks: int,
     return rec
 
 
-def run_method(method: Method, samples: list[Sample], task: str, max_clicks: int, seed: int,
-               threshold: float, on_image: Callable[[ImageRecord], None] | None = None,
-               progress: bool = True, per_class: bool = False) -> MethodRun:
+def run_method(
+    method: Method,
+    samples: list[Sample],
+    task: str,
+    max_clicks: int,
+    seed: int,
+    threshold: float,
+    on_image: Callable[[ImageRecord], None] | None = None,
+    progress: bool = True,
+    per_class: bool = False,
+) -> MethodRun:
     """Run one method and seed over the samples, showing the running mean NoC@threshold."""
     run = MethodRun(method.name, seed)
     bar = ProgressBar(len(samples), f'{method.name} seed {seed}', enabled=progress)

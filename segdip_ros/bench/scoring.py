@@ -9,15 +9,26 @@ original resolution, ignored pixels excluded). Conventions (RITM / f-BRS):
 - stability: share of the K-1 click steps where the score falls by more than 0.05.
 Every figure is computed per image, then averaged over images.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ['noc', 'stability', 'score_at', 'summarize', 'aggregate_seeds', 'mean_curve',
-           'BINARY_THRESHOLDS', 'MULTICLASS_THRESHOLDS', 'REPORTED_CLICKS', 'DROP']
+__all__ = [
+    'BINARY_THRESHOLDS',
+    'DROP',
+    'MULTICLASS_THRESHOLDS',
+    'REPORTED_CLICKS',
+    'aggregate_seeds',
+    'mean_curve',
+    'noc',
+    'score_at',
+    'stability',
+    'summarize',
+]
 
 BINARY_THRESHOLDS = (0.85, 0.90)
 MULTICLASS_THRESHOLDS = (0.80, 0.85)
@@ -51,8 +62,13 @@ def score_at(curve: Sequence[float], k: int) -> float:
     return float(curve[k - 1])
 
 
-def summarize(curves: Sequence[Sequence[float]], seconds: Sequence[float], max_clicks: int,
-              thresholds: Sequence[float], prefix: str = 'iou') -> dict[str, float]:
+def summarize(
+    curves: Sequence[Sequence[float]],
+    seconds: Sequence[float],
+    max_clicks: int,
+    thresholds: Sequence[float],
+    prefix: str = 'iou',
+) -> dict[str, float]:
     """Mean over images of NoC@t for each threshold, score@k, AuC and stability.
 
     curves: one list of max_clicks scores per image. seconds: the time of every click made
@@ -73,8 +89,9 @@ def summarize(curves: Sequence[Sequence[float]], seconds: Sequence[float], max_c
     return out
 
 
-def aggregate_seeds(summaries: Sequence[dict[str, float]]
-                    ) -> tuple[dict[str, float], dict[str, float]]:
+def aggregate_seeds(
+    summaries: Sequence[dict[str, float]],
+) -> tuple[dict[str, float], dict[str, float]]:
     """(mean, spread) per key over seeds; spread = population standard deviation (0 for one)."""
     if not summaries:
         raise ValueError('no summaries to aggregate')

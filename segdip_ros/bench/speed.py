@@ -14,25 +14,43 @@ each round) after a warm-up, with `torch.cuda.synchronize()` around every timed 
 Achieved FLOP/s counts conv FLOPs only (analytic, from the layer shapes, x3 for forward + both
 backward convolutions); peak is a large fp32 matmul measured in the same process.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from segdip_ros.core import (Click, ConfigError, TrainingSession, default_preset, paper_preset,
-                             resolve_device)
+from segdip_ros.core import (
+    Click,
+    ConfigError,
+    TrainingSession,
+    default_preset,
+    paper_preset,
+    resolve_device,
+)
 from segdip_ros.core.synthetic import two_class_scene
 
-__all__ = ['SpeedSettings', 'run_speed', 'make_session', 'time_interleaved', 'matmul_peak',
-           'step_flops', 'model_conv_flops', 'markdown', 'add_options', 'run_cli']
+__all__ = [
+    'SpeedSettings',
+    'add_options',
+    'make_session',
+    'markdown',
+    'matmul_peak',
+    'model_conv_flops',
+    'run_cli',
+    'run_speed',
+    'step_flops',
+    'time_interleaved',
+]
 
 
 @dataclass(frozen=True)
@@ -50,8 +68,14 @@ class SpeedSettings:
 
 
 # ----- sessions and timing ---------------------------------------------------------------
-def make_session(preset: Callable[..., Any], size: int, width: int, device: str,
-                 clicks: bool = True, **overrides: Any) -> TrainingSession:
+def make_session(
+    preset: Callable[..., Any],
+    size: int,
+    width: int,
+    device: str,
+    clicks: bool = True,
+    **overrides: Any,
+) -> TrainingSession:
     """A session on a 4:3 synthetic image whose long side is `size` (working size `size`),
     two warm-up iterations, then one click per class. `overrides`: SessionConfig fields."""
     cfg = preset(working_size=size, device=device, width=width, **overrides)
@@ -80,8 +104,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_interleaved(sides: dict[str, Callable[[int], Any]], iterations: int, rounds: int,
-                     warmup: int, device: torch.device) -> dict[str, float]:
+def time_interleaved(
+    sides: dict[str, Callable[[int], Any]],
+    iterations: int,
+    rounds: int,
+    warmup: int,
+    device: torch.device,
+) -> dict[str, float]:
     """Iterations per second of each side. `sides[name](n)` runs n iterations. Warm-up first,
     then `rounds` rounds, each running every side for its share of `iterations` in a rotated
     order, so load changes on a shared machine hit all sides alike."""
@@ -94,7 +123,7 @@ def time_interleaved(sides: dict[str, Callable[[int], Any]], iterations: int, ro
     per = [iterations // rounds + (1 if r < iterations % rounds else 0) for r in range(rounds)]
     spent = dict.fromkeys(names, 0.0)
     for r, n in enumerate(per):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             _sync(device)
             t0 = time.perf_counter()
@@ -115,7 +144,7 @@ def matmul_peak(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
         t0 = time.perf_counter()
         torch.mm(a, b)
         _sync(device)
-        best = max(best, 2 * n ** 3 / (time.perf_counter() - t0))
+        best = max(best, 2 * n**3 / (time.perf_counter() - t0))
     return best
 
 
@@ -133,11 +162,17 @@ def model_conv_flops(model: nn.Module, code: torch.Tensor) -> int:
     def hook(mod: nn.Module, _inp: Any, out: torch.Tensor) -> None:
         nonlocal total
         assert isinstance(mod, nn.Conv2d)
-        total += (2 * (mod.in_channels // mod.groups) * mod.out_channels * mod.kernel_size[0]
-                  * mod.kernel_size[1] * out.shape[-2] * out.shape[-1])
+        total += (
+            2
+            * (mod.in_channels // mod.groups)
+            * mod.out_channels
+            * mod.kernel_size[0]
+            * mod.kernel_size[1]
+            * out.shape[-2]
+            * out.shape[-1]
+        )
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, nn.Conv2d)]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
     try:
         with torch.no_grad():
             model(code)
@@ -159,11 +194,19 @@ def _grid_cell(size: int, width: int, st: SpeedSettings, device: torch.device) -
     rates = time_interleaved(sides, st.iterations, st.rounds, st.warmup, device)
     h, w = sessions['reference'].work_size
     nh, nw = sessions['optimised'].network_size
-    return {'size': size, 'width': width, 'work_h': h, 'work_w': w, 'net_h': nh, 'net_w': nw,
-            'its': rates, 'flops_per_it': flops,
-            'flops_per_s': {k: rates[k] * flops[k] for k in rates},
-            'ratio_opt_ref': rates['optimised'] / rates['reference'],
-            'ratio_fullres_ref': rates['fullres'] / rates['reference']}
+    return {
+        'size': size,
+        'width': width,
+        'work_h': h,
+        'work_w': w,
+        'net_h': nh,
+        'net_w': nw,
+        'its': rates,
+        'flops_per_it': flops,
+        'flops_per_s': {k: rates[k] * flops[k] for k in rates},
+        'ratio_opt_ref': rates['optimised'] / rates['reference'],
+        'ratio_fullres_ref': rates['fullres'] / rates['reference'],
+    }
 
 
 # ----- run and report --------------------------------------------------------------------
@@ -178,11 +221,15 @@ def run_speed(st: SpeedSettings, log: Callable[[str], None] = print) -> SpeedRes
     """Peak estimate, then the grid; `log` gets one line per cell."""
     device = torch.device(st.device)
     peak = matmul_peak(device, st.peak_size)
-    machine = {'device': str(device), 'torch': torch.__version__,
-               'threads': torch.get_num_threads(), 'peak_flops': peak,
-               'cpu_capability': torch.backends.cpu.get_cpu_capability(),
-               'peak_method': f'best of 5 fp32 {st.peak_size}x{st.peak_size} matmuls, '
-                              'same process and thread count'}
+    machine = {
+        'device': str(device),
+        'torch': torch.__version__,
+        'threads': torch.get_num_threads(),
+        'peak_flops': peak,
+        'cpu_capability': torch.backends.cpu.get_cpu_capability(),
+        'peak_method': f'best of 5 fp32 {st.peak_size}x{st.peak_size} matmuls, '
+        'same process and thread count',
+    }
     res = SpeedResult(settings={**asdict(st)}, machine=machine)
     log(f'peak estimate: {peak / 1e9:.1f} GFLOP/s ({machine["peak_method"]})')
     for size in st.sizes:
@@ -190,22 +237,27 @@ def run_speed(st: SpeedSettings, log: Callable[[str], None] = print) -> SpeedRes
             cell = _grid_cell(size, width, st, device)
             res.cells.append(cell)
             r = cell['its']
-            log(f'size {size} width {width}: ref {r["reference"]:.2f} it/s, fullres '
+            log(
+                f'size {size} width {width}: ref {r["reference"]:.2f} it/s, fullres '
                 f'{r["fullres"]:.2f}, opt {r["optimised"]:.2f}, opt/ref '
-                f'{cell["ratio_opt_ref"]:.2f}')
+                f'{cell["ratio_opt_ref"]:.2f}'
+            )
     return res
 
 
 def markdown(res: SpeedResult) -> str:
     """The grid as a Markdown table."""
     peak = res.machine['peak_flops']
-    lines = [f'Device {res.machine["device"]} ({res.machine.get("cpu_capability")}), torch '
-             f'{res.machine["torch"]}, {res.machine["threads"]} thread(s); peak estimate '
-             f'{peak / 1e9:.1f} GFLOP/s ({res.machine["peak_method"]}).', '',
-             '| work size (h x w) | network (h x w) | width | ref it/s | fullres it/s '
-             '| opt it/s | fullres/ref | **opt/ref** | ref GFLOP/s (% peak) '
-             '| opt GFLOP/s (% peak) |',
-             '|---|---|---|---|---|---|---|---|---|---|']
+    lines = [
+        f'Device {res.machine["device"]} ({res.machine.get("cpu_capability")}), torch '
+        f'{res.machine["torch"]}, {res.machine["threads"]} thread(s); peak estimate '
+        f'{peak / 1e9:.1f} GFLOP/s ({res.machine["peak_method"]}).',
+        '',
+        '| work size (h x w) | network (h x w) | width | ref it/s | fullres it/s '
+        '| opt it/s | fullres/ref | **opt/ref** | ref GFLOP/s (% peak) '
+        '| opt GFLOP/s (% peak) |',
+        '|---|---|---|---|---|---|---|---|---|---|',
+    ]
     for c in res.cells:
         r, f = c['its'], c['flops_per_s']
         lines.append(
@@ -213,7 +265,8 @@ def markdown(res: SpeedResult) -> str:
             f'{c["width"]} | {r["reference"]:.2f} | {r["fullres"]:.2f} | {r["optimised"]:.2f} | '
             f'{c["ratio_fullres_ref"]:.2f} | **{c["ratio_opt_ref"]:.2f}** | '
             f'{f["reference"] / 1e9:.1f} ({100 * f["reference"] / peak:.0f}%) | '
-            f'{f["optimised"] / 1e9:.1f} ({100 * f["optimised"] / peak:.0f}%) |')
+            f'{f["optimised"] / 1e9:.1f} ({100 * f["optimised"] / peak:.0f}%) |'
+        )
     return '\n'.join(lines) + '\n'
 
 
@@ -229,37 +282,58 @@ def ints(text: str) -> tuple[int, ...]:
 
 def add_options(p: Any) -> None:
     """The options of `segdip-bench speed` on argparse parser `p`."""
-    p.add_argument('--sizes', default='128,160,256,300',
-                   help='working sizes (long side, px; 160 is the default)')
+    p.add_argument(
+        '--sizes',
+        default='128,160,256,300',
+        help='working sizes (long side, px; 160 is the default)',
+    )
     p.add_argument('--widths', default='32,64,128', help='conv widths')
-    p.add_argument('--iterations', type=int, default=10,
-                   help='timed iterations per side and cell (default 10; plus 2 warm-up)')
+    p.add_argument(
+        '--iterations',
+        type=int,
+        default=10,
+        help='timed iterations per side and cell (default 10; plus 2 warm-up)',
+    )
     p.add_argument('--rounds', type=int, default=5, help='interleaving rounds (default 5)')
     p.add_argument('--device', default='cpu', help="'cpu', 'cuda[:N]' or 'auto'")
-    p.add_argument('--threads', type=int, default=1,
-                   help='torch CPU threads (default 1; 0 = torch default)')
+    p.add_argument(
+        '--threads', type=int, default=1, help='torch CPU threads (default 1; 0 = torch default)'
+    )
     p.add_argument('--out', default=None, help='folder for speed.json and speed.md')
     p.add_argument('--peak-size', type=int, default=2048, help='matmul size for the peak')
-    p.add_argument('--latency', action='store_true',
-                   help='instead: click-to-mask latency through the real node (rclpy)')
+    p.add_argument(
+        '--latency',
+        action='store_true',
+        help='instead: click-to-mask latency through the real node (rclpy)',
+    )
     p.add_argument('--clicks', type=int, default=20, help='--latency: clicks (default 20)')
     p.add_argument('--domain-id', type=int, default=60, help='--latency: ROS domain 60-69')
-    p.add_argument('--tiny', action='store_true',
-                   help='--latency: tiny node config (smoke test), not the default one')
+    p.add_argument(
+        '--tiny',
+        action='store_true',
+        help='--latency: tiny node config (smoke test), not the default one',
+    )
 
 
 def run_cli(args: Any) -> int:
     """Entry point of `segdip-bench speed` (cli.py wires the options); 0 ok, 2 usage error."""
-    import sys  # noqa: PLC0415
+    import sys
+
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.latency:
-        from .latency import run_latency_cli  # noqa: PLC0415 - imports rclpy
+        from .latency import run_latency_cli
+
         return run_latency_cli(args)
     try:
-        st = SpeedSettings(sizes=ints(args.sizes), widths=ints(args.widths),
-                           iterations=args.iterations, rounds=args.rounds,
-                           device=str(resolve_device(args.device)), peak_size=args.peak_size)
+        st = SpeedSettings(
+            sizes=ints(args.sizes),
+            widths=ints(args.widths),
+            iterations=args.iterations,
+            rounds=args.rounds,
+            device=str(resolve_device(args.device)),
+            peak_size=args.peak_size,
+        )
     except (ValueError, ConfigError) as err:
         print(f'segdip-bench speed: {err}', file=sys.stderr)
         return 2

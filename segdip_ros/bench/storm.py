@@ -16,6 +16,7 @@ match the run without the storm.
 Reports: crashes, RSS after warm-up and at the end, warnings logged vs messages sent,
 callback errors, IoU with and without the storm.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,12 +27,13 @@ import os
 import random
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-__all__ = ['add_options', 'run_cli', 'StormSettings', 'StormResult', 'run_storm', 'GOOD_CLICKS']
+__all__ = ['GOOD_CLICKS', 'StormResult', 'StormSettings', 'add_options', 'run_cli', 'run_storm']
 
 GOOD_CLICKS = ((88.0, 60.0, 1), (10.0, 60.0, 0), (150.0, 60.0, 0))
 
@@ -54,7 +56,7 @@ class StormResult:
     iou: float
     rss_warm_mb: float
     rss_end_mb: float
-    rss_half_mb: float          # after half of the messages: end - half shows a steady leak
+    rss_half_mb: float  # after half of the messages: end - half shows a steady leak
     warnings_logged: int
     problems_counted: int
     callback_errors: int
@@ -62,7 +64,7 @@ class StormResult:
     parameter_sets_sent: int
     seconds: float
     trainer_alive: bool
-    hostile_applied: int        # hostile annotations the engine took (must be 0)
+    hostile_applied: int  # hostile annotations the engine took (must be 0)
 
 
 def _rss_mb() -> float:
@@ -77,9 +79,11 @@ class _Hostile:
     """Builds the hostile messages (the expensive ones once, reused)."""
 
     def __init__(self, rng: random.Random, rgb: np.ndarray) -> None:
-        from geometry_msgs.msg import Point32, PolygonStamped  # noqa: PLC0415
-        from segdip_ros.ros.convert import rgb_to_image_msg  # noqa: PLC0415
-        from std_msgs.msg import Header  # noqa: PLC0415
+        from geometry_msgs.msg import Point32, PolygonStamped
+        from std_msgs.msg import Header
+
+        from segdip_ros.ros.convert import rgb_to_image_msg
+
         self.rng = rng
         self.good = rgb_to_image_msg(rgb, Header(frame_id='camera'))
         big = PolygonStamped()
@@ -88,22 +92,30 @@ class _Hostile:
         pts = ','.join('[1,2]' for _ in range(100_000))
         self.big_json_stroke = f'{{"type":"stroke","points":[{pts}],"class_id":1}}'
         self.deep = '[' * 5000 + ']' * 5000
-        self.huge = json.dumps({'type': 'click', 'x': 1, 'y': 1, 'class_id': 1,
-                                'pad': 'x' * 2_000_000})
+        self.huge = json.dumps(
+            {'type': 'click', 'x': 1, 'y': 1, 'class_id': 1, 'pad': 'x' * 2_000_000}
+        )
 
     def bad_value(self) -> float:
         return self.rng.choice([math.nan, math.inf, -math.inf, 1e300, -1e300, 1e12, -5000.0])
 
     def image(self) -> Any:
-        from sensor_msgs.msg import Image  # noqa: PLC0415
+        from sensor_msgs.msg import Image
+
         g, r = self.good, self.rng.randrange(9)
-        msg = Image(header=g.header, height=g.height, width=g.width, encoding=g.encoding,
-                    is_bigendian=g.is_bigendian, step=g.step)
+        msg = Image(
+            header=g.header,
+            height=g.height,
+            width=g.width,
+            encoding=g.encoding,
+            is_bigendian=g.is_bigendian,
+            step=g.step,
+        )
         data = bytes(g.data)
         if r == 0:
             msg.encoding = self.rng.choice(['yuv420_weird', '', 'rgb8; jpeg', '16UC5', 'ÿ'])
         elif r == 1:
-            data = data[:self.rng.randrange(len(data))]
+            data = data[: self.rng.randrange(len(data))]
         elif r == 2:
             msg.step = self.rng.choice([0, 1, g.step - 1, g.step * 1000, 2**32 - 1])
         elif r == 3:
@@ -132,30 +144,50 @@ class _Hostile:
             lambda: b'\xff\xfe{"type":"click"\x80}',  # not UTF-8 (raw CDR below)
             lambda: '{"type":"click","x":NaN,"y":1,"class_id":1}',
             lambda: '{"type":"click","x":1e400,"y":1,"class_id":1}',
-            lambda: json.dumps({'type': 'click', 'x': 10, 'y': 10,
-                                'class_id': rng.choice([2, 7, -1, 10**6])}),
+            lambda: json.dumps(
+                {'type': 'click', 'x': 10, 'y': 10, 'class_id': rng.choice([2, 7, -1, 10**6])}
+            ),
             lambda: json.dumps({'type': 'click', 'x': 10, 'y': 10, 'class_id': 'object'}),
-            lambda: json.dumps({'type': 'box', 'x0': 50, 'y0': 50, 'x1': 20, 'y1': 60,
-                                'class_id': 1}),
+            lambda: json.dumps(
+                {'type': 'box', 'x0': 50, 'y0': 50, 'x1': 20, 'y1': 60, 'class_id': 1}
+            ),
             lambda: self.big_json_stroke,
             lambda: json.dumps({'type': 'stroke', 'points': [[1, 2]], 'class_id': 1}),
-            lambda: json.dumps({'type': 'click', 'x': v() if not math.isnan(v()) else 1e9,
-                                'y': 5, 'class_id': 1}),
+            lambda: json.dumps(
+                {'type': 'click', 'x': v() if not math.isnan(v()) else 1e9, 'y': 5, 'class_id': 1}
+            ),
             lambda: json.dumps({'type': 'lasso', 'class_id': 1}),
             lambda: json.dumps([1, 2, 3]),
-            lambda: json.dumps({'type': 'click', 'x': 1, 'y': 1, 'class_id': 1,
-                                'stamp': {'sec': -1}}),
-            lambda: json.dumps({'type': 'stroke', 'points': [[1, 1], [2, 2]], 'class_id': 1,
-                                'width': rng.choice([0, -3, 1e9])}),
+            lambda: json.dumps(
+                {'type': 'click', 'x': 1, 'y': 1, 'class_id': 1, 'stamp': {'sec': -1}}
+            ),
+            lambda: json.dumps(
+                {
+                    'type': 'stroke',
+                    'points': [[1, 1], [2, 2]],
+                    'class_id': 1,
+                    'width': rng.choice([0, -3, 1e9]),
+                }
+            ),
         ]
         return options[r]()
 
     def params(self) -> tuple[str, Any]:
-        return self.rng.choice([('active_class', 'object'), ('active_class', 9),
-                                ('mode', 5), ('mode', 'fast'), ('publish_rate', 'often'),
-                                ('publish_rate', -1.0), ('class_colors', [1, 2]),
-                                ('image_plane_frame', 5), ('num_classes', 3),
-                                ('iterations_first', 2.5), ('session_dir', '/tmp/x')])
+        return self.rng.choice(
+            [
+                ('active_class', 'object'),
+                ('active_class', 9),
+                ('mode', 5),
+                ('mode', 'fast'),
+                ('publish_rate', 'often'),
+                ('publish_rate', -1.0),
+                ('class_colors', [1, 2]),
+                ('dataset_keyframes', 'sometimes'),
+                ('num_classes', 3),
+                ('iterations_first', 2.5),
+                ('session_dir', '/tmp/x'),
+            ]
+        )
 
 
 def _raw_string(payload: bytes) -> bytes:
@@ -166,19 +198,19 @@ def _raw_string(payload: bytes) -> bytes:
 def run_storm(st: StormSettings, log: Callable[[str], None] = print) -> StormResult:
     """One run (with or without the storm); see the module doc."""
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'OFF'
-    import rclpy  # noqa: PLC0415
-    from geometry_msgs.msg import Point, PointStamped, PolygonStamped  # noqa: PLC0415
-    from rclpy.context import Context  # noqa: PLC0415
-    from rclpy.executors import SingleThreadedExecutor  # noqa: PLC0415
-    from rclpy.parameter import Parameter  # noqa: PLC0415
-    from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: PLC0415
-    from rcl_interfaces.srv import SetParameters  # noqa: PLC0415
-    from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest  # noqa: PLC0415
-    from std_msgs.msg import String  # noqa: PLC0415
+    import rclpy
+    from geometry_msgs.msg import Point, PointStamped, PolygonStamped
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
+    from std_msgs.msg import String
 
-    from segdip_ros.core.metrics import iou as iou_of  # noqa: PLC0415
-    from segdip_ros.core.synthetic import two_class_scene  # noqa: PLC0415
-    from segdip_ros.segdip_node import SegDipNode  # noqa: PLC0415
+    from segdip_ros.core.metrics import iou as iou_of
+    from segdip_ros.core.synthetic import two_class_scene
+    from segdip_ros.segdip_node import SegDipNode
 
     scene = two_class_scene()
     rng = random.Random(st.seed)
@@ -196,14 +228,16 @@ def run_storm(st: StormSettings, log: Callable[[str], None] = print) -> StormRes
         # a short history on the driver's side: its own copies of the big messages would
         # otherwise be counted in this process's RSS as if the node held them
         rel = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        pubs = {'image': drv.create_publisher(Image, 'image', 5),
-                'ann': drv.create_publisher(String, '/segdip/annotations', rel),
-                'click': drv.create_publisher(Point, '/segdip/click', rel),
-                'click_stamped': drv.create_publisher(PointStamped, '/segdip/click_stamped', rel),
-                'stroke': drv.create_publisher(PolygonStamped, '/segdip/stroke', rel),
-                'box': drv.create_publisher(RegionOfInterest, '/segdip/box', rel),
-                'rviz': drv.create_publisher(PointStamped, '/segdip/clicked_point', rel),
-                'info': drv.create_publisher(CameraInfo, 'camera_info', 5)}
+        pubs = {
+            'image': drv.create_publisher(Image, 'image', 5),
+            'ann': drv.create_publisher(String, '/segdip/annotations', rel),
+            'click': drv.create_publisher(Point, '/segdip/click', rel),
+            'click_stamped': drv.create_publisher(PointStamped, '/segdip/click_stamped', rel),
+            'stroke': drv.create_publisher(PolygonStamped, '/segdip/stroke', rel),
+            'box': drv.create_publisher(RegionOfInterest, '/segdip/box', rel),
+            'rviz': drv.create_publisher(PointStamped, '/segdip/clicked_point', rel),
+            'info': drv.create_publisher(CameraInfo, 'camera_info', 5),
+        }
         params = drv.create_client(SetParameters, '/segdip/set_parameters')
         tr = node.trainer
 
@@ -212,12 +246,17 @@ def run_storm(st: StormSettings, log: Callable[[str], None] = print) -> StormRes
             while time.monotonic() < end and not cond():
                 try:
                     ex.spin_once(timeout_sec=0.01)
-                except Exception as err:  # noqa: BLE001 - a crash is what we count
+                except Exception as err:
                     crashes.append(f'{type(err).__name__}: {str(err)[:200]}')
             return cond()
 
-        spin(lambda: all(p.get_subscription_count() > 0 for p in pubs.values())
-             and params.service_is_ready(), 20)
+        spin(
+            lambda: (
+                all(p.get_subscription_count() > 0 for p in pubs.values())
+                and params.service_is_ready()
+            ),
+            20,
+        )
         hostile = _Hostile(rng, scene.rgb)
         sent = [0]
         rss_half = [float('nan')]
@@ -246,8 +285,7 @@ def run_storm(st: StormSettings, log: Callable[[str], None] = print) -> StormRes
         end = time.monotonic() + st.timeout
         for i, (x, y, cls) in enumerate((*GOOD_CLICKS, (None, None, None))):
             # storm while the node trains (warm-up, then each click's iterations)
-            target = min(sent[0] + per_phase, st.messages) if i < len(GOOD_CLICKS) \
-                else st.messages
+            target = min(sent[0] + per_phase, st.messages) if i < len(GOOD_CLICKS) else st.messages
             target = target if st.storm else 0
             last = time.monotonic()
             while (sent[0] < target or not idle()) and time.monotonic() < end:
@@ -255,30 +293,52 @@ def run_storm(st: StormSettings, log: Callable[[str], None] = print) -> StormRes
                 spin(lambda: False, 0.005)
                 if time.monotonic() - last > 10:
                     last = time.monotonic()
-                    log(f'storm: {sent[0]} sent, node {tr.stats.state}, '
-                        f'{tr.pending_commands} pending, iteration {tr.stats.iteration}')
+                    log(
+                        f'storm: {sent[0]} sent, node {tr.stats.state}, '
+                        f'{tr.pending_commands} pending, iteration {tr.stats.iteration}'
+                    )
             if i == 0:
                 rss_warm = _rss_mb()
             if x is not None:
-                pubs['ann'].publish(String(data=json.dumps(
-                    {'type': 'click', 'x': x, 'y': y, 'class_id': cls})))
-                spin(lambda: tr.pending_commands == 0 and not tr._commands
-                     and tr.stats.annotations_accepted > i, 30)
+                pubs['ann'].publish(
+                    String(data=json.dumps({'type': 'click', 'x': x, 'y': y, 'class_id': cls}))
+                )
+                spin(
+                    lambda: (
+                        tr.pending_commands == 0
+                        and not tr._commands
+                        and tr.stats.annotations_accepted > i
+                    ),
+                    30,
+                )
         spin(idle, 120)
         spin(lambda: all(f.done() for f in param_futs), 10)
-        refused = sum(1 for f in param_futs if f.done() and f.result() is not None
-                      and not f.result().results[0].successful)
+        refused = sum(
+            1
+            for f in param_futs
+            if f.done() and f.result() is not None and not f.result().results[0].successful
+        )
         labels = tr.session.predict().labels
         iou = float(iou_of(labels == 1, scene.labels == 1))
         return StormResult(
-            messages=sent[0], crashes=len(crashes), crash_reasons=crashes[:5], iou=iou,
-            rss_warm_mb=rss_warm, rss_end_mb=_rss_mb(), rss_half_mb=rss_half[0],
-            warnings_logged=node.warnings.emitted, problems_counted=node.warnings.total(),
-            callback_errors=node.guard.errors, parameter_sets_refused=refused,
-            parameter_sets_sent=len(param_futs), seconds=time.monotonic() - t0,
+            messages=sent[0],
+            crashes=len(crashes),
+            crash_reasons=crashes[:5],
+            iou=iou,
+            rss_warm_mb=rss_warm,
+            rss_end_mb=_rss_mb(),
+            rss_half_mb=rss_half[0],
+            warnings_logged=node.warnings.emitted,
+            problems_counted=node.warnings.total(),
+            callback_errors=node.guard.errors,
+            parameter_sets_refused=refused,
+            parameter_sets_sent=len(param_futs),
+            seconds=time.monotonic() - t0,
             trainer_alive=tr._thread is not None and tr._thread.is_alive(),
-            hostile_applied=tr.stats.annotations_accepted + tr.stats.annotations_rejected
-            - len(GOOD_CLICKS))
+            hostile_applied=tr.stats.annotations_accepted
+            + tr.stats.annotations_rejected
+            - len(GOOD_CLICKS),
+        )
     finally:
         if node is not None:
             node.destroy_node()
@@ -286,13 +346,20 @@ def run_storm(st: StormSettings, log: Callable[[str], None] = print) -> StormRes
         rclpy.try_shutdown(context=ctx)
 
 
-def _send_one(rng: random.Random, h: _Hostile, pubs: dict[str, Any], params: Any,
-              futs: list[Any], parameter: Any) -> None:
+def _send_one(
+    rng: random.Random,
+    h: _Hostile,
+    pubs: dict[str, Any],
+    params: Any,
+    futs: list[Any],
+    parameter: Any,
+) -> None:
     """One hostile message on a randomly chosen input."""
-    from geometry_msgs.msg import Point, Point32, PointStamped, PolygonStamped  # noqa: PLC0415
-    from rcl_interfaces.srv import SetParameters  # noqa: PLC0415
-    from sensor_msgs.msg import CameraInfo, RegionOfInterest  # noqa: PLC0415
-    from std_msgs.msg import String  # noqa: PLC0415
+    from geometry_msgs.msg import Point, Point32, PointStamped, PolygonStamped
+    from rcl_interfaces.srv import SetParameters
+    from sensor_msgs.msg import CameraInfo, RegionOfInterest
+    from std_msgs.msg import String
+
     kind = rng.randrange(10)
     v = h.bad_value
     if kind == 0:
@@ -316,12 +383,17 @@ def _send_one(rng: random.Random, h: _Hostile, pubs: dict[str, Any], params: Any
             msg.polygon.points = [Point32(x=v(), y=v()) for _ in range(n)]
             pubs['stroke'].publish(msg)
     elif kind == 6:
-        if rng.random() < 0.5:   # zero size
-            roi = RegionOfInterest(x_offset=rng.choice([0, 10]), y_offset=10,
-                                   width=rng.choice([0, 5]), height=0)
-        else:                    # far outside the image
-            roi = RegionOfInterest(x_offset=rng.choice([2**31, 5000]), y_offset=2**30,
-                                   width=rng.choice([5, 2**32 - 1]), height=9)
+        if rng.random() < 0.5:  # zero size
+            roi = RegionOfInterest(
+                x_offset=rng.choice([0, 10]), y_offset=10, width=rng.choice([0, 5]), height=0
+            )
+        else:  # far outside the image
+            roi = RegionOfInterest(
+                x_offset=rng.choice([2**31, 5000]),
+                y_offset=2**30,
+                width=rng.choice([5, 2**32 - 1]),
+                height=9,
+            )
         pubs['box'].publish(roi)
     elif kind == 7:
         msg = PointStamped()
@@ -336,7 +408,7 @@ def _send_one(rng: random.Random, h: _Hostile, pubs: dict[str, Any], params: Any
         name, value = h.params()
         try:
             msg = parameter(name, value=value).to_parameter_msg()
-        except Exception:  # noqa: BLE001 - a value rclpy cannot even encode: skip it
+        except Exception:
             return
         futs.append(params.call_async(SetParameters.Request(parameters=[msg])))
 
@@ -348,25 +420,45 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    import torch  # noqa: PLC0415
+    import torch
+
     torch.manual_seed(args.seed)
     base = {'torch_threads': 1}
-    calm = run_storm(StormSettings(messages=0, seed=args.seed, domain_id=args.domain_id,
-                                   storm=False, params=base))
-    stormy = run_storm(StormSettings(messages=args.messages, seed=args.seed,
-                                     domain_id=args.domain_id, params=base))
-    print(f'messages sent: {stormy.messages} in {stormy.seconds:.0f} s; crashes: '
-          f'{stormy.crashes} {stormy.crash_reasons}; trainer alive: {stormy.trainer_alive}')
-    print(f'RSS after warm-up {stormy.rss_warm_mb:.0f} MB, at the end {stormy.rss_end_mb:.0f} MB'
-          f' (growth {stormy.rss_end_mb - stormy.rss_warm_mb:+.1f} MB; second half of the '
-          f'messages {stormy.rss_end_mb - stormy.rss_half_mb:+.1f} MB)')
-    print(f'warnings logged: {stormy.warnings_logged} for {stormy.problems_counted} problems '
-          f'counted ({stormy.messages} messages); callback errors contained: '
-          f'{stormy.callback_errors}; parameter sets refused: {stormy.parameter_sets_refused}'
-          f' of {stormy.parameter_sets_sent}')
+    calm = run_storm(
+        StormSettings(
+            messages=0, seed=args.seed, domain_id=args.domain_id, storm=False, params=base
+        )
+    )
+    stormy = run_storm(
+        StormSettings(
+            messages=args.messages, seed=args.seed, domain_id=args.domain_id, params=base
+        )
+    )
+    print(
+        f'messages sent: {stormy.messages} in {stormy.seconds:.0f} s; crashes: '
+        f'{stormy.crashes} {stormy.crash_reasons}; trainer alive: {stormy.trainer_alive}'
+    )
+    print(
+        f'RSS after warm-up {stormy.rss_warm_mb:.0f} MB, at the end {stormy.rss_end_mb:.0f} MB'
+        f' (growth {stormy.rss_end_mb - stormy.rss_warm_mb:+.1f} MB; second half of the '
+        f'messages {stormy.rss_end_mb - stormy.rss_half_mb:+.1f} MB)'
+    )
+    print(
+        f'warnings logged: {stormy.warnings_logged} for {stormy.problems_counted} problems '
+        f'counted ({stormy.messages} messages); callback errors contained: '
+        f'{stormy.callback_errors}; parameter sets refused: {stormy.parameter_sets_refused}'
+        f' of {stormy.parameter_sets_sent}'
+    )
     print(f'hostile annotations that reached the engine: {stormy.hostile_applied}')
-    print(f'IoU of the good scene: {calm.iou:.4f} without the storm, {stormy.iou:.4f} with it '
-          f'(difference {abs(calm.iou - stormy.iou):.4f})')
-    ok = stormy.crashes == 0 and stormy.trainer_alive and stormy.hostile_applied == 0 and \
-        stormy.rss_end_mb - stormy.rss_warm_mb < 50 and abs(calm.iou - stormy.iou) <= 0.02
+    print(
+        f'IoU of the good scene: {calm.iou:.4f} without the storm, {stormy.iou:.4f} with it '
+        f'(difference {abs(calm.iou - stormy.iou):.4f})'
+    )
+    ok = (
+        stormy.crashes == 0
+        and stormy.trainer_alive
+        and stormy.hostile_applied == 0
+        and stormy.rss_end_mb - stormy.rss_warm_mb < 50
+        and abs(calm.iou - stormy.iou) <= 0.02
+    )
     return 0 if ok else 1

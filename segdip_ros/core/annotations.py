@@ -4,6 +4,7 @@ Annotations are given in ORIGINAL image pixels (x = column, y = row, pixel centr
 integer + 0.5 are not assumed: (0, 0) is the top-left pixel, (w-1, h-1) the bottom-right one)
 and validated against the image before anything in a session changes.
 """
+
 from __future__ import annotations
 
 import base64
@@ -17,8 +18,19 @@ import numpy as np
 
 from .errors import AnnotationError
 
-__all__ = ['Click', 'Stroke', 'Box', 'Mask', 'Annotation', 'annotation_from_dict',
-           'validate_annotation', 'rasterise', 'UNLABELLED', 'MASK_UNLABELLED', 'MAX_MASK_BYTES']
+__all__ = [
+    'MASK_UNLABELLED',
+    'MAX_MASK_BYTES',
+    'UNLABELLED',
+    'Annotation',
+    'Box',
+    'Click',
+    'Mask',
+    'Stroke',
+    'annotation_from_dict',
+    'rasterise',
+    'validate_annotation',
+]
 
 UNLABELLED = -1  # value of unannotated pixels in a rasterised label map
 MASK_UNLABELLED = 255  # value of unlabelled pixels in a Mask (as in the node's ~/mask)
@@ -39,7 +51,12 @@ class Click:
     radius: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = {'type': 'click', 'x': float(self.x), 'y': float(self.y), 'class_id': int(self.class_id)}
+        d = {
+            'type': 'click',
+            'x': float(self.x),
+            'y': float(self.y),
+            'class_id': int(self.class_id),
+        }
         if self.radius is not None:
             d['radius'] = int(self.radius)
         return d
@@ -54,8 +71,12 @@ class Stroke:
     width: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {'type': 'stroke', 'points': [[float(x), float(y)] for x, y in self.points],
-                'class_id': int(self.class_id), 'width': float(self.width)}
+        return {
+            'type': 'stroke',
+            'points': [[float(x), float(y)] for x, y in self.points],
+            'class_id': int(self.class_id),
+            'width': float(self.width),
+        }
 
 
 @dataclass(frozen=True)
@@ -114,8 +135,9 @@ def _mask_from_dict(data: dict[str, Any]) -> Mask:
     if not isinstance(text, str):
         raise AnnotationError('mask annotation needs "png": a base64 string of a mono8 PNG')
     if len(text) > MAX_MASK_BYTES:
-        raise AnnotationError(f'mask annotation of {len(text)} bytes is over the limit of '
-                              f'{MAX_MASK_BYTES}')
+        raise AnnotationError(
+            f'mask annotation of {len(text)} bytes is over the limit of {MAX_MASK_BYTES}'
+        )
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as err:
@@ -124,8 +146,10 @@ def _mask_from_dict(data: dict[str, Any]) -> Mask:
     if labels is None:
         raise AnnotationError('mask annotation: "png" does not decode as an image')
     if labels.ndim != 2 or labels.dtype != np.uint8:
-        raise AnnotationError(f'mask annotation must be a single-channel 8-bit image, got '
-                              f'shape {labels.shape} {labels.dtype}')
+        raise AnnotationError(
+            f'mask annotation must be a single-channel 8-bit image, got '
+            f'shape {labels.shape} {labels.dtype}'
+        )
     return Mask(labels)
 
 
@@ -140,22 +164,32 @@ def annotation_from_dict(data: dict[str, Any]) -> Annotation:
     try:
         if kind == 'click':
             radius = data.get('radius')
-            return Click(float(data['x']), float(data['y']), int(data['class_id']),
-                         None if radius is None else int(radius))
+            return Click(
+                float(data['x']),
+                float(data['y']),
+                int(data['class_id']),
+                None if radius is None else int(radius),
+            )
         if kind == 'stroke':
             pts = tuple((float(p[0]), float(p[1])) for p in data['points'])
             return Stroke(pts, int(data['class_id']), float(data.get('width', 1.0)))
         if kind == 'box':
-            return Box(float(data['x0']), float(data['y0']), float(data['x1']), float(data['y1']),
-                       int(data['class_id']))
+            return Box(
+                float(data['x0']),
+                float(data['y0']),
+                float(data['x1']),
+                float(data['y1']),
+                int(data['class_id']),
+            )
         if kind == 'mask':
             return _mask_from_dict(data)
     except KeyError as err:
         raise AnnotationError(f'{kind} annotation is missing field {err.args[0]!r}') from err
     except (TypeError, ValueError, IndexError) as err:
         raise AnnotationError(f'malformed {kind} annotation {data!r}: {err}') from err
-    raise AnnotationError(f"unknown annotation type {kind!r} (expected 'click', 'stroke', 'box' "
-                          "or 'mask')")
+    raise AnnotationError(
+        f"unknown annotation type {kind!r} (expected 'click', 'stroke', 'box' or 'mask')"
+    )
 
 
 def validate_annotation(a: Annotation, width: int, height: int, num_classes: int) -> None:
@@ -183,11 +217,15 @@ def validate_annotation(a: Annotation, width: int, height: int, num_classes: int
             raise AnnotationError(f'stroke width must be > 0, got {a.width}')
         for x, y in a.points:
             if not inside(x, y):
-                raise AnnotationError(f'stroke point ({x}, {y}) is outside the {width}x{height} image')
+                raise AnnotationError(
+                    f'stroke point ({x}, {y}) is outside the {width}x{height} image'
+                )
     else:
         for x, y in ((a.x0, a.y0), (a.x1, a.y1)):
             if not inside(x, y):
-                raise AnnotationError(f'box corner ({x}, {y}) is outside the {width}x{height} image')
+                raise AnnotationError(
+                    f'box corner ({x}, {y}) is outside the {width}x{height} image'
+                )
         if a.x1 < a.x0 or a.y1 < a.y0:
             raise AnnotationError(f'box ({a.x0}, {a.y0})-({a.x1}, {a.y1}) has x1 < x0 or y1 < y0')
 
@@ -195,22 +233,30 @@ def validate_annotation(a: Annotation, width: int, height: int, num_classes: int
 def _validate_mask(a: Mask, width: int, height: int, num_classes: int) -> None:
     labels = a.labels
     if not isinstance(labels, np.ndarray) or labels.ndim != 2 or labels.dtype != np.uint8:
-        raise AnnotationError('a mask must be an (H, W) uint8 array of class ids, got '
-                              f'{getattr(labels, "shape", None)} {getattr(labels, "dtype", None)}')
+        raise AnnotationError(
+            'a mask must be an (H, W) uint8 array of class ids, got '
+            f'{getattr(labels, "shape", None)} {getattr(labels, "dtype", None)}'
+        )
     if labels.shape != (height, width):
-        raise AnnotationError(f'mask is {labels.shape[1]}x{labels.shape[0]}, the image is '
-                              f'{width}x{height}')
+        raise AnnotationError(
+            f'mask is {labels.shape[1]}x{labels.shape[0]}, the image is {width}x{height}'
+        )
     bad = [c for c in a.class_ids if c >= num_classes]
     if bad:
-        raise AnnotationError(f'mask holds class ids {bad} not in [0, {num_classes - 1}] '
-                              f'(255 = unlabelled)')
+        raise AnnotationError(
+            f'mask holds class ids {bad} not in [0, {num_classes - 1}] (255 = unlabelled)'
+        )
     if not a.class_ids:
         raise AnnotationError('mask labels no pixel (all 255)')
 
 
-def rasterise(annotations: list[Annotation] | tuple[Annotation, ...], orig_size: tuple[int, int],
-              work_size: tuple[int, int], click_radius: int = 0,
-              radius_scale: float = 1.0) -> np.ndarray:
+def rasterise(
+    annotations: list[Annotation] | tuple[Annotation, ...],
+    orig_size: tuple[int, int],
+    work_size: tuple[int, int],
+    click_radius: int = 0,
+    radius_scale: float = 1.0,
+) -> np.ndarray:
     """Label map (h, w) int64 at working resolution, UNLABELLED where nothing is annotated.
 
     Click radii are in working pixels; `radius_scale` converts them when the label map is
@@ -246,6 +292,6 @@ def rasterise(annotations: list[Annotation] | tuple[Annotation, ...], orig_size:
         else:
             x0, y0 = to_work(a.x0, a.y0)
             x1, y1 = to_work(a.x1, a.y1)
-            canvas[y0:y1 + 1, x0:x1 + 1] = 1
+            canvas[y0 : y1 + 1, x0 : x1 + 1] = 1
         labels[canvas > 0] = int(a.class_id)
     return labels

@@ -7,6 +7,7 @@ merge base), so a restored session trains exactly as one that never stopped. Fil
 with ``torch.load(weights_only=True)``: a file holding any pickled Python object is refused,
 so whoever can write into a session folder cannot make the node run code.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,13 +26,26 @@ from .refine import CutSettings
 if TYPE_CHECKING:
     from .session import TrainingSession, _Refinement
 
-__all__ = ['CHECKPOINT_FORMAT', 'session_state', 'restore_session', 'save_state',
-           'read_state', 'load_session', 'MODEL_FIELDS']
+__all__ = [
+    'CHECKPOINT_FORMAT',
+    'MODEL_FIELDS',
+    'load_session',
+    'read_state',
+    'restore_session',
+    'save_state',
+    'session_state',
+]
 
 CHECKPOINT_FORMAT = 2
 # the fields that decide the weights' shapes and meaning: a checkpoint must match them
-MODEL_FIELDS = ('num_classes', 'width', 'input_code', 'seg_trains_trunk', 'working_size',
-                'network_scale')
+MODEL_FIELDS = (
+    'num_classes',
+    'width',
+    'input_code',
+    'seg_trains_trunk',
+    'working_size',
+    'network_scale',
+)
 
 
 def _cpu(t: torch.Tensor | None) -> torch.Tensor | None:
@@ -41,16 +55,23 @@ def _cpu(t: torch.Tensor | None) -> torch.Tensor | None:
 def _refinement_state(r: _Refinement | None) -> dict[str, torch.Tensor] | None:
     if r is None:
         return None
-    return {'probs': r.probs.detach().cpu().clone(), 'labels': torch.from_numpy(r.labels.copy()),
-            'seeds': torch.from_numpy(r.seeds.copy())}
+    return {
+        'probs': r.probs.detach().cpu().clone(),
+        'labels': torch.from_numpy(r.labels.copy()),
+        'seeds': torch.from_numpy(r.seeds.copy()),
+    }
 
 
 def _refinement_from(state: dict[str, torch.Tensor] | None) -> _Refinement | None:
     from .session import _Refinement
+
     if state is None:
         return None
-    return _Refinement(state['probs'].float(), state['labels'].numpy().astype(np.int64),
-                       state['seeds'].numpy().astype(np.int64))
+    return _Refinement(
+        state['probs'].float(),
+        state['labels'].numpy().astype(np.int64),
+        state['seeds'].numpy().astype(np.int64),
+    )
 
 
 def session_state(s: TrainingSession) -> dict[str, Any]:
@@ -70,12 +91,18 @@ def session_state(s: TrainingSession) -> dict[str, Any]:
         'refinement': _refinement_state(f.refinement),
         'merge_base': _refinement_state(f.merge_base),
         'corrected': bool(f.corrected),
-        'motion': None if f.motion is None else {
+        'motion': None
+        if f.motion is None
+        else {
             'warped': torch.from_numpy(f.motion.warped.copy()),
-            'confidence': torch.from_numpy(f.motion.confidence.copy())},
-        'anchor': None if s._anchor is None else {
+            'confidence': torch.from_numpy(f.motion.confidence.copy()),
+        },
+        'anchor': None
+        if s._anchor is None
+        else {
             'image': torch.from_numpy(s._anchor.image.copy()),
-            'labels': torch.from_numpy(s._anchor.labels.copy())},
+            'labels': torch.from_numpy(s._anchor.labels.copy()),
+        },
         'has_labels': bool(s._has_labels),
         'label_norm': float(s._label_norm),
         'iteration': int(s.iteration),
@@ -88,15 +115,18 @@ def restore_session(s: TrainingSession, state: dict[str, Any]) -> None:
     try:
         if not isinstance(state, dict) or state.get('format') != CHECKPOINT_FORMAT:
             found = state.get('format') if isinstance(state, dict) else type(state).__name__
-            raise CheckpointError(f'unsupported checkpoint format {found!r} '
-                                  f'(this version reads format {CHECKPOINT_FORMAT})')
+            raise CheckpointError(
+                f'unsupported checkpoint format {found!r} '
+                f'(this version reads format {CHECKPOINT_FORMAT})'
+            )
         saved = config_from_dict(state['config'])
         mine = {k: getattr(s.cfg, k) for k in MODEL_FIELDS}
         theirs = {k: getattr(saved, k) for k in MODEL_FIELDS}
         if mine != theirs:
             diff = {k: (theirs[k], mine[k]) for k in MODEL_FIELDS if mine[k] != theirs[k]}
-            raise CheckpointError('checkpoint was made for another engine (saved, wanted): '
-                                  f'{diff}')
+            raise CheckpointError(
+                f'checkpoint was made for another engine (saved, wanted): {diff}'
+            )
         annotations = [annotation_from_dict(d) for d in state['annotations']]
         image = state['image'].numpy()
         s.set_image(image)
@@ -129,15 +159,18 @@ def _restore_tracking(s: TrainingSession, state: dict[str, Any]) -> None:
     recomputed from the saved image and labels, exactly as they were made)."""
 
     from .tracking import Motion
+
     f = s._frame
     assert f is not None
     motion = state.get('motion')
     if motion is not None:
         s._set_motion(f, Motion(motion['warped'].numpy(), motion['confidence'].numpy()))
-        if f.refinement is not None and not f.annotations:   # a tracked frame, cut already
+        if f.refinement is not None and not f.annotations:  # a tracked frame, cut already
             from .tracking import labels_target
-            s._set_track_target(f, *labels_target(f.refinement.labels, s.num_classes,
-                                                  s.track.target_confidence))
+
+            s._set_track_target(
+                f, *labels_target(f.refinement.labels, s.num_classes, s.track.target_confidence)
+            )
     anchor = state.get('anchor')
     if anchor is not None:
         frame = s._new_frame(anchor['image'].numpy())
@@ -175,10 +208,11 @@ def read_state(path: str) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
-        if 'global' in str(err).lower():   # it names a class or function to call
-            raise CheckpointError(f'refused checkpoint {path}: it holds Python objects other '
-                                  'than tensors and plain data (loading them could run code)'
-                                  ) from err
+        if 'global' in str(err).lower():  # it names a class or function to call
+            raise CheckpointError(
+                f'refused checkpoint {path}: it holds Python objects other '
+                'than tensors and plain data (loading them could run code)'
+            ) from err
         raise CheckpointError(f'cannot read checkpoint {path}: {err}') from err
     except (OSError, RuntimeError, EOFError, ValueError) as err:
         raise CheckpointError(f'cannot read checkpoint {path}: {err}') from err
@@ -187,8 +221,12 @@ def read_state(path: str) -> dict[str, Any]:
     return state
 
 
-def load_session(cls: type[TrainingSession], path: str, device: str | None = None,
-                 cut: CutSettings | None = None) -> TrainingSession:
+def load_session(
+    cls: type[TrainingSession],
+    path: str,
+    device: str | None = None,
+    cut: CutSettings | None = None,
+) -> TrainingSession:
     """A new session of class `cls` from the file at `path` (optionally on another device)."""
     state = read_state(path)
     try:
@@ -198,8 +236,9 @@ def load_session(cls: type[TrainingSession], path: str, device: str | None = Non
         cfg: SessionConfig = config_from_dict(cfg_dict)
         if cut is None:
             known = {f.name for f in fields(CutSettings)}
-            cut = CutSettings(**{k: v for k, v in dict(state.get('cut', {})).items()
-                                 if k in known})
+            cut = CutSettings(
+                **{k: v for k, v in dict(state.get('cut', {})).items() if k in known}
+            )
     except (KeyError, TypeError, ValueError, ConfigError) as err:
         raise CheckpointError(f'checkpoint {path} has no valid configuration: {err}') from err
     session = cls(cfg, cut)

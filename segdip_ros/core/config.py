@@ -6,16 +6,29 @@ the benchmark figures that decided it in docs/benchmarks.md. A user picks a pres
 a few fields (``default_preset(3, working_size=200)``); tuning constants that no preset changes
 live beside the code that uses them (`refine.CutSettings`, `model` architecture constants).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Callable, Literal, get_args
+from typing import Any, Literal, get_args
 
 from .errors import ConfigError
 
-__all__ = ['SessionConfig', 'InputCode', 'Refine', 'paper_preset', 'default_preset',
-           'still_preset', 'PRESETS', 'config_from_dict', 'config_to_dict', 'PresetName',
-           'parse_overrides', 'OVERRIDABLE']
+__all__ = [
+    'OVERRIDABLE',
+    'PRESETS',
+    'InputCode',
+    'PresetName',
+    'Refine',
+    'SessionConfig',
+    'config_from_dict',
+    'config_to_dict',
+    'default_preset',
+    'paper_preset',
+    'parse_overrides',
+    'still_preset',
+]
 
 InputCode = Literal['meshgrid', 'meshgrid+rgb']
 Refine = Literal['none', 'graphcut']
@@ -61,26 +74,49 @@ class SessionConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad value."""
-        _check(2 <= self.num_classes <= 254, 'num_classes must be in [2, 254] (255 marks '
-               f'unlabelled), got {self.num_classes}')
+        _check(
+            2 <= self.num_classes <= 254,
+            f'num_classes must be in [2, 254] (255 marks unlabelled), got {self.num_classes}',
+        )
         _check(1 <= self.width <= 1024, f'width must be in [1, 1024], got {self.width}')
-        _check(self.input_code in get_args(InputCode),
-               f'input_code must be one of {get_args(InputCode)}, got {self.input_code!r}')
-        _check(16 <= self.working_size <= 4096,
-               f'working_size must be in [16, 4096], got {self.working_size}')
-        _check(0.1 <= self.network_scale <= 1.0,
-               f'network_scale must be in [0.1, 1], got {self.network_scale}')
-        _check(0.0 < self.learning_rate <= 1.0,
-               f'learning_rate must be in (0, 1], got {self.learning_rate}')
-        _check(0.0 <= self.tcl_lambda <= 1.0, f'tcl_lambda must be in [0, 1], got {self.tcl_lambda}')
-        _check(0 <= self.click_radius <= 64, f'click_radius must be in [0, 64], got {self.click_radius}')
-        _check(self.refine in get_args(Refine),
-               f'refine must be one of {get_args(Refine)}, got {self.refine!r}')
-        for name in ('warmup_iterations', 'iterations_first', 'iterations_per_click',
-                     'iterations_per_frame'):
+        _check(
+            self.input_code in get_args(InputCode),
+            f'input_code must be one of {get_args(InputCode)}, got {self.input_code!r}',
+        )
+        _check(
+            16 <= self.working_size <= 4096,
+            f'working_size must be in [16, 4096], got {self.working_size}',
+        )
+        _check(
+            0.1 <= self.network_scale <= 1.0,
+            f'network_scale must be in [0.1, 1], got {self.network_scale}',
+        )
+        _check(
+            0.0 < self.learning_rate <= 1.0,
+            f'learning_rate must be in (0, 1], got {self.learning_rate}',
+        )
+        _check(
+            0.0 <= self.tcl_lambda <= 1.0, f'tcl_lambda must be in [0, 1], got {self.tcl_lambda}'
+        )
+        _check(
+            0 <= self.click_radius <= 64,
+            f'click_radius must be in [0, 64], got {self.click_radius}',
+        )
+        _check(
+            self.refine in get_args(Refine),
+            f'refine must be one of {get_args(Refine)}, got {self.refine!r}',
+        )
+        for name in (
+            'warmup_iterations',
+            'iterations_first',
+            'iterations_per_click',
+            'iterations_per_frame',
+        ):
             value = getattr(self, name)
-            _check(isinstance(value, int) and 0 <= value <= 1_000_000,
-                   f'{name} must be an integer in [0, 1000000], got {value!r}')
+            _check(
+                isinstance(value, int) and 0 <= value <= 1_000_000,
+                f'{name} must be an integer in [0, 1000000], got {value!r}',
+            )
 
     def with_classes(self, num_classes: int) -> SessionConfig:
         """The same configuration for another number of classes."""
@@ -105,10 +141,19 @@ def default_preset(num_classes: int = 2, **overrides: Any) -> SessionConfig:
     meshgrid, trains fast enough on a CPU; the graph cut gives the labels their edges. In a
     video, 5 iterations per frame with the motion-compensated target keep the labels on the
     objects at camera rates (docs/benchmarks.md)."""
-    cfg = SessionConfig(num_classes=num_classes, width=32, input_code='meshgrid+rgb',
-                        seg_trains_trunk=False, working_size=160, network_scale=0.5,
-                        learning_rate=0.01, click_radius=2, refine='graphcut',
-                        warmup_iterations=300, iterations_per_frame=5)
+    cfg = SessionConfig(
+        num_classes=num_classes,
+        width=32,
+        input_code='meshgrid+rgb',
+        seg_trains_trunk=False,
+        working_size=160,
+        network_scale=0.5,
+        learning_rate=0.01,
+        click_radius=2,
+        refine='graphcut',
+        warmup_iterations=300,
+        iterations_per_frame=5,
+    )
     return _build(cfg, overrides)
 
 
@@ -129,7 +174,10 @@ def _build(cfg: SessionConfig, overrides: dict[str, Any]) -> SessionConfig:
 
 
 PRESETS: dict[str, Callable[..., SessionConfig]] = {
-    'default': default_preset, 'still': still_preset, 'paper': paper_preset}
+    'default': default_preset,
+    'still': still_preset,
+    'paper': paper_preset,
+}
 
 
 def config_to_dict(cfg: SessionConfig) -> dict[str, Any]:
@@ -145,8 +193,11 @@ def config_from_dict(data: dict[str, Any]) -> SessionConfig:
 
 
 # fields a 'name=value' override may set (the others have parameters of their own in the node)
-OVERRIDABLE = {f.name: str(f.type) for f in fields(SessionConfig)
-               if f.name not in ('num_classes', 'device', 'working_size')}
+OVERRIDABLE = {
+    f.name: str(f.type)
+    for f in fields(SessionConfig)
+    if f.name not in ('num_classes', 'device', 'working_size')
+}
 
 
 def parse_overrides(items: Any) -> tuple[tuple[str, Any], ...]:
@@ -157,8 +208,10 @@ def parse_overrides(items: Any) -> tuple[tuple[str, Any], ...]:
         name, sep, text = str(item).partition('=')
         name, text = name.strip(), text.strip()
         if not sep or name not in OVERRIDABLE:
-            raise ValueError(f"engine override {item!r} is not 'name=value' with a name of "
-                             f'{sorted(OVERRIDABLE)}')
+            raise ValueError(
+                f"engine override {item!r} is not 'name=value' with a name of "
+                f'{sorted(OVERRIDABLE)}'
+            )
         kind = OVERRIDABLE[name]
         value: Any
         try:

@@ -1,11 +1,12 @@
 """Device and mixed-precision selection; nothing here assumes CUDA exists."""
+
 from __future__ import annotations
 
 import torch
 
 from .errors import ConfigError
 
-__all__ = ['resolve_device', 'autocast_dtype']
+__all__ = ['autocast_dtype', 'resolve_device']
 
 
 def resolve_device(spec: str = 'auto') -> torch.device:
@@ -19,7 +20,9 @@ def resolve_device(spec: str = 'auto') -> torch.device:
     try:
         device = torch.device(spec)
     except (RuntimeError, ValueError) as err:
-        raise ConfigError(f"unknown device {spec!r} (use 'auto', 'cpu', 'cuda' or 'cuda:N')") from err
+        raise ConfigError(
+            f"unknown device {spec!r} (use 'auto', 'cpu', 'cuda' or 'cuda:N')"
+        ) from err
     if device.type == 'cuda':
         if not torch.cuda.is_available():
             raise ConfigError(f'device {spec!r} asked for, but CUDA is not available here')

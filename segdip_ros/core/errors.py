@@ -3,8 +3,14 @@
 Every message names the bad value, so a ROS node can log it as it is and keep running.
 """
 
-__all__ = ['SegDipError', 'ConfigError', 'AnnotationError', 'ImageError', 'CheckpointError',
-           'TrainingError']
+__all__ = [
+    'AnnotationError',
+    'CheckpointError',
+    'ConfigError',
+    'ImageError',
+    'SegDipError',
+    'TrainingError',
+]
 
 
 class SegDipError(Exception):

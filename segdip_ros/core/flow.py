@@ -10,12 +10,13 @@ Conventions: a flow is (h, w, 2) float32 (dx, dy) in pixels. `backward` maps fra
 frame_t(x) ~ frame_{t-1}(x + backward(x)); `warp` pulls any (h, w) or (h, w, C) map of frame t-1
 into frame t with it.
 """
+
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-__all__ = ['FlowEstimator', 'warp', 'fb_confidence', 'to_grey']
+__all__ = ['FlowEstimator', 'fb_confidence', 'to_grey', 'warp']
 
 
 def to_grey(rgb: np.ndarray) -> np.ndarray:
@@ -44,18 +45,21 @@ def _sample_grid(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return gx + flow[..., 0], gy + flow[..., 1]
 
 
-def warp(values: np.ndarray, backward: np.ndarray,
-         interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+def warp(
+    values: np.ndarray, backward: np.ndarray, interpolation: int = cv2.INTER_LINEAR
+) -> np.ndarray:
     """`values` of frame t-1 ((h, w) or (h, w, C) float32) pulled into frame t: out(x) =
     values(x + backward(x)), bilinear, replicated at the border (what leaves the image keeps
     the label of the nearest edge pixel)."""
     mx, my = _sample_grid(backward)
-    return cv2.remap(values.astype(np.float32), mx, my, interpolation,
-                     borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(
+        values.astype(np.float32), mx, my, interpolation, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
-def fb_confidence(backward: np.ndarray, forward: np.ndarray, alpha: float = 0.01,
-                  beta: float = 0.5) -> np.ndarray:
+def fb_confidence(
+    backward: np.ndarray, forward: np.ndarray, alpha: float = 0.01, beta: float = 0.5
+) -> np.ndarray:
     """(h, w) float32 in [0, 1]: how consistent the backward flow is with the forward one.
 
     A pixel x of frame t goes to x + b(x) in frame t-1 and should come back with the forward
@@ -64,5 +68,5 @@ def fb_confidence(backward: np.ndarray, forward: np.ndarray, alpha: float = 0.01
     1 for a perfect round trip, ~0.37 at the threshold, -> 0 at occlusions."""
     f_back = warp(forward, backward)
     err = ((backward + f_back) ** 2).sum(axis=2)
-    tol = alpha * ((backward ** 2).sum(axis=2) + (f_back ** 2).sum(axis=2)) + beta
+    tol = alpha * ((backward**2).sum(axis=2) + (f_back**2).sum(axis=2)) + beta
     return np.exp(-err / tol).astype(np.float32)

@@ -11,6 +11,7 @@ with colour GMMs of 5 full-covariance components per side refitted to the curren
 (as GrabCut does), an 8-connected contrast-sensitive Potts term (GrabCut's gamma 50 and beta) and
 the annotated pixels as hard constraints. Solved exactly by max-flow (PyMaxflow).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,12 +19,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-Edges = list[tuple[tuple[int, int], np.ndarray]]   # (offset, (h, w) weights) per neighbour
+Edges = list[tuple[tuple[int, int], np.ndarray]]  # (offset, (h, w) weights) per neighbour
 
-__all__ = ['ColourGMM', 'prior_graph_cut', 'contrast_edges', 'NEIGHBOUR_OFFSETS']
+__all__ = ['NEIGHBOUR_OFFSETS', 'ColourGMM', 'contrast_edges', 'prior_graph_cut']
 
-_HARD = 1e9          # capacity that a cut never pays: annotated pixels keep their label
-_EPS = 1e-4          # floor of prior probabilities: -log of it caps a certain prior at 9.2
+_HARD = 1e9  # capacity that a cut never pays: annotated pixels keep their label
+_EPS = 1e-4  # floor of prior probabilities: -log of it caps a certain prior at 9.2
 _KMEANS_SEED = 12345
 # the 8-neighbourhood, each pair of neighbours once: right, down, down-right, down-left
 NEIGHBOUR_OFFSETS = ((0, 1), (1, 0), (1, 1), (1, -1))
@@ -42,8 +43,9 @@ class ColourGMM:
             # next time)
             cv2.setRNGSeed(_KMEANS_SEED)
             kmeans: Any = cv2.kmeans  # its stubs do not take None for the labels
-            _, labels, _ = kmeans(samples.astype(np.float32), k, None, criteria, 1,
-                                  cv2.KMEANS_PP_CENTERS)
+            _, labels, _ = kmeans(
+                samples.astype(np.float32), k, None, criteria, 1, cv2.KMEANS_PP_CENTERS
+            )
             labels = labels.ravel()
         else:
             labels = np.zeros(len(samples), np.int64)
@@ -55,12 +57,12 @@ class ColourGMM:
             x = samples[labels == c]
             if len(x) < 2:
                 continue
-            cov = np.cov(x, rowvar=False) + np.eye(3) * 1.0   # +1 grey level^2 keeps it invertible
+            cov = np.cov(x, rowvar=False) + np.eye(3) * 1.0  # +1 grey level^2 keeps it invertible
             logw.append(np.log(len(x) / len(samples)))
             means.append(x.mean(axis=0))
             inv.append(np.linalg.inv(cov))
             logdet.append(np.linalg.slogdet(cov)[1])
-        if not means:   # too few samples: one broad component
+        if not means:  # too few samples: one broad component
             centre = samples.mean(axis=0) if len(samples) else np.full(3, 127.5)
             logw, means = [0.0], [centre]
             inv, logdet = [np.eye(3) / 400.0], [3 * np.log(400.0)]
@@ -69,7 +71,7 @@ class ColourGMM:
 
     def component_log_likelihood(self, x: np.ndarray) -> np.ndarray:
         """(n, k) log(w_c N(x | c)) up to the shared constant."""
-        d = x[:, None, :] - self.means[None]                       # (n, k, 3)
+        d = x[:, None, :] - self.means[None]  # (n, k, 3)
         maha = np.einsum('nki,kij,nkj->nk', d, self.inv, d)
         return self.logw[None] - 0.5 * (maha + self.logdet[None])
 
@@ -99,7 +101,7 @@ def contrast_edges(rgb: np.ndarray, gamma: float = 50.0) -> Edges:
         ys, ye = 0, h - dy
         xs, xe = max(0, -dx), w - max(0, dx)
         a = img[ys:ye, xs:xe]
-        b = img[ys + dy:ye + dy, xs + dx:xe + dx]
+        b = img[ys + dy : ye + dy, xs + dx : xe + dx]
         d2[ys:ye, xs:xe] = ((a - b) ** 2).sum(axis=2)
         valid = np.zeros((h, w), bool)
         valid[ys:ye, xs:xe] = True
@@ -115,12 +117,14 @@ def contrast_edges(rgb: np.ndarray, gamma: float = 50.0) -> Edges:
 
 def _grid_graph(shape: tuple[int, ...]) -> tuple[Any, Any]:
     import maxflow
+
     graph = maxflow.Graph[float]()
     return graph, graph.add_grid_nodes(shape)
 
 
-def _add_offset_edges(graph: Any, ids: Any, offset: tuple[int, int], weight: np.ndarray,
-                      symmetric: bool) -> None:
+def _add_offset_edges(
+    graph: Any, ids: Any, offset: tuple[int, int], weight: np.ndarray, symmetric: bool
+) -> None:
     dy, dx = offset
     structure = np.zeros((3, 3))
     structure[1 + dy, 1 + dx] = 1.0
@@ -151,21 +155,21 @@ def _expand(labels: np.ndarray, alpha: int, unary: np.ndarray, edges: Edges) -> 
     """One alpha-expansion move for the Potts model (Boykov et al. 2001): each pixel keeps its
     label or takes `alpha`, whichever lowers the energy most; exact by one max-flow."""
     h, w = labels.shape
-    cost_one = unary[alpha].copy()                                        # x = 1: take alpha
-    cost_zero = np.take_along_axis(unary, labels[None], axis=0)[0]        # x = 0: keep
+    cost_one = unary[alpha].copy()  # x = 1: take alpha
+    cost_zero = np.take_along_axis(unary, labels[None], axis=0)[0]  # x = 0: keep
     graph, ids = _grid_graph((h, w))
     for offset, weight in edges:
         p, q = _slices(offset, h, w)
         a, b, wt = labels[p], labels[q], weight[p]
         e00 = wt * (a != b)
-        e01 = wt * (a != alpha)                          # p keeps, q switches
-        e10 = wt * (b != alpha)                          # p switches, q keeps
+        e01 = wt * (a != alpha)  # p keeps, q switches
+        e10 = wt * (b != alpha)  # p switches, q keeps
         # E(xp, xq) = E00 + (E10 - E00) xp + (E11 - E10) xq + (E01 + E10 - E00 - E11)(1 - xp) xq
         # with E11 = 0; the constant E00 does not move the cut
         cost_one[p] += e10 - e00
         cost_one[q] -= e10
         pair = np.zeros((h, w))
-        pair[p] = e01 + e10 - e00                        # >= 0: Potts is a metric
+        pair[p] = e01 + e10 - e00  # >= 0: Potts is a metric
         _add_offset_edges(graph, ids, offset, pair, symmetric=False)
     low = np.minimum(cost_one, cost_zero)
     graph.add_grid_tedges(ids, cost_one - low, cost_zero - low)
@@ -185,20 +189,28 @@ def _colour_unary(gmms: list[ColourGMM], pixels: np.ndarray, floor: float) -> np
     return -np.log(np.maximum(post, floor))
 
 
-def prior_graph_cut(rgb: np.ndarray, prior: np.ndarray, seeds: np.ndarray,
-                    prior_weight: float = 1.0, iterations: int = 3,
-                    gamma: float = 50.0, classes: list[int] | None = None,
-                    colour_floor: float = 0.0, prior_floor: float = _EPS,
-                    init_labels: np.ndarray | None = None,
-                    colour_models: dict[int, ColourGMM] | None = None,
-                    features: np.ndarray | None = None) -> np.ndarray:
+def prior_graph_cut(
+    rgb: np.ndarray,
+    prior: np.ndarray,
+    seeds: np.ndarray,
+    prior_weight: float = 1.0,
+    iterations: int = 3,
+    gamma: float = 50.0,
+    classes: list[int] | None = None,
+    colour_floor: float = 0.0,
+    prior_floor: float = _EPS,
+    init_labels: np.ndarray | None = None,
+    colour_models: dict[int, ColourGMM] | None = None,
+    features: np.ndarray | None = None,
+) -> np.ndarray:
     """(h, w) int64 labels: the minimum of the energy above.
 
     rgb: (h, w, 3) uint8; prior: (N, h, w) class probabilities from any source (the network, a
     nearest-click map); seeds: (h, w) int, -1 unlabelled, else the class id (a hard constraint).
     The classes that compete: `classes`, or by default those with seeds. The colour models
     start from `init_labels` (else the prior's argmax) with the seeds imposed, then follow the
-    cut's labelling, as in GrabCut. Two classes: one exact cut per iteration; more: one sweep of alpha-expansion moves.
+    cut's labelling, as in GrabCut. Two classes: one exact cut per iteration; more: one sweep of
+    alpha-expansion moves.
     With fewer than two competing classes, returns the prior's argmax.
     colour_models: fixed colour models by class id (tracking keeps those of the frame the user
     labelled: refitting to each frame's own result drifts); then one cut, no refit. A class
@@ -207,18 +219,22 @@ def prior_graph_cut(rgb: np.ndarray, prior: np.ndarray, seeds: np.ndarray,
     """
     h, w = seeds.shape
     if rgb.shape != (h, w, 3) or prior.ndim != 3 or prior.shape[1:] != (h, w):
-        raise ValueError(f'rgb {rgb.shape}, prior {prior.shape} and seeds {seeds.shape} must '
-                         'share their height and width')
+        raise ValueError(
+            f'rgb {rgb.shape}, prior {prior.shape} and seeds {seeds.shape} must '
+            'share their height and width'
+        )
     if classes is None:
         classes = [int(c) for c in np.unique(seeds[seeds >= 0])]
     if len(classes) < 2:
         return prior.argmax(axis=0)
     pixels = (rgb if features is None else features).reshape(-1, 3).astype(np.float64)
-    unary_prior = -prior_weight * np.log(np.clip(prior[classes].astype(np.float64), prior_floor, 1.0))
+    unary_prior = -prior_weight * np.log(
+        np.clip(prior[classes].astype(np.float64), prior_floor, 1.0)
+    )
     seeded = seeds >= 0
     hard = np.zeros((len(classes), h, w))
-    slots = np.asarray(unary_prior.argmin(axis=0))    # the labelling, as indices into classes
-    if init_labels is not None:        # the colour models' first labelling, if not the prior's
+    slots = np.asarray(unary_prior.argmin(axis=0))  # the labelling, as indices into classes
+    if init_labels is not None:  # the colour models' first labelling, if not the prior's
         lut = np.full(max(max(classes), int(init_labels.max())) + 1, -1)
         lut[classes] = np.arange(len(classes))
         mapped = lut[np.clip(init_labels, 0, None)]
@@ -243,8 +259,10 @@ def prior_graph_cut(rgb: np.ndarray, prior: np.ndarray, seeds: np.ndarray,
         iterations = 1
     for it in range(iterations):
         if it == 1:
-            gmms = [ColourGMM(pixels[(slots == i).ravel()]) if (slots == i).sum() > 1 else gmm
-                    for i, gmm in enumerate(gmms)]
+            gmms = [
+                ColourGMM(pixels[(slots == i).ravel()]) if (slots == i).sum() > 1 else gmm
+                for i, gmm in enumerate(gmms)
+            ]
         elif it > 1:
             for i, gmm in enumerate(gmms):
                 gmm.refit(pixels[(slots == i).ravel()])

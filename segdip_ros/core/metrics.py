@@ -3,11 +3,12 @@
 Pure numpy functions on label images of equal shape; used by tests, the benchmark and the
 bag evaluation so that every figure in the project comes from the same code.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ['iou', 'mean_iou', 'boundary_f_measure', 'boundary_map']
+__all__ = ['boundary_f_measure', 'boundary_map', 'iou', 'mean_iou']
 
 
 def _check_same_shape(a: np.ndarray, b: np.ndarray) -> None:
@@ -33,8 +34,12 @@ def iou(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None) -> fl
     return float(np.count_nonzero(pred & gt) / union)
 
 
-def mean_iou(pred: np.ndarray, gt: np.ndarray, ignore_index: int | None = None,
-             classes: list[int] | None = None) -> float:
+def mean_iou(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    ignore_index: int | None = None,
+    classes: list[int] | None = None,
+) -> float:
     """Mean IoU over the classes present in `gt` (or the given `classes`), ignoring
     pixels where gt == ignore_index."""
     pred = np.asarray(pred)
@@ -67,6 +72,7 @@ def boundary_map(mask: np.ndarray) -> np.ndarray:
 
 def _dilate(b: np.ndarray, radius: int) -> np.ndarray:
     import cv2
+
     if radius <= 0:
         return b
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))

@@ -6,6 +6,7 @@ the paper's 4 + 3 layers the output is back at the input's resolution. (The pape
 leaves the first stride unspecified; 4 strided layers with 3 upsamplings would give a
 half-resolution output.) BatchNorm + LeakyReLU after every conv, then two 1x1 conv heads.
 """
+
 from __future__ import annotations
 
 import torch
@@ -13,21 +14,28 @@ from torch import nn
 
 from .config import SessionConfig
 
-__all__ = ['SegDipNet', 'make_input_code', 'input_channels', 'DOWNSAMPLING']
+__all__ = ['DOWNSAMPLING', 'SegDipNet', 'input_channels', 'make_input_code']
 
-ENCODER_LAYERS = 4      # the paper's
+ENCODER_LAYERS = 4  # the paper's
 DECODER_LAYERS = 3
-KERNEL_SIZE = 3         # Deep Image Prior's
-LEAKY_SLOPE = 0.2       # Deep Image Prior's
-DOWNSAMPLING = 2 ** (ENCODER_LAYERS - 1)   # input sides must be multiples of this
+KERNEL_SIZE = 3  # Deep Image Prior's
+LEAKY_SLOPE = 0.2  # Deep Image Prior's
+DOWNSAMPLING = 2 ** (ENCODER_LAYERS - 1)  # input sides must be multiples of this
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
     # BatchNorm without running stats: one image per batch, so train and predict use the same
     # (batch) statistics and a prediction never depends on how long the model has been running.
     return nn.Sequential(
-        nn.Conv2d(cin, cout, KERNEL_SIZE, stride=stride, padding=KERNEL_SIZE // 2,
-                  padding_mode='reflect', bias=False),
+        nn.Conv2d(
+            cin,
+            cout,
+            KERNEL_SIZE,
+            stride=stride,
+            padding=KERNEL_SIZE // 2,
+            padding_mode='reflect',
+            bias=False,
+        ),
         nn.BatchNorm2d(cout, track_running_stats=False),
         nn.LeakyReLU(LEAKY_SLOPE, inplace=True),
     )
@@ -40,16 +48,20 @@ class SegDipNet(nn.Module):
         super().__init__()
         w = cfg.width
         self.encoder = nn.ModuleList(
-            [_block(input_channels(cfg) if i == 0 else w, w, 1 if i == 0 else 2)
-             for i in range(ENCODER_LAYERS)])
+            [
+                _block(input_channels(cfg) if i == 0 else w, w, 1 if i == 0 else 2)
+                for i in range(ENCODER_LAYERS)
+            ]
+        )
         self.decoder = nn.ModuleList([_block(w, w, 1) for _ in range(DECODER_LAYERS)])
         self.upsample = nn.Upsample(scale_factor=2, mode='nearest')
         self.rgb_head = nn.Conv2d(w, 3, 1)
         self.seg_head = nn.Conv2d(w, cfg.num_classes, 1)
         self.seg_trains_trunk = cfg.seg_trains_trunk
 
-    def forward(self, z: torch.Tensor, train_trunk: bool | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, z: torch.Tensor, train_trunk: bool | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """z: (B, C, h, w), h and w multiples of DOWNSAMPLING. train_trunk: whether the class
         head's gradient reaches the shared layers (None: the configuration's choice).
 
@@ -57,9 +69,9 @@ class SegDipNet(nn.Module):
         """
         x = z
         for block in self.encoder:
-            x = block(x)                      # (1, W, h / 2^i, w / 2^i)
+            x = block(x)  # (1, W, h / 2^i, w / 2^i)
         for block in self.decoder:
-            x = block(self.upsample(x))       # (1, W, 2h, 2w)
+            x = block(self.upsample(x))  # (1, W, 2h, 2w)
         trunk = self.seg_trains_trunk if train_trunk is None else train_trunk
         feats = x if trunk else x.detach()
         return torch.sigmoid(self.rgb_head(x)), self.seg_head(feats)
@@ -77,7 +89,7 @@ def make_input_code(cfg: SessionConfig, rgb: torch.Tensor) -> torch.Tensor:
     ys = torch.linspace(-1.0, 1.0, height, device=rgb.device)
     xs = torch.linspace(-1.0, 1.0, width, device=rgb.device)
     gy, gx = torch.meshgrid(ys, xs, indexing='ij')
-    grid = torch.stack([gx, gy])[None]        # (1, 2, h, w)
+    grid = torch.stack([gx, gy])[None]  # (1, 2, h, w)
     if cfg.input_code == 'meshgrid':
         return grid
     return torch.cat([grid, rgb * 2 - 1], dim=1)

@@ -18,6 +18,7 @@ previous frame's final labels pulled along the optical flow, and its per-pixel w
 (`Targets.weights`) the flow's confidence where that label is clear, 0 elsewhere; normalised by
 the sum of the weights.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ['Targets', 'LossTerms', 'objective', 'binary_cross_entropy_map', 'tcl_target']
+__all__ = ['LossTerms', 'Targets', 'binary_cross_entropy_map', 'objective', 'tcl_target']
 
 _EPS = 1e-6
 
@@ -69,14 +70,18 @@ def binary_cross_entropy_map(probs: torch.Tensor, target: torch.Tensor) -> torch
     return -(t * torch.log(p) + (1 - t) * torch.log(1 - p)).sum(dim=1)
 
 
-def tcl_target(previous: torch.Tensor | None, labels: torch.Tensor,
-               num_classes: int) -> torch.Tensor:
+def tcl_target(
+    previous: torch.Tensor | None, labels: torch.Tensor, num_classes: int
+) -> torch.Tensor:
     """T^k: `previous` (1, N, h, w) everywhere, the one-hot user label where labels >= 0;
     uniform where there is no previous prediction (its weight is then 0)."""
     annotated = labels >= 0
     onehot = F.one_hot(labels.clamp(min=0), num_classes).permute(2, 0, 1)[None].float()
-    base = (torch.full_like(onehot, 1.0 / num_classes) if previous is None
-            else previous.detach().float())
+    base = (
+        torch.full_like(onehot, 1.0 / num_classes)
+        if previous is None
+        else previous.detach().float()
+    )
     return torch.where(annotated[None, None], onehot, base)
 
 

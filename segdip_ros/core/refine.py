@@ -8,6 +8,7 @@ of the nearest annotated pixel gets `click_confidence`). On a frame without anno
 the network is the only prior. Used when `SessionConfig.refine == 'graphcut'`; its tuning is
 `CutSettings`, whose defaults are the values the benchmarks chose (docs/benchmarks.md).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,10 +21,18 @@ from scipy.sparse.csgraph import dijkstra
 
 from .graphcut import NEIGHBOUR_OFFSETS, prior_graph_cut
 
-__all__ = ['CutSettings', 'graphcut_refine', 'nearest_click_map', 'geodesic_click_map', 'with_border_background',
-           'click_prior', 'merge_touched_changes', 'MIN_CLASS_SHARE']
+__all__ = [
+    'MIN_CLASS_SHARE',
+    'CutSettings',
+    'click_prior',
+    'geodesic_click_map',
+    'graphcut_refine',
+    'merge_touched_changes',
+    'nearest_click_map',
+    'with_border_background',
+]
 
-MIN_CLASS_SHARE = 0.005   # a class without seeds competes when the network gives it this share
+MIN_CLASS_SHARE = 0.005  # a class without seeds competes when the network gives it this share
 
 
 @dataclass(frozen=True)
@@ -60,8 +69,15 @@ class CutSettings:
         return 0.0 if num_classes == 2 else 0.5
 
     def __post_init__(self) -> None:
-        if min(self.network_weight, self.network_weight_first or 0.0, self.click_edge_cost,
-               self.teaches) < 0:
+        if (
+            min(
+                self.network_weight,
+                self.network_weight_first or 0.0,
+                self.click_edge_cost,
+                self.teaches,
+            )
+            < 0
+        ):
             raise ValueError(f'cut weights must be >= 0: {self}')
         if not 0.0 <= self.click_confidence < 1.0:
             raise ValueError(f'click_confidence must be in [0, 1), got {self.click_confidence}')
@@ -90,19 +106,26 @@ def geodesic_click_map(seeds: np.ndarray, rgb: np.ndarray, edge_cost: float) -> 
     blurred = cv2.GaussianBlur(rgb.astype(np.float32), (3, 3), 0)
     gx = cv2.Sobel(blurred, cv2.CV_32F, 1, 0, ksize=3) / 4
     gy = cv2.Sobel(blurred, cv2.CV_32F, 0, 1, ksize=3) / 4
-    cost = 1.0 + edge_cost * np.sqrt((gx ** 2 + gy ** 2).sum(axis=2))
+    cost = 1.0 + edge_cost * np.sqrt((gx**2 + gy**2).sum(axis=2))
     index = np.arange(h * w).reshape(h, w)
     rows, cols, weights = [], [], []
     for dy, dx in NEIGHBOUR_OFFSETS:
-        a = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))   # pixel p
-        b = (slice(dy, h), slice(max(0, dx), w + min(0, dx)))         # its neighbour p + (dy, dx)
+        a = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))  # pixel p
+        b = (slice(dy, h), slice(max(0, dx), w + min(0, dx)))  # its neighbour p + (dy, dx)
         rows.append(index[a].ravel())
         cols.append(index[b].ravel())
         weights.append((np.hypot(dy, dx) * (cost[a] + cost[b]) / 2).ravel())
-    graph = coo_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))),
-                       shape=(h * w, h * w)).tocsr()
-    _, _, sources = dijkstra(graph, directed=False, indices=np.flatnonzero(seeds.ravel() >= 0),
-                             min_only=True, return_predecessors=True)
+    graph = coo_matrix(
+        (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(h * w, h * w),
+    ).tocsr()
+    _, _, sources = dijkstra(
+        graph,
+        directed=False,
+        indices=np.flatnonzero(seeds.ravel() >= 0),
+        min_only=True,
+        return_predecessors=True,
+    )
     return seeds.ravel()[sources].reshape(h, w)
 
 
@@ -121,8 +144,13 @@ def with_border_background(seeds: np.ndarray, always: bool = False) -> np.ndarra
     return seeds
 
 
-def click_prior(seeds: np.ndarray, num_classes: int, confidence: float,
-                rgb: np.ndarray | None = None, edge_cost: float = 0.0) -> np.ndarray | None:
+def click_prior(
+    seeds: np.ndarray,
+    num_classes: int,
+    confidence: float,
+    rgb: np.ndarray | None = None,
+    edge_cost: float = 0.0,
+) -> np.ndarray | None:
     """(N, h, w) nearest-click probabilities; None with nothing to be nearest to.
 
     Nearest along the image (`geodesic_click_map`) when `rgb` is given and `edge_cost` > 0,
@@ -166,11 +194,17 @@ def merge_touched_changes(base: np.ndarray, new: np.ndarray, touched: np.ndarray
     return np.where(accept, new, base)
 
 
-def graphcut_refine(rgb: np.ndarray, probs: np.ndarray | None, seeds: np.ndarray,
-                    network_weight: float = 1.0, click_confidence: float = 0.0,
-                    keep: float = 0.1, num_classes: int | None = None,
-                    base: tuple[np.ndarray, np.ndarray] | None = None,
-                    click_edge_cost: float = 0.0) -> np.ndarray:
+def graphcut_refine(
+    rgb: np.ndarray,
+    probs: np.ndarray | None,
+    seeds: np.ndarray,
+    network_weight: float = 1.0,
+    click_confidence: float = 0.0,
+    keep: float = 0.1,
+    num_classes: int | None = None,
+    base: tuple[np.ndarray, np.ndarray] | None = None,
+    click_edge_cost: float = 0.0,
+) -> np.ndarray:
     """Refined (N, h, w) probabilities.
 
     rgb: (h, w, 3) uint8 at working resolution; probs: (N, h, w) network probabilities at the
@@ -188,8 +222,11 @@ def graphcut_refine(rgb: np.ndarray, probs: np.ndarray | None, seeds: np.ndarray
     log_prior = np.zeros((n,) + seeds.shape)
     if probs is not None:
         log_prior += network_weight * np.log(np.clip(probs.astype(np.float64), 1e-4, 1.0))
-    clicks = (click_prior(seeds, n, click_confidence, rgb, click_edge_cost)
-              if click_confidence > 0 else None)
+    clicks = (
+        click_prior(seeds, n, click_confidence, rgb, click_edge_cost)
+        if click_confidence > 0
+        else None
+    )
     if clicks is not None:
         log_prior += np.log(clicks)
     prior = np.exp(log_prior - log_prior.max(axis=0, keepdims=True))
@@ -202,10 +239,11 @@ def graphcut_refine(rgb: np.ndarray, probs: np.ndarray | None, seeds: np.ndarray
     # the colour models start from the click prior when there is one: a network that still
     # paints a blob would otherwise teach them the wrong colours (GrabCut's failure mode)
     first = None if clicks is None else clicks.argmax(axis=0)
-    labels = prior_graph_cut(rgb, prior, seeds, classes=sorted(int(c) for c in competing),
-                             init_labels=first)
+    labels = prior_graph_cut(
+        rgb, prior, seeds, classes=sorted(int(c) for c in competing), init_labels=first
+    )
     if len(np.unique(labels)) < 2 <= len(np.unique(argmax)):
-        labels = argmax     # nothing pins the cut (no annotation) and it fell to one class
+        labels = argmax  # nothing pins the cut (no annotation) and it fell to one class
     if base is not None:
         labels = merge_touched_changes(base[0], labels, seeds != base[1])
     onehot = (labels[None] == np.arange(n)[:, None, None]).astype(np.float32)

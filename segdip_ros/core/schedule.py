@@ -15,9 +15,11 @@ the tests), so a bag replayed offline runs the very calls the node would make li
   refined as soon as it arrives, and the network then trains on those labels, so each frame's
   labels are out before its training starts.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +28,7 @@ from .config import SessionConfig
 from .errors import SegDipError
 from .session import Prediction, TrainingSession
 
-__all__ = ['frame_budget', 'apply_annotation', 'FrameDriver', 'refine_first']
+__all__ = ['FrameDriver', 'apply_annotation', 'frame_budget', 'refine_first']
 
 
 def refine_first(session: TrainingSession) -> bool:

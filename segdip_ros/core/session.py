@@ -21,6 +21,7 @@ Every piece of state that shapes training is saved by ``state_dict()`` as plain 
 JSON-safe values (`checkpoint`), so a restored session trains exactly as one that never stopped.
 All public methods are thread-safe: a ROS callback may add a click while another thread trains.
 """
+
 from __future__ import annotations
 
 import threading
@@ -43,12 +44,26 @@ from .graphcut import ColourGMM
 from .model import DOWNSAMPLING, SegDipNet, make_input_code
 from .objective import LossTerms, Targets, objective
 from .refine import CutSettings, graphcut_refine
-from .tracking import (Motion, TrackSettings, anchor_colours, estimate_motion, labels_target,
-                       tracking_cut, tracking_prior, training_target)
+from .tracking import (
+    Motion,
+    TrackSettings,
+    anchor_colours,
+    estimate_motion,
+    labels_target,
+    tracking_cut,
+    tracking_prior,
+    training_target,
+)
 from .upsample import guided_upsample
 
-__all__ = ['TrainingSession', 'StepResult', 'Prediction', 'working_size_for', 'check_rgb',
-           'UNLABELLED_ID']
+__all__ = [
+    'UNLABELLED_ID',
+    'Prediction',
+    'StepResult',
+    'TrainingSession',
+    'check_rgb',
+    'working_size_for',
+]
 
 UNLABELLED_ID = 255
 
@@ -96,6 +111,7 @@ def working_size_for(height: int, width: int, long_side: int, multiple: int) -> 
 
     def snap(v: float) -> int:
         return max(multiple, int(round(v / multiple)) * multiple)
+
     return snap(height * scale), snap(width * scale)
 
 
@@ -103,9 +119,9 @@ def working_size_for(height: int, width: int, long_side: int, multiple: int) -> 
 class _Refinement:
     """The last graph cut of the current frame: labels shown, seeds it was made with."""
 
-    probs: torch.Tensor            # (1, N, h, w) at working resolution
-    labels: np.ndarray             # (h, w) int64 at working resolution
-    seeds: np.ndarray              # (h, w) int64 annotations it saw, -1 unannotated
+    probs: torch.Tensor  # (1, N, h, w) at working resolution
+    labels: np.ndarray  # (h, w) int64 at working resolution
+    seeds: np.ndarray  # (h, w) int64 annotations it saw, -1 unannotated
 
 
 @dataclass
@@ -113,38 +129,42 @@ class _Anchor:
     """The last frame the user labelled: its colour models keep the tracking cut's colours, and
     it is replayed in every training batch of the frames that follow."""
 
-    image: np.ndarray                          # (H, W, 3) uint8, original size
-    labels: np.ndarray                         # (h, w) int64, its refined labels, working size
+    image: np.ndarray  # (H, W, 3) uint8, original size
+    labels: np.ndarray  # (h, w) int64, its refined labels, working size
     colours: dict[int, ColourGMM]
-    code: torch.Tensor                         # (1, C, h, w) network input of that frame
-    target: torch.Tensor                       # (1, 3, h, w) that frame
-    net_labels: torch.Tensor                   # (h, w) its labels at network size
-    net_weights: torch.Tensor                  # (h, w) 0 in the band along its boundaries
+    code: torch.Tensor  # (1, C, h, w) network input of that frame
+    target: torch.Tensor  # (1, 3, h, w) that frame
+    net_labels: torch.Tensor  # (h, w) its labels at network size
+    net_weights: torch.Tensor  # (h, w) 0 in the band along its boundaries
 
 
 @dataclass
 class _FrameState:
     """What belongs to the current frame; a new frame starts a new one."""
 
-    image: np.ndarray                          # (H, W, 3) uint8, original size
-    small: np.ndarray                          # (h, w, 3) uint8, working size
-    target: torch.Tensor                       # (1, 3, h, w) in [0, 1], network size
-    code: torch.Tensor                         # (1, C, h, w) the network's input
-    motion: Motion | None = None               # the previous frame's labels pulled along
-    track_labels: torch.Tensor | None = None   # (h, w) motion-compensated TCL target, network
+    image: np.ndarray  # (H, W, 3) uint8, original size
+    small: np.ndarray  # (h, w, 3) uint8, working size
+    target: torch.Tensor  # (1, 3, h, w) in [0, 1], network size
+    code: torch.Tensor  # (1, C, h, w) the network's input
+    motion: Motion | None = None  # the previous frame's labels pulled along
+    track_labels: torch.Tensor | None = None  # (h, w) motion-compensated TCL target, network
     track_weights: torch.Tensor | None = None  # (h, w) its weights
     annotations: list[Annotation] = field(default_factory=list)
-    labels: torch.Tensor | None = None         # (h, w) int64, -1 unannotated
-    refinement: _Refinement | None = None      # the last refine() of this frame
-    merge_base: _Refinement | None = None      # what the user saw when they annotated
-    corrected: bool = False                    # annotated after a refinement of this frame
+    labels: torch.Tensor | None = None  # (h, w) int64, -1 unannotated
+    refinement: _Refinement | None = None  # the last refine() of this frame
+    merge_base: _Refinement | None = None  # what the user saw when they annotated
+    corrected: bool = False  # annotated after a refinement of this frame
 
 
 class TrainingSession:
     """Online SegDIP training for one scene. See docs/ENGINE_API.md for the whole API."""
 
-    def __init__(self, cfg: SessionConfig | None = None, cut: CutSettings | None = None,
-                 track: TrackSettings | None = None) -> None:
+    def __init__(
+        self,
+        cfg: SessionConfig | None = None,
+        cut: CutSettings | None = None,
+        track: TrackSettings | None = None,
+    ) -> None:
         cfg = cfg or default_preset()
         cfg.validate()
         self.cfg = cfg
@@ -161,11 +181,11 @@ class TrainingSession:
         self._frame: _FrameState | None = None
         self._work_size: tuple[int, int] = (0, 0)
         self._net_size: tuple[int, int] = (0, 0)
-        self._previous: torch.Tensor | None = None    # (1, N, h, w) the TCL's base T^k
+        self._previous: torch.Tensor | None = None  # (1, N, h, w) the TCL's base T^k
         self._teach_target: torch.Tensor | None = None  # (1, N, h, w) self-training target
-        self._has_labels = False                       # annotated now or on an earlier frame
-        self._label_norm = 1.0                         # annotated pixels, last annotated frame
-        self._version = 0                              # bumps on every annotation change
+        self._has_labels = False  # annotated now or on an earlier frame
+        self._label_norm = 1.0  # annotated pixels, last annotated frame
+        self._version = 0  # bumps on every annotation change
         self._cache: tuple[tuple[int, int], Prediction] | None = None
         self.iteration = 0
         self.frame_index = 0
@@ -243,14 +263,20 @@ class TrainingSession:
         with self._lock:
             old = self._require_frame()
             if rgb.shape != old.image.shape:
-                raise ImageError(f'next frame has shape {rgb.shape}, the session has '
-                                 f'{old.image.shape}; call set_image() to start a new scene')
+                raise ImageError(
+                    f'next frame has shape {rgb.shape}, the session has '
+                    f'{old.image.shape}; call set_image() to start a new scene'
+                )
             if not old.annotations:
                 self._teach_target = None
             new = self._new_frame(rgb)
             if self._tracking:
-                self._set_motion(new, estimate_motion(self._flow_estimator(), old.small,
-                                                      new.small, self._final_probs(old)))
+                self._set_motion(
+                    new,
+                    estimate_motion(
+                        self._flow_estimator(), old.small, new.small, self._final_probs(old)
+                    ),
+                )
             self._frame = new
             self.frame_index += 1
             self._touch()
@@ -268,9 +294,16 @@ class TrainingSession:
     def _final_probs(self, f: _FrameState) -> np.ndarray:
         """(N, h, w) the frame's final probabilities at working size: its last refinement, else
         the network's output."""
-        probs = f.refinement.probs if f.refinement is not None else F.interpolate(
-            self._network_probabilities(), size=self._work_size, mode='bilinear',
-            align_corners=False)
+        probs = (
+            f.refinement.probs
+            if f.refinement is not None
+            else F.interpolate(
+                self._network_probabilities(),
+                size=self._work_size,
+                mode='bilinear',
+                align_corners=False,
+            )
+        )
         return probs[0].cpu().numpy()
 
     def _set_motion(self, f: _FrameState, motion: Motion) -> None:
@@ -281,8 +314,9 @@ class TrainingSession:
     def _set_track_target(self, f: _FrameState, labels: np.ndarray, weights: np.ndarray) -> None:
         """The tracked frame's training target and weights (working size) at network size."""
         nh, nw = self._net_size
-        small_labels = cv2.resize(labels.astype(np.uint8), (nw, nh),
-                                  interpolation=cv2.INTER_NEAREST)
+        small_labels = cv2.resize(
+            labels.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST
+        )
         small_weights = cv2.resize(weights, (nw, nh), interpolation=cv2.INTER_AREA)
         f.track_labels = torch.from_numpy(small_labels.astype(np.int64)).to(self.device)
         f.track_weights = torch.from_numpy(small_weights).to(self.device)
@@ -348,14 +382,17 @@ class TrainingSession:
                     assert self._optimizer is not None
                     self._optimizer.zero_grad(set_to_none=True)
                     torch.cuda.empty_cache()
-                    raise TrainingError(f'out of memory on {self.device} at working size '
-                                        f'{self._work_size}: lower working_size or width') from err
+                    raise TrainingError(
+                        f'out of memory on {self.device} at working size '
+                        f'{self._work_size}: lower working_size or width'
+                    ) from err
             if losses is None:
                 nonfinite += 1
             else:
                 last = losses
-        return StepResult(iterations, last[0], last[1], last[2], time.perf_counter() - t0,
-                          nonfinite)
+        return StepResult(
+            iterations, last[0], last[1], last[2], time.perf_counter() - t0, nonfinite
+        )
 
     def _one_iteration(self) -> tuple[float, float, float] | None:
         model, opt, f = self._model, self._optimizer, self._frame
@@ -366,16 +403,19 @@ class TrainingSession:
         anchor = self._anchor
         tracked = f.track_labels is not None and not f.annotations
         if tracked and anchor is not None and self.track.replay:
-            codes.append(anchor.code)          # the labelled frame in the same batch
+            codes.append(anchor.code)  # the labelled frame in the same batch
             targets.append(self._anchor_targets(anchor))
         # on a tracked frame the network is the scene's appearance model: all its layers learn
         trunk = True if tracked and self.track.train_trunk else None
         with self._autocast():
             rgb, logits = model(torch.cat(codes) if len(codes) > 1 else codes[0], trunk)
         probs = torch.softmax(logits.float(), dim=1)
-        terms = [objective(rgb[i:i + 1], probs[i:i + 1], tg) for i, tg in enumerate(targets)]
-        total = LossTerms(sum((x.total for x in terms), torch.zeros((), device=self.device)),
-                          terms[0].reconstruction, terms[0].segmentation)
+        terms = [objective(rgb[i : i + 1], probs[i : i + 1], tg) for i, tg in enumerate(targets)]
+        total = LossTerms(
+            sum((x.total for x in terms), torch.zeros((), device=self.device)),
+            terms[0].reconstruction,
+            terms[0].segmentation,
+        )
         if not torch.isfinite(total.total):
             opt.zero_grad(set_to_none=True)
             return None
@@ -384,8 +424,11 @@ class TrainingSession:
         opt.step()
         self._previous = probs[:1].detach()
         self.iteration += 1
-        return (float(total.total.detach()), float(total.reconstruction.detach()),
-                float(total.segmentation.detach()))
+        return (
+            float(total.total.detach()),
+            float(total.reconstruction.detach()),
+            float(total.segmentation.detach()),
+        )
 
     def _targets(self, f: _FrameState) -> Targets:
         """This frame's targets: the paper's TCL on an annotated frame (and before tracking),
@@ -393,16 +436,29 @@ class TrainingSession:
         assert f.labels is not None
         tracked = f.track_labels is not None and not f.annotations
         return Targets(
-            rgb=f.target, labels=f.track_labels if tracked else f.labels,  # type: ignore[arg-type]
-            label_norm=self._label_norm, previous=self._previous,
-            refined=None if tracked else self._teach_target, teach=self.cut.teaches,
-            tcl_lambda=self.cfg.tcl_lambda, segment=self._has_labels,
-            weights=f.track_weights if tracked else None)
+            rgb=f.target,
+            labels=f.track_labels if tracked else f.labels,  # type: ignore[arg-type]
+            label_norm=self._label_norm,
+            previous=self._previous,
+            refined=None if tracked else self._teach_target,
+            teach=self.cut.teaches,
+            tcl_lambda=self.cfg.tcl_lambda,
+            segment=self._has_labels,
+            weights=f.track_weights if tracked else None,
+        )
 
     def _anchor_targets(self, anchor: _Anchor) -> Targets:
-        return Targets(rgb=anchor.target, labels=anchor.net_labels, label_norm=1.0,
-                       previous=None, refined=None, teach=0.0, tcl_lambda=0.0, segment=True,
-                       weights=anchor.net_weights)
+        return Targets(
+            rgb=anchor.target,
+            labels=anchor.net_labels,
+            label_norm=1.0,
+            previous=None,
+            refined=None,
+            teach=0.0,
+            tcl_lambda=0.0,
+            segment=True,
+            weights=anchor.net_weights,
+        )
 
     # ----- refinement -------------------------------------------------------------------
     def refine(self) -> Prediction:
@@ -426,16 +482,22 @@ class TrainingSession:
         prior and the labelled frame's colour models (`tracking`)."""
         assert f.motion is not None
         h, w = self._work_size
-        net = F.interpolate(self._network_probabilities(), size=(h, w), mode='bilinear',
-                            align_corners=False)[0].cpu().numpy()
+        net = (
+            F.interpolate(
+                self._network_probabilities(), size=(h, w), mode='bilinear', align_corners=False
+            )[0]
+            .cpu()
+            .numpy()
+        )
         prior = tracking_prior(f.motion, net, self.track)
         labels = tracking_cut(f.small, prior, anchor.colours, self.track)
         n = self.num_classes
         onehot = (labels[None] == np.arange(n)[:, None, None]).astype(np.float32)
-        keep = 0.1      # as graphcut_refine: the labels, with a little of the prior
+        keep = 0.1  # as graphcut_refine: the labels, with a little of the prior
         probs = (1.0 - keep) * onehot + keep * prior.astype(np.float32)
-        f.refinement = _Refinement(torch.from_numpy(probs)[None], labels.astype(np.int64),
-                                   np.full((h, w), -1, np.int64))
+        f.refinement = _Refinement(
+            torch.from_numpy(probs)[None], labels.astype(np.int64), np.full((h, w), -1, np.int64)
+        )
         # the network then trains on these labels (the frame-switch rule: cut, then train)
         target, weights = labels_target(labels, n, self.track.target_confidence)
         self._set_track_target(f, target, weights)
@@ -448,42 +510,64 @@ class TrainingSession:
         nh, nw = self._net_size
         self._anchor = self._make_anchor(f.image, f.small, labels, f.code, f.target)
 
-    def _make_anchor(self, image: np.ndarray, small: np.ndarray, labels: np.ndarray,
-                     code: torch.Tensor, target: torch.Tensor) -> _Anchor:
+    def _make_anchor(
+        self,
+        image: np.ndarray,
+        small: np.ndarray,
+        labels: np.ndarray,
+        code: torch.Tensor,
+        target: torch.Tensor,
+    ) -> _Anchor:
         nh, nw = self._net_size
         net = cv2.resize(labels.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST)
-        _, weights = labels_target(net.astype(np.int64), self.num_classes,
-                                   self.track.target_confidence)
-        return _Anchor(image, labels, anchor_colours(small, labels), code, target,
-                       torch.from_numpy(net.astype(np.int64)).to(self.device),
-                       torch.from_numpy(weights).to(self.device))
+        _, weights = labels_target(
+            net.astype(np.int64), self.num_classes, self.track.target_confidence
+        )
+        return _Anchor(
+            image,
+            labels,
+            anchor_colours(small, labels),
+            code,
+            target,
+            torch.from_numpy(net.astype(np.int64)).to(self.device),
+            torch.from_numpy(weights).to(self.device),
+        )
 
     def _graphcut(self, f: _FrameState) -> None:
         """The cut at working resolution (not the network's): the boundary term is only as
         sharp as the image it sees."""
         h, w = self._work_size
-        probs = F.interpolate(self._network_probabilities(), size=(h, w), mode='bilinear',
-                              align_corners=False)[0]
+        probs = F.interpolate(
+            self._network_probabilities(), size=(h, w), mode='bilinear', align_corners=False
+        )[0]
         small = cv2.resize(f.image, (w, h), interpolation=cv2.INTER_AREA)
         seeds = self._seeds()
         if f.refinement is not None and not np.array_equal(seeds, f.refinement.seeds):
-            f.corrected = True               # annotated after a refinement of this frame
+            f.corrected = True  # annotated after a refinement of this frame
             if self.cut.merge:
                 f.merge_base = f.refinement  # what the user saw when they annotated
-        weight = (self.cut.network_weight if f.corrected
-                  else self.cut.first_weight(self.num_classes))
+        weight = (
+            self.cut.network_weight if f.corrected else self.cut.first_weight(self.num_classes)
+        )
         base = None if f.merge_base is None else (f.merge_base.labels, f.merge_base.seeds)
         probs_np = probs.cpu().numpy()
-        if f.motion is not None:     # a correction on a tracked frame keeps the tracked labels
+        if f.motion is not None:  # a correction on a tracked frame keeps the tracked labels
             probs_np = tracking_prior(f.motion, probs_np, self.track)
-        refined = graphcut_refine(small, probs_np, seeds, weight,
-                                  self.cut.click_confidence, base=base,
-                                  click_edge_cost=self.cut.click_edge_cost)
+        refined = graphcut_refine(
+            small,
+            probs_np,
+            seeds,
+            weight,
+            self.cut.click_confidence,
+            base=base,
+            click_edge_cost=self.cut.click_edge_cost,
+        )
         out = torch.from_numpy(np.ascontiguousarray(refined, dtype=np.float32))[None]
         f.refinement = _Refinement(out, refined.argmax(axis=0), seeds)
         if self.cut.teaches > 0:
-            self._teach_target = F.interpolate(out.to(self.device), size=self._net_size,
-                                               mode='area')
+            self._teach_target = F.interpolate(
+                out.to(self.device), size=self._net_size, mode='area'
+            )
 
     def _seeds(self) -> np.ndarray:
         f = self._frame
@@ -496,19 +580,22 @@ class TrainingSession:
         else the network's own output. Pure: it never changes what the network learns."""
         with self._lock:
             f = self._require_frame()
-            key = (self.iteration, self._version)
+            # a refinement does not change while the network trains on: only a new one does
+            key = (-1 if f.refinement is not None else self.iteration, self._version)
             if self._cache is not None and self._cache[0] == key:
                 return self._cache[1]
             refined = f.refinement is not None
-            probs = f.refinement.probs if f.refinement is not None \
-                else self._network_probabilities()
+            probs = (
+                f.refinement.probs if f.refinement is not None else self._network_probabilities()
+            )
             h, w = f.image.shape[:2]
             tracked = f.refinement is not None and bool((f.refinement.seeds < 0).all())
-            if tracked and self.track.upsample_radius > 0:   # a tracked frame's cut
+            if tracked and self.track.upsample_radius > 0:  # a tracked frame's cut
                 probs_np = self._edge_aware(probs[0].cpu().numpy(), f.image)
             else:
-                up = F.interpolate(probs.float(), size=(h, w), mode='bilinear',
-                                   align_corners=False)[0]
+                up = F.interpolate(
+                    probs.float(), size=(h, w), mode='bilinear', align_corners=False
+                )[0]
                 up = up / up.sum(dim=0, keepdim=True)
                 probs_np = up.permute(1, 2, 0).contiguous().cpu().numpy().astype(np.float32)
             labels = probs_np.argmax(axis=2).astype(np.uint8)
@@ -529,8 +616,9 @@ class TrainingSession:
             one = np.clip(guided_upsample(probs[1], image, r, eps), 0.0, 1.0)
             out = np.stack([1.0 - one, one], axis=2)
         else:
-            out = np.stack([np.clip(guided_upsample(p, image, r, eps), 1e-6, None)
-                            for p in probs], axis=2)
+            out = np.stack(
+                [np.clip(guided_upsample(p, image, r, eps), 1e-6, None) for p in probs], axis=2
+            )
             out /= out.sum(axis=2, keepdims=True)
         return out.astype(np.float32)
 
@@ -556,25 +644,30 @@ class TrainingSession:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume, as plain tensors and JSON-safe values."""
         from .checkpoint import session_state
+
         with self._lock:
             return session_state(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state_dict(); CheckpointError when it was made for another engine."""
         from .checkpoint import restore_session
+
         with self._lock:
             restore_session(self, state)
 
     def save(self, path: str) -> None:
         """Write state_dict() to `path` atomically (temp file, fsync, rename)."""
         from .checkpoint import save_state
+
         save_state(self.state_dict(), path)
 
     @classmethod
-    def load(cls, path: str, device: str | None = None,
-             cut: CutSettings | None = None) -> TrainingSession:
+    def load(
+        cls, path: str, device: str | None = None, cut: CutSettings | None = None
+    ) -> TrainingSession:
         """A session from a file written by save(); CheckpointError when it cannot be used."""
         from .checkpoint import load_session
+
         return load_session(cls, path, device, cut)
 
     # ----- internals --------------------------------------------------------------------
@@ -611,16 +704,22 @@ class TrainingSession:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.cfg.seed)
             model = SegDipNet(self.cfg)
-        move: Any = model.to      # its stubs lack the memory_format keyword
+        move: Any = model.to  # its stubs lack the memory_format keyword
         self._model = move(self.device, memory_format=torch.channels_last)
-        self._optimizer = torch.optim.Adam(self._model.parameters(), lr=self.cfg.learning_rate,
-                                           amsgrad=True)
+        self._optimizer = torch.optim.Adam(
+            self._model.parameters(), lr=self.cfg.learning_rate, amsgrad=True
+        )
 
     def _annotations_changed(self) -> None:
         f = self._frame
         assert f is not None
-        labels = rasterise(f.annotations, f.image.shape[:2], self._net_size,
-                           self.cfg.click_radius, radius_scale=self.cfg.network_scale)
+        labels = rasterise(
+            f.annotations,
+            f.image.shape[:2],
+            self._net_size,
+            self.cfg.click_radius,
+            radius_scale=self.cfg.network_scale,
+        )
         f.labels = torch.from_numpy(labels).to(self.device)
         if f.annotations:
             self._has_labels = True
@@ -635,4 +734,4 @@ class TrainingSession:
         return torch.autocast(self.device.type, dtype=self._amp_dtype)
 
 
-GRAD_CLIP = 1.0   # max global gradient norm (AMSGrad with clipped gradients, as in the paper)
+GRAD_CLIP = 1.0  # max global gradient norm (AMSGrad with clipped gradients, as in the paper)

@@ -4,6 +4,7 @@ Used by the tests, the embedded demo and the node's self-check, so that quality 
 measured without any downloaded data. Textures are smooth noise plus stripes, so a class is
 never one flat colour.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,8 +12,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ['Scene', 'texture', 'two_class_scene', 'three_class_scene', 'moving_object_sequence',
-           'interior_point']
+__all__ = [
+    'Scene',
+    'interior_point',
+    'moving_object_sequence',
+    'texture',
+    'three_class_scene',
+    'two_class_scene',
+]
 
 
 @dataclass(frozen=True)
@@ -23,8 +30,14 @@ class Scene:
     labels: np.ndarray
 
 
-def texture(height: int, width: int, colour: tuple[int, int, int], rng: np.random.Generator,
-            amplitude: float = 40.0, stripe_period: float = 9.0) -> np.ndarray:
+def texture(
+    height: int,
+    width: int,
+    colour: tuple[int, int, int],
+    rng: np.random.Generator,
+    amplitude: float = 40.0,
+    stripe_period: float = 9.0,
+) -> np.ndarray:
     """(H, W, 3) float32 texture around `colour`: blurred noise blobs plus oblique stripes."""
     noise = rng.normal(0, 1, (max(2, height // 8), max(2, width // 8), 3)).astype(np.float32)
     blobs = cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)
@@ -45,8 +58,14 @@ def _compose(layers: list[tuple[np.ndarray, np.ndarray]], height: int, width: in
     return Scene(np.clip(rgb, 0, 255).astype(np.uint8), labels)
 
 
-def _blob_mask(height: int, width: int, centre: tuple[float, float], radii: tuple[float, float],
-               rng: np.random.Generator, wobble: float = 0.15) -> np.ndarray:
+def _blob_mask(
+    height: int,
+    width: int,
+    centre: tuple[float, float],
+    radii: tuple[float, float],
+    rng: np.random.Generator,
+    wobble: float = 0.15,
+) -> np.ndarray:
     """A star-shaped blob: an ellipse whose radius wobbles with angle."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     dx, dy = (xx - centre[0]) / radii[0], (yy - centre[1]) / radii[1]
@@ -61,7 +80,9 @@ def two_class_scene(height: int = 120, width: int = 160, seed: int = 0) -> Scene
     rng = np.random.default_rng(seed)
     bg = texture(height, width, (90, 140, 80), rng)
     fg = texture(height, width, (200, 90, 60), rng)
-    mask = _blob_mask(height, width, (width * 0.55, height * 0.5), (width * 0.22, height * 0.3), rng)
+    mask = _blob_mask(
+        height, width, (width * 0.55, height * 0.5), (width * 0.22, height * 0.3), rng
+    )
     return _compose([(bg, np.ones((height, width), bool)), (fg, mask)], height, width)
 
 
@@ -71,16 +92,18 @@ def three_class_scene(height: int = 120, width: int = 160, seed: int = 0) -> Sce
     bg = texture(height, width, (70, 110, 150), rng)
     blob = texture(height, width, (210, 170, 60), rng)
     rect = texture(height, width, (160, 60, 150), rng)
-    blob_mask = _blob_mask(height, width, (width * 0.3, height * 0.45), (width * 0.17, height * 0.25),
-                           rng)
+    blob_mask = _blob_mask(
+        height, width, (width * 0.3, height * 0.45), (width * 0.17, height * 0.25), rng
+    )
     rect_mask = np.zeros((height, width), bool)
-    rect_mask[int(height * 0.25):int(height * 0.8), int(width * 0.58):int(width * 0.88)] = True
+    rect_mask[int(height * 0.25) : int(height * 0.8), int(width * 0.58) : int(width * 0.88)] = True
     layers = [(bg, np.ones((height, width), bool)), (blob, blob_mask), (rect, rect_mask)]
     return _compose(layers, height, width)
 
 
-def moving_object_sequence(frames: int = 20, height: int = 120, width: int = 160,
-                           seed: int = 0, speed: float = 2.0) -> list[Scene]:
+def moving_object_sequence(
+    frames: int = 20, height: int = 120, width: int = 160, seed: int = 0, speed: float = 2.0
+) -> list[Scene]:
     """A textured blob moving left to right across a fixed textured background."""
     rng = np.random.default_rng(seed)
     bg = texture(height, width, (90, 140, 80), rng)
@@ -89,11 +112,18 @@ def moving_object_sequence(frames: int = 20, height: int = 120, width: int = 160
     scenes = []
     for k in range(frames):
         cx = width * 0.3 + speed * k
-        mask = _blob_mask(height, width, (cx, height * 0.5), (width * 0.16, height * 0.25),
-                          np.random.default_rng(shape_rng_seed))
+        mask = _blob_mask(
+            height,
+            width,
+            (cx, height * 0.5),
+            (width * 0.16, height * 0.25),
+            np.random.default_rng(shape_rng_seed),
+        )
         # the object's texture moves with it
         shift = np.roll(fg_tex, int(round(speed * k)), axis=1)
-        scenes.append(_compose([(bg, np.ones((height, width), bool)), (shift, mask)], height, width))
+        scenes.append(
+            _compose([(bg, np.ones((height, width), bool)), (shift, mask)], height, width)
+        )
     return scenes
 
 

@@ -21,6 +21,7 @@ the boundary, where the cut is least sure, is left out) with the labelled frame 
 
 Everything is learned online from the user's labels; the flow has no learned weights.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,11 +32,20 @@ import numpy as np
 from .flow import FlowEstimator, fb_confidence, to_grey, warp
 from .graphcut import ColourGMM, prior_graph_cut
 
-__all__ = ['TrackSettings', 'Motion', 'estimate_motion', 'tracking_prior', 'training_target',
-           'anchor_colours', 'tracking_cut', 'colour_features', 'labels_target']
+__all__ = [
+    'Motion',
+    'TrackSettings',
+    'anchor_colours',
+    'colour_features',
+    'estimate_motion',
+    'labels_target',
+    'tracking_cut',
+    'tracking_prior',
+    'training_target',
+]
 
-LAB_LIGHTNESS = 0.5     # weight of L in the colour models' Lab features
-TARGET_BLUR = 2.0       # working px: the Gaussian on the labels before the confidence test
+LAB_LIGHTNESS = 0.5  # weight of L in the colour models' Lab features
+TARGET_BLUR = 2.0  # working px: the Gaussian on the labels before the confidence test
 
 
 @dataclass(frozen=True)
@@ -66,8 +76,9 @@ class TrackSettings:
         if min(self.warp_weight, self.network_weight, self.gamma, self.upsample_eps) < 0:
             raise ValueError(f'tracking weights must be >= 0: {self}')
         if not 0.5 <= self.target_confidence < 1.0:
-            raise ValueError(f'target_confidence must be in [0.5, 1), got '
-                             f'{self.target_confidence}')
+            raise ValueError(
+                f'target_confidence must be in [0.5, 1), got {self.target_confidence}'
+            )
 
 
 @dataclass(frozen=True)
@@ -79,8 +90,9 @@ class Motion:
     confidence: np.ndarray
 
 
-def estimate_motion(flow: FlowEstimator, prev_rgb: np.ndarray, rgb: np.ndarray,
-                    prev_probs: np.ndarray) -> Motion:
+def estimate_motion(
+    flow: FlowEstimator, prev_rgb: np.ndarray, rgb: np.ndarray, prev_probs: np.ndarray
+) -> Motion:
     """Pull `prev_probs` ((N, h, w) of the frame `prev_rgb`) into the frame `rgb` (both
     (h, w, 3) uint8 at working size) along the DIS flow between them."""
     back, fwd = flow.pair(to_grey(prev_rgb), to_grey(rgb))
@@ -97,8 +109,9 @@ def _log_soft(p: np.ndarray, low: float) -> np.ndarray:
     return np.log(low + (1.0 - n * low) * p)
 
 
-def tracking_prior(motion: Motion, network: np.ndarray | None,
-                   settings: TrackSettings) -> np.ndarray:
+def tracking_prior(
+    motion: Motion, network: np.ndarray | None, settings: TrackSettings
+) -> np.ndarray:
     """(N, h, w) prior probabilities of the tracking cut: the warped labels (squeezed to
     0.1 / 0.9 in a binary scene) with weight warp_weight x confidence, times the network's
     probabilities (clipped to 0.02 / 0.98) with weight network_weight."""
@@ -126,8 +139,9 @@ def colour_features(rgb: np.ndarray) -> np.ndarray:
     return lab
 
 
-def labels_target(labels: np.ndarray, num_classes: int,
-                  threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def labels_target(
+    labels: np.ndarray, num_classes: int, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(labels, weights): a frame's own labels as the network's target, weight 1 where the
     label, blurred by TARGET_BLUR, is still above `threshold`, 0 in the band along boundaries."""
     onehot = (labels[..., None] == np.arange(num_classes)).astype(np.float32)
@@ -143,21 +157,29 @@ def anchor_colours(rgb: np.ndarray, labels: np.ndarray) -> dict[int, ColourGMM]:
     size of `rgb`)."""
     pixels = colour_features(rgb).reshape(-1, 3)
     flat = labels.ravel()
-    return {int(c): ColourGMM(pixels[flat == c]) for c in np.unique(flat)
-            if (flat == c).sum() >= 8}
+    return {
+        int(c): ColourGMM(pixels[flat == c]) for c in np.unique(flat) if (flat == c).sum() >= 8
+    }
 
 
-def tracking_cut(rgb: np.ndarray, prior: np.ndarray, colours: dict[int, ColourGMM],
-                 settings: TrackSettings) -> np.ndarray:
+def tracking_cut(
+    rgb: np.ndarray, prior: np.ndarray, colours: dict[int, ColourGMM], settings: TrackSettings
+) -> np.ndarray:
     """(h, w) labels of an unannotated frame: the graph cut with the tracking prior and the
     labelled frame's colour models (no hard constraints)."""
     seeds = np.full(prior.shape[1:], -1, np.int64)
     present = sorted(set(np.unique(prior.argmax(axis=0)).tolist()) | set(colours))
     if len(present) < 2:
         return prior.argmax(axis=0)
-    return prior_graph_cut(rgb, prior, seeds, gamma=settings.gamma,
-                           classes=[int(c) for c in present], colour_models=colours,
-                           features=colour_features(rgb))
+    return prior_graph_cut(
+        rgb,
+        prior,
+        seeds,
+        gamma=settings.gamma,
+        classes=[int(c) for c in present],
+        colour_models=colours,
+        features=colour_features(rgb),
+    )
 
 
 def smooth_to(probs: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Teardown shared by the tools that run the node in-process (demo, latency benchmark)."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -22,6 +22,7 @@ restarts), `id` and `status`::
 the id of the command they settle. A command is *accepted* once its queued record is in the
 file; it is *pending* while no applied/refused record has the same id.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,9 +36,21 @@ from typing import Any
 from segdip_ros.core import annotation_from_dict
 from segdip_ros.node.inputs import Command, command_to_dict, ns_to_stamp_dict
 
-__all__ = ['JOURNAL_FORMAT', 'STATUSES', 'Journal', 'JournalRead', 'ReplayPlan', 'FrameKey',
-           'read_journal', 'plan_replay', 'resolve_annotations', 'frame_key',
-           'queued_record', 'applied_record', 'command_from_record']
+__all__ = [
+    'JOURNAL_FORMAT',
+    'STATUSES',
+    'FrameKey',
+    'Journal',
+    'JournalRead',
+    'ReplayPlan',
+    'applied_record',
+    'command_from_record',
+    'frame_key',
+    'plan_replay',
+    'queued_record',
+    'read_journal',
+    'resolve_annotations',
+]
 
 JOURNAL_FORMAT = 2
 STATUSES = ('header', 'queued', 'applied', 'refused', 'scene')
@@ -60,12 +73,17 @@ def queued_record(cmd: Command) -> dict[str, Any]:
     return {'status': 'queued', **command_to_dict(cmd), 'source': cmd.source}
 
 
-def applied_record(scene: str, index: int, stamp_ns: int,
-                   size: tuple[int, int]) -> dict[str, Any]:
+def applied_record(scene: str, index: int, stamp_ns: int, size: tuple[int, int]) -> dict[str, Any]:
     """The record that settles a command as applied on frame (scene, index); size = (w, h)."""
-    return {'status': 'applied', 'frame': {'scene': scene, 'index': int(index),
-                                           'stamp': ns_to_stamp_dict(stamp_ns),
-                                           'size': [int(size[0]), int(size[1])]}}
+    return {
+        'status': 'applied',
+        'frame': {
+            'scene': scene,
+            'index': int(index),
+            'stamp': ns_to_stamp_dict(stamp_ns),
+            'size': [int(size[0]), int(size[1])],
+        },
+    }
 
 
 def command_from_record(rec: dict[str, Any], stamp: bool = True) -> Command:
@@ -73,13 +91,15 @@ def command_from_record(rec: dict[str, Any], stamp: bool = True) -> Command:
     frame stamp (it goes to the current frame). Raises ValueError when it is malformed."""
     kind = rec['type']
     st = rec.get('stamp') if stamp else None
-    stamp_ns = int(st['sec']) * 1_000_000_000 + int(st.get('nanosec', 0)) \
-        if isinstance(st, dict) else 0
+    stamp_ns = (
+        int(st['sec']) * 1_000_000_000 + int(st.get('nanosec', 0)) if isinstance(st, dict) else 0
+    )
     source = str(rec.get('source', 'log'))
     if kind in ('undo', 'clear'):
         return Command(kind, None, stamp_ns, source, rec['id'])
-    ann = annotation_from_dict({k: v for k, v in rec.items()
-                                if k not in ('seq', 'id', 'status', 'stamp', 'source')})
+    ann = annotation_from_dict(
+        {k: v for k, v in rec.items() if k not in ('seq', 'id', 'status', 'stamp', 'source')}
+    )
     return Command('add', ann, stamp_ns, source, rec['id'])
 
 
@@ -172,8 +192,13 @@ class Journal:
         header_id: id of the file's header record; None writes a header first.
     """
 
-    def __init__(self, path: str | os.PathLike[str], last_seq: int = -1,
-                 num_classes: int | None = None, header_id: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        last_seq: int = -1,
+        num_classes: int | None = None,
+        header_id: str | None = None,
+    ) -> None:
         self.path = Path(path)
         self.prefix = secrets.token_hex(3)
         self._lock = threading.Lock()
@@ -244,8 +269,9 @@ class ReplayPlan:
     restore: list[dict[str, Any]] = field(default_factory=list)
 
 
-def plan_replay(records: list[dict[str, Any]], checkpoint_seq: int | None,
-                checkpoint_frame: FrameKey | None) -> ReplayPlan:
+def plan_replay(
+    records: list[dict[str, Any]], checkpoint_seq: int | None, checkpoint_frame: FrameKey | None
+) -> ReplayPlan:
     """Which logged commands a restart applies again, from the log and the checkpoint.
 
     The rule: the checkpoint holds one frame and its annotations, and the seq of the last log

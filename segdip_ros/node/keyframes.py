@@ -1,19 +1,20 @@
 # SPDX-License-Identifier: Apache-2.0
-"""When the node adds frames to its dataset by itself (`dataset_keyframes`, `dataset_period`).
+"""When the node adds frames to its dataset by itself (`dataset_keyframes`).
 
 Why a module of its own: the rule is a few counters and clocks, testable without a thread or
 an engine; the trainer only asks `due(...)` at its two decision points and writes the sample.
 
 - 'annotated': a frame that got annotations is saved at the end of its training budget (the
   mask the operator's clicks produced), again after each further burst of clicks on it.
-- dataset_period > 0: the current frame is saved every that many seconds while the node shows
+- a period ('10s' in dataset_keyframes): the current frame is saved every that many seconds while the node shows
   labels, skipped when neither the frame nor the model changed since the last one.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Hashable
+from collections.abc import Callable, Hashable
 
-__all__ = ['KeyframePolicy', 'KEYFRAME_MODES']
+__all__ = ['KEYFRAME_MODES', 'KeyframePolicy']
 
 KEYFRAME_MODES = ('off', 'annotated')
 
@@ -26,17 +27,29 @@ class KeyframePolicy:
         self._period_start = now
         self._last_key: Hashable = None
 
-    def due(self, mode: str, period: float, budget_end: bool, now: float,
-            annotations: int, accepted: int, key: Hashable,
-            labelled: Callable[[], bool]) -> str | None:
+    def due(
+        self,
+        mode: str,
+        period: float,
+        budget_end: bool,
+        now: float,
+        annotations: int,
+        accepted: int,
+        key: Hashable,
+        labelled: Callable[[], bool],
+    ) -> str | None:
         """'keyframe' or 'period' when the current frame should be saved now, else None.
 
         budget_end: the frame's training budget has just been spent; annotations: on the
         current frame; accepted: annotations accepted so far (a counter); key: identifies
         frame + model state (e.g. (stamp, iteration)); labelled(): the mask has labels.
         """
-        if budget_end and mode == 'annotated' and annotations > 0 \
-                and accepted != self._accepted_saved:
+        if (
+            budget_end
+            and mode == 'annotated'
+            and annotations > 0
+            and accepted != self._accepted_saved
+        ):
             self._accepted_saved = accepted
             self._last_key = key
             return 'keyframe'

@@ -6,11 +6,13 @@ services and timers in on_configure and must destroy every one of them in on_cle
 frees the model (GPU memory) in on_deactivate. Keeping the bookkeeping here keeps the node
 file about what it does, not about how entities are tracked.
 """
+
 from __future__ import annotations
 
 import functools
 import gc
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rclpy.lifecycle import TransitionCallbackReturn
 
@@ -32,19 +34,22 @@ class Entities:
     def publisher(self, *args: Any, **kwargs: Any) -> Any:
         return self._keep('publisher', self._node.create_publisher(*args, **kwargs))
 
-    def subscription(self, msg_type: Any, topic: str, callback: Callable[..., Any], qos: Any,
-                     **kwargs: Any) -> Any:
+    def subscription(
+        self, msg_type: Any, topic: str, callback: Callable[..., Any], qos: Any, **kwargs: Any
+    ) -> Any:
         if self._guard is not None:
             callback = self._guard.wrap(topic, callback)
-        return self._keep('subscription', self._node.create_subscription(
-            msg_type, topic, callback, qos, **kwargs))
+        return self._keep(
+            'subscription',
+            self._node.create_subscription(msg_type, topic, callback, qos, **kwargs),
+        )
 
-    def service(self, srv_type: Any, name: str, callback: Callable[..., Any],
-                **kwargs: Any) -> Any:
+    def service(
+        self, srv_type: Any, name: str, callback: Callable[..., Any], **kwargs: Any
+    ) -> Any:
         if self._guard is not None:
             callback = self._guard.service(name, callback)
-        return self._keep('service', self._node.create_service(srv_type, name, callback,
-                                                               **kwargs))
+        return self._keep('service', self._node.create_service(srv_type, name, callback, **kwargs))
 
     def timer(self, *args: Any, **kwargs: Any) -> Any:
         return self._keep('timer', self._node.create_timer(*args, **kwargs))
@@ -80,22 +85,25 @@ def free_session(session: Any) -> None:
     del session
     gc.collect()
     try:
-        import torch  # noqa: PLC0415 - only needed when a model was built
+        import torch
     except ImportError:
         return
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 
-def logged_transition(fn: Callable[..., TransitionCallbackReturn]
-                      ) -> Callable[..., TransitionCallbackReturn]:
+def logged_transition(
+    fn: Callable[..., TransitionCallbackReturn],
+) -> Callable[..., TransitionCallbackReturn]:
     """Wrap an on_<transition> method: an exception is logged with its reason and the
     transition returns ERROR (rclpy turns it into ERROR too, but without a word in the log)."""
+
     @functools.wraps(fn)
     def wrapper(self: Any, state: Any) -> TransitionCallbackReturn:
         try:
             return fn(self, state)
-        except Exception as err:  # noqa: BLE001 - reported, then the state machine decides
+        except Exception as err:
             self.get_logger().error(f'{fn.__name__} failed: {err!r}')
             return TransitionCallbackReturn.ERROR
+
     return wrapper

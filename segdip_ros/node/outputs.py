@@ -6,35 +6,51 @@ bag replay and message synchronizers line masks up with camera frames. Outputs a
 only for topics somebody subscribes to, and rebuilt only when the model or the annotations
 changed; otherwise the cached messages are sent again (late-joining RViz displays).
 """
+
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from segdip_ros.core import Annotation, Box, Click, Stroke, TrainingSession
-from segdip_ros.ros.convert import (float_to_32fc1_msg, labels_to_mono8_msg, rgb_to_image_msg,
-                                    rgb_to_jpeg_msg)
+from segdip_ros.ros.convert import (
+    float_to_32fc1_msg,
+    labels_to_mono8_msg,
+    rgb_to_image_msg,
+    rgb_to_jpeg_msg,
+)
 from segdip_ros.ros.image_plane import ImagePlane, overlay_to_cloud
 
-__all__ = ['render_overlay', 'label_info_json', 'diagnostics_msg', 'diagnostic_values',
-           'OutputPublisher', 'UNLABELLED']
+__all__ = [
+    'UNLABELLED',
+    'OutputPublisher',
+    'diagnostic_values',
+    'diagnostics_msg',
+    'label_info_json',
+    'render_overlay',
+]
 
 UNLABELLED = 255
 OVERLAY_ALPHA = 0.45
 
 
-def render_overlay(rgb: np.ndarray, labels: np.ndarray, annotations: Sequence[Annotation],
-                   colors: Sequence[tuple[int, int, int]], alpha: float = OVERLAY_ALPHA
-                   ) -> np.ndarray:
+def render_overlay(
+    rgb: np.ndarray,
+    labels: np.ndarray,
+    annotations: Sequence[Annotation],
+    colors: Sequence[tuple[int, int, int]],
+    alpha: float = OVERLAY_ALPHA,
+) -> np.ndarray:
     """(H, W, 3) uint8 RGB: the image blended with class colours where labelled (labels !=
     255), class boundaries darkened, annotations drawn on top (clicks as dots with a white
     ring, strokes as lines, boxes as rectangles) in their class colour."""
     palette = np.zeros((256, 3), np.float32)
-    palette[:len(colors)] = np.asarray(colors, np.float32)
+    palette[: len(colors)] = np.asarray(colors, np.float32)
     out = rgb.astype(np.float32)
     labelled = labels != UNLABELLED
     if labelled.any():
@@ -46,8 +62,11 @@ def render_overlay(rgb: np.ndarray, labels: np.ndarray, annotations: Sequence[An
     h, w = labels.shape
     r = max(2, int(round(max(h, w) / 160)))
     for a in annotations:
-        color = tuple(int(c) for c in colors[int(a.class_id)]) \
-            if 0 <= int(a.class_id) < len(colors) else (255, 255, 255)
+        color = (
+            tuple(int(c) for c in colors[int(a.class_id)])
+            if 0 <= int(a.class_id) < len(colors)
+            else (255, 255, 255)
+        )
         if isinstance(a, Click):
             centre = (int(round(a.x)), int(round(a.y)))
             cv2.circle(out, centre, r + 1, (255, 255, 255), -1, cv2.LINE_AA)
@@ -62,29 +81,51 @@ def render_overlay(rgb: np.ndarray, labels: np.ndarray, annotations: Sequence[An
 
 def label_info_json(names: Sequence[str], colors: Sequence[tuple[int, int, int]]) -> str:
     """The latched ~/label_info_json text: class ids, names, colours and the unlabelled id."""
-    return json.dumps({
-        'classes': [{'id': i, 'name': n, 'color': [int(c) for c in colors[i]],
-                     'color_hex': '#%02x%02x%02x' % tuple(colors[i])}
-                    for i, n in enumerate(names)],
-        'unlabelled_id': UNLABELLED,
-        'mask_encoding': 'mono8'})
+    return json.dumps(
+        {
+            'classes': [
+                {
+                    'id': i,
+                    'name': n,
+                    'color': [int(c) for c in colors[i]],
+                    'color_hex': '#%02x%02x%02x' % tuple(colors[i]),
+                }
+                for i, n in enumerate(names)
+            ],
+            'unlabelled_id': UNLABELLED,
+            'mask_encoding': 'mono8',
+        }
+    )
 
 
-def diagnostics_msg(stamp: Any, name: str, hardware_id: str, values: dict[str, Any],
-                    level: int, message: str) -> DiagnosticArray:
+def diagnostics_msg(
+    stamp: Any, name: str, hardware_id: str, values: dict[str, Any], level: int, message: str
+) -> DiagnosticArray:
     """One DiagnosticStatus with the values as strings (diagnostic_msgs carries text only)."""
-    st = DiagnosticStatus(level=bytes([level]) if isinstance(DiagnosticStatus().level, bytes)
-                          else level, name=name, message=message, hardware_id=hardware_id)
-    st.values = [KeyValue(key=k, value=(f'{v:.4g}' if isinstance(v, float) else str(v)))
-                 for k, v in values.items()]
+    st = DiagnosticStatus(
+        level=bytes([level]) if isinstance(DiagnosticStatus().level, bytes) else level,
+        name=name,
+        message=message,
+        hardware_id=hardware_id,
+    )
+    st.values = [
+        KeyValue(key=k, value=(f'{v:.4g}' if isinstance(v, float) else str(v)))
+        for k, v in values.items()
+    ]
     arr = DiagnosticArray()
     arr.header.stamp = stamp
     arr.status = [st]
     return arr
 
 
-def diagnostic_values(trainer: Any, mode: str, device: str, lifecycle_state: str, active: bool,
-                      counters: dict[str, int]) -> tuple[dict[str, Any], int]:
+def diagnostic_values(
+    trainer: Any,
+    mode: str,
+    device: str,
+    lifecycle_state: str,
+    active: bool,
+    counters: dict[str, int],
+) -> tuple[dict[str, Any], int]:
     """The node's /diagnostics key-values and level (0 OK, 1 WARN after a training error).
 
     `trainer` is the node_trainer.Trainer, or None while the node is unconfigured; `counters`
@@ -93,24 +134,40 @@ def diagnostic_values(trainer: Any, mode: str, device: str, lifecycle_state: str
     """
     guarded = counters['callback_errors']
     if trainer is None:
-        return ({'state': lifecycle_state, 'lifecycle': lifecycle_state, 'device': device,
-                 'callback_errors': guarded}, 0 if not guarded else 1)
+        return (
+            {
+                'state': lifecycle_state,
+                'lifecycle': lifecycle_state,
+                'device': device,
+                'callback_errors': guarded,
+            },
+            0 if not guarded else 1,
+        )
     st, session = trainer.stats, trainer.session
     values = {
-        'state': st.state if active else lifecycle_state, 'lifecycle': lifecycle_state,
-        'enabled': not trainer.paused, 'mode': mode,
+        'state': st.state if active else lifecycle_state,
+        'lifecycle': lifecycle_state,
+        'enabled': not trainer.paused,
+        'mode': mode,
         'device': str(session.device) if session is not None else device,
-        'iterations_per_second': st.iterations_per_second, 'loss': st.loss,
-        'iteration': st.iteration, 'frame_index': st.frame_index,
-        'frames_received': counters['frames_received'], 'frames_dropped': st.frames_dropped,
-        'frames_rejected': counters['frames_rejected'], 'frames_used': st.frames_used,
-        'annotations': len(session.annotations) if session is not None and session.has_image
+        'iterations_per_second': st.iterations_per_second,
+        'loss': st.loss,
+        'iteration': st.iteration,
+        'frame_index': st.frame_index,
+        'frames_received': counters['frames_received'],
+        'frames_dropped': st.frames_dropped,
+        'frames_rejected': counters['frames_rejected'],
+        'frames_used': st.frames_used,
+        'annotations': len(session.annotations)
+        if session is not None and session.has_image
         else 0,
         'annotations_accepted': st.annotations_accepted,
         'annotations_rejected': st.annotations_rejected + counters['inputs_rejected'],
         'annotations_pending': trainer.pending_commands,
-        'checkpoints': st.checkpoints, 'warnings': counters['warnings'],
-        'callback_errors': guarded, 'log_errors': st.log_errors,
+        'checkpoints': st.checkpoints,
+        'warnings': counters['warnings'],
+        'callback_errors': guarded,
+        'log_errors': st.log_errors,
         'log_records': counters['log_records'],
     }
     return values, 0 if not st.last_error and not guarded else 1
@@ -131,7 +188,7 @@ class OutputPublisher:
         self.colors = list(colors)
         self.plane = ImagePlane()
         self.plane_stride = 2
-        self.plane_period = 0.5           # s; 0 = off
+        self.plane_period = 0.5  # s; 0 = off
         self.jpeg_quality = 80
         self._key: Any = None
         self._msgs: dict[str, Any] = {}
@@ -149,16 +206,23 @@ class OutputPublisher:
 
     def publish(self, frame: Any, session: TrainingSession, final: bool, now: float) -> None:
         """Publish outputs of `frame` (a node.state.Frame); `now` is a monotonic time."""
-        key = (frame.stamp_ns, id(frame), session.iteration, session.annotations,
-               tuple(self.colors), self.jpeg_quality)
+        key = (
+            frame.stamp_ns,
+            id(frame),
+            session.iteration,
+            session.annotations,
+            tuple(self.colors),
+            self.jpeg_quality,
+        )
         if key != self._key:
             self._key = key
             self._msgs = {}
             self._overlay = None
         header = frame.header
         wants = {n: self._wanted(n) for n in self.IMAGES}
-        plane_due = self.plane_period > 0 and now >= self._plane_due and self._wanted(
-            'image_plane')
+        plane_due = (
+            self.plane_period > 0 and now >= self._plane_due and self._wanted('image_plane')
+        )
         if wants['mask'] and 'mask' not in self._msgs:
             self._msgs['mask'] = labels_to_mono8_msg(session.predict().labels, header)
         need_overlay = wants['overlay'] or wants['overlay/compressed'] or plane_due or final
@@ -168,8 +232,9 @@ class OutputPublisher:
         if wants['overlay'] and 'overlay' not in self._msgs:
             self._msgs['overlay'] = rgb_to_image_msg(self._overlay, header)
         if wants['overlay/compressed'] and 'overlay/compressed' not in self._msgs:
-            self._msgs['overlay/compressed'] = rgb_to_jpeg_msg(self._overlay, header,
-                                                               self.jpeg_quality)
+            self._msgs['overlay/compressed'] = rgb_to_jpeg_msg(
+                self._overlay, header, self.jpeg_quality
+            )
         if wants['reconstruction'] and 'reconstruction' not in self._msgs:
             self._msgs['reconstruction'] = rgb_to_image_msg(session.reconstruction(), header)
         if wants['confidence'] and 'confidence' not in self._msgs:

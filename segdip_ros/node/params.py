@@ -9,33 +9,59 @@ The engine is configured by a preset (`preset`) plus the working size; the prese
 written into the descriptions, generated from `segdip_ros.core.PRESETS`, so they cannot drift.
 The one sentinel: 0 means "the preset's value".
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, get_args
+from typing import Any, Literal, get_args
 
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                ParameterType)
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
 from segdip_ros.core import PRESETS, ConfigError, SessionConfig, resolve_device
-from segdip_ros.node.state import Schedule
 from segdip_ros.core.config import parse_overrides
 from segdip_ros.node.keyframes import KEYFRAME_MODES
-from segdip_ros.ros.image_plane import DEFAULT_PLANE_FRAME, class_topic_names
+from segdip_ros.node.state import Schedule
+from segdip_ros.ros.image_plane import class_topic_names
 
-__all__ = ['NodeSettings', 'ParamSpec', 'PARAMS', 'LIVE_PARAMS', 'declare_all', 'read_settings',
-           'check_settings', 'engine_config', 'parse_color', 'DEFAULT_PALETTE', 'Mode',
-           'Transport', 'STROKE_WIDTH', 'parse_overrides', 'node_value', 'schedule_for',
-           'AUTOSAVE_PERIOD']
+__all__ = [
+    'AUTOSAVE_PERIOD',
+    'DEFAULT_PALETTE',
+    'LIVE_PARAMS',
+    'PARAMS',
+    'STROKE_WIDTH',
+    'Mode',
+    'NodeSettings',
+    'ParamSpec',
+    'Transport',
+    'check_settings',
+    'declare_all',
+    'engine_config',
+    'node_value',
+    'parse_color',
+    'parse_overrides',
+    'read_settings',
+    'schedule_for',
+]
 
 # Distinct, readable on camera images; class 0 (background) is a cool blue.
-DEFAULT_PALETTE = ('#3c64ff', '#ff3c3c', '#32c832', '#ffc81e', '#c83cff', '#1ec8c8', '#ff8c1e',
-                   '#a0a0a0', '#8c501e', '#ff78c8')
+DEFAULT_PALETTE = (
+    '#3c64ff',
+    '#ff3c3c',
+    '#32c832',
+    '#ffc81e',
+    '#c83cff',
+    '#1ec8c8',
+    '#ff8c1e',
+    '#a0a0a0',
+    '#8c501e',
+    '#ff78c8',
+)
 _HEX = re.compile(r'^#?([0-9a-fA-F]{6})$')
 Mode = Literal['tracking', 'still']
 Transport = Literal['raw', 'compressed']
-STROKE_WIDTH = 3.0   # px, strokes from ~/stroke (PolygonStamped carries no width)
+STROKE_WIDTH = 3.0  # px, strokes from ~/stroke (PolygonStamped carries no width)
 AUTOSAVE_PERIOD = 30.0  # s between periodic checkpoints (and one after every annotation change)
 
 
@@ -54,11 +80,15 @@ class ParamSpec:
         if isinstance(self.default, list):
             d.type = ParameterType.PARAMETER_STRING_ARRAY
         if self.int_range is not None:
-            d.integer_range = [IntegerRange(from_value=self.int_range[0],
-                                            to_value=self.int_range[1], step=0)]
+            d.integer_range = [
+                IntegerRange(from_value=self.int_range[0], to_value=self.int_range[1], step=0)
+            ]
         if self.float_range is not None:
-            d.floating_point_range = [FloatingPointRange(from_value=self.float_range[0],
-                                                         to_value=self.float_range[1], step=0.0)]
+            d.floating_point_range = [
+                FloatingPointRange(
+                    from_value=self.float_range[0], to_value=self.float_range[1], step=0.0
+                )
+            ]
         return d
 
 
@@ -70,45 +100,71 @@ def _preset_values(field: str) -> str:
 _RO = '(read-only: needs a restart)'
 PARAMS: dict[str, ParamSpec] = {
     'num_classes': ParamSpec(2, f'number of classes, >= 2 {_RO}', int_range=(2, 254)),
-    'class_names': ParamSpec(['background', 'object'],
-                             f'class names by id; missing ones become class_<id> {_RO}'),
-    'class_colors': ParamSpec(list(DEFAULT_PALETTE[:2]),
-                              "overlay colours '#rrggbb' by class id; missing ones from a palette",
-                              live=True),
-    'active_class': ParamSpec(1, 'class of clicks, strokes and boxes that carry no class',
-                              live=True),
-    'preset': ParamSpec('default', "engine preset: 'default' (camera streams and clicks), "
-                        "'still' (still images) or 'paper' (as the paper writes it) "
-                        f'{_RO}'),
-    'working_size': ParamSpec(0, 'long side of the working resolution in px, 0 = the '
-                              f"preset's ({_preset_values('working_size')}) {_RO}",
-                              int_range=(0, 4096)),
-    'engine_overrides': ParamSpec([], "engine configuration fields as 'name=value' on top of "
-                                  "the preset, e.g. ['iterations_per_click=30', "
-                                  "'warmup_iterations=100'] (docs/ENGINE_API.md lists them) "
-                                  f'{_RO}'),
+    'class_names': ParamSpec(
+        ['background', 'object'], f'class names by id; missing ones become class_<id> {_RO}'
+    ),
+    'class_colors': ParamSpec(
+        list(DEFAULT_PALETTE[:2]),
+        "overlay colours '#rrggbb' by class id; missing ones from a palette",
+        live=True,
+    ),
+    'active_class': ParamSpec(
+        1, 'class of clicks, strokes and boxes that carry no class', live=True
+    ),
+    'preset': ParamSpec(
+        'default',
+        "engine preset: 'default' (camera streams and clicks), "
+        "'still' (still images) or 'paper' (as the paper writes it) "
+        f'{_RO}',
+    ),
+    'working_size': ParamSpec(
+        0,
+        'long side of the working resolution in px, 0 = the '
+        f"preset's ({_preset_values('working_size')}) {_RO}",
+        int_range=(0, 4096),
+    ),
+    'engine_overrides': ParamSpec(
+        [],
+        "engine configuration fields as 'name=value' on top of "
+        "the preset, e.g. ['iterations_per_click=30', "
+        "'warmup_iterations=100'] (docs/ENGINE_API.md lists them) "
+        f'{_RO}',
+    ),
     'device': ParamSpec('auto', f"'auto' (CUDA when usable), 'cpu', 'cuda' or 'cuda:N' {_RO}"),
-    'torch_threads': ParamSpec(0, f'torch CPU threads, 0 = torch default {_RO}',
-                               int_range=(0, 256)),
-    'mode': ParamSpec('tracking', "'tracking' (follow the stream) or 'still' (keep one frame "
-                      'until ~/next_frame)', live=True),
+    'torch_threads': ParamSpec(
+        0, f'torch CPU threads, 0 = torch default {_RO}', int_range=(0, 256)
+    ),
+    'mode': ParamSpec(
+        'tracking',
+        "'tracking' (follow the stream) or 'still' (keep one frame until ~/next_frame)",
+        live=True,
+    ),
     'image_transport': ParamSpec('raw', f"'raw' (image) or 'compressed' (image/compressed) {_RO}"),
-    'publish_rate': ParamSpec(5.0, 'Hz of the outputs while training (labels are also published '
-                              "at the end of every frame's budget)", live=True,
-                              float_range=(0.1, 100.0)),
-    'session_dir': ParamSpec('', f'folder for checkpoint, annotation log and ~/save; empty = no '
-                             f'persistence {_RO}'),
-    'dataset_keyframes': ParamSpec('off', "'annotated': a frame that got annotations is added "
-                                   'to session_dir/dataset at the end of its training budget; '
-                                   "'off': only ~/save", live=True),
-    'dataset_period': ParamSpec(0.0, 's between dataset samples of the current frame while '
-                                'labels are shown, 0 = off', live=True,
-                                float_range=(0.0, 86400.0)),
-    'image_plane_frame': ParamSpec(DEFAULT_PLANE_FRAME, 'TF frame of ~/image_plane', live=True),
-    'jpeg_quality': ParamSpec(80, 'JPEG quality of ~/overlay/compressed', live=True,
-                              int_range=(1, 100)),
-    'autostart': ParamSpec(True, 'configure and activate at start-up; false: the node waits '
-                           f'unconfigured for a lifecycle manager {_RO}'),
+    'publish_rate': ParamSpec(
+        5.0,
+        'Hz of the outputs while training (labels are also published '
+        "at the end of every frame's budget)",
+        live=True,
+        float_range=(0.1, 100.0),
+    ),
+    'session_dir': ParamSpec(
+        '', f'folder for checkpoint, annotation log and ~/save; empty = no persistence {_RO}'
+    ),
+    'dataset_keyframes': ParamSpec(
+        'off',
+        "when frames are added to session_dir/dataset besides ~/save: 'off'; 'annotated' (a "
+        "frame that got annotations, at the end of its training budget); '<N>s' (the current "
+        "frame every N seconds while labels are shown), or both, e.g. 'annotated,10s'",
+        live=True,
+    ),
+    'jpeg_quality': ParamSpec(
+        80, 'JPEG quality of ~/overlay/compressed', live=True, int_range=(1, 100)
+    ),
+    'autostart': ParamSpec(
+        True,
+        'configure and activate at start-up; false: the node waits '
+        f'unconfigured for a lifecycle manager {_RO}',
+    ),
 }
 LIVE_PARAMS = frozenset(n for n, s in PARAMS.items() if s.live)
 
@@ -130,7 +186,6 @@ class NodeSettings:
     image_transport: Transport
     publish_rate: float
     session_dir: str
-    image_plane_frame: str
     jpeg_quality: int
     autostart: bool
     dataset_keyframes: str = 'off'
@@ -150,6 +205,7 @@ def declare_all(node: Any) -> None:
     """Declare every parameter of PARAMS on `node` with its descriptor. An empty list default
     is declared by type (rclpy would read [] as a byte array)."""
     from rclpy.parameter import Parameter
+
     for name, spec in PARAMS.items():
         default = spec.default
         if isinstance(default, list) and not default:
@@ -167,11 +223,13 @@ def node_value(node: Any) -> Callable[[str], Any]:
             return node.get_parameter(name).value
         except ParameterUninitializedException:
             return PARAMS[name].default
+
     return get
 
 
-def read_settings(get: Callable[[str], Any], overrides: dict[str, Any] | None = None
-                  ) -> NodeSettings:
+def read_settings(
+    get: Callable[[str], Any], overrides: dict[str, Any] | None = None
+) -> NodeSettings:
     """Build and validate settings from `get(name) -> value` plus pending `overrides`.
 
     Raises ValueError with the reason when a value (or a combination) is invalid.
@@ -188,6 +246,29 @@ def _choice(raw: dict[str, Any], name: str, allowed: tuple[str, ...]) -> Any:
     return value
 
 
+def parse_keyframes(text: Any) -> tuple[str, float]:
+    """'off' | 'annotated' | '<N>s' | 'annotated,<N>s' -> (mode, period in s, 0 = none)."""
+    mode, period = 'off', 0.0
+    for item in str(text).replace(' ', '').split(','):
+        if item in KEYFRAME_MODES:
+            mode = item if item != 'off' else mode
+        elif item.endswith('s'):
+            try:
+                period = float(item[:-1])
+            except ValueError:
+                period = -1.0
+            if not 0 < period <= 86400:
+                raise ValueError(
+                    f"dataset_keyframes: {item!r} is not a period like '10s' (0 < N <= 86400)"
+                )
+        else:
+            raise ValueError(
+                f"dataset_keyframes must be 'off', 'annotated', '<N>s' or "
+                f"'annotated,<N>s'; got {text!r}"
+            )
+    return mode, period
+
+
 def check_settings(raw: dict[str, Any]) -> NodeSettings:
     """Validate raw parameter values; returns NodeSettings or raises ValueError(reason)."""
     n = int(raw['num_classes'])
@@ -201,8 +282,9 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
     colors = [parse_color(c) for c in raw['class_colors']]
     if len(colors) > n:
         raise ValueError(f'class_colors has {len(colors)} colours for num_classes={n}')
-    colors += [parse_color(DEFAULT_PALETTE[i % len(DEFAULT_PALETTE)])
-               for i in range(len(colors), n)]
+    colors += [
+        parse_color(DEFAULT_PALETTE[i % len(DEFAULT_PALETTE)]) for i in range(len(colors), n)
+    ]
     active = int(raw['active_class'])
     if not 0 <= active < n:
         raise ValueError(f'active_class must be in [0, {n - 1}], got {active}')
@@ -211,8 +293,6 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
         resolve_device(device)
     except ConfigError as err:
         raise ValueError(str(err)) from err
-    if not str(raw['image_plane_frame']).strip():
-        raise ValueError('image_plane_frame must not be empty')
     if not 1 <= int(raw['jpeg_quality']) <= 100:
         raise ValueError(f'jpeg_quality must be in [1, 100], got {raw["jpeg_quality"]}')
     if float(raw['publish_rate']) <= 0:
@@ -221,22 +301,28 @@ def check_settings(raw: dict[str, Any]) -> NodeSettings:
     if working_size < 0:
         raise ValueError(f"working_size must be 0 (the preset's) or > 0, got {working_size}")
     threads = int(raw['torch_threads'])
-    period = float(raw['dataset_period'])
-    if period < 0:
-        raise ValueError(f'dataset_period must be >= 0 s (0 = off), got {period}')
+    keyframes, period = parse_keyframes(raw['dataset_keyframes'])
     if threads < 0:
         raise ValueError(f'torch_threads must be >= 0, got {threads}')
     settings = NodeSettings(
-        num_classes=n, class_names=tuple(names), class_colors=tuple(colors), active_class=active,
-        preset=_choice(raw, 'preset', tuple(PRESETS)), working_size=working_size,
-        engine_overrides=parse_overrides(raw.get('engine_overrides') or ()), device=device,
-        torch_threads=threads, mode=_choice(raw, 'mode', get_args(Mode)),
+        num_classes=n,
+        class_names=tuple(names),
+        class_colors=tuple(colors),
+        active_class=active,
+        preset=_choice(raw, 'preset', tuple(PRESETS)),
+        working_size=working_size,
+        engine_overrides=parse_overrides(raw.get('engine_overrides') or ()),
+        device=device,
+        torch_threads=threads,
+        mode=_choice(raw, 'mode', get_args(Mode)),
         image_transport=_choice(raw, 'image_transport', get_args(Transport)),
-        publish_rate=float(raw['publish_rate']), session_dir=str(raw['session_dir']),
-        image_plane_frame=str(raw['image_plane_frame']),
-        jpeg_quality=int(raw['jpeg_quality']), autostart=bool(raw['autostart']),
-        dataset_keyframes=_choice(raw, 'dataset_keyframes', KEYFRAME_MODES),
-        dataset_period=period)
+        publish_rate=float(raw['publish_rate']),
+        session_dir=str(raw['session_dir']),
+        jpeg_quality=int(raw['jpeg_quality']),
+        autostart=bool(raw['autostart']),
+        dataset_keyframes=keyframes,
+        dataset_period=period,
+    )
     try:
         engine_config(settings)
     except ConfigError as err:
@@ -254,6 +340,10 @@ def engine_config(s: NodeSettings) -> SessionConfig:
 
 def schedule_for(s: NodeSettings) -> Schedule:
     """What the training thread follows besides the engine's budgets."""
-    return Schedule(mode=s.mode, publish_period=1.0 / s.publish_rate,
-                    autosave_period=AUTOSAVE_PERIOD, dataset_keyframes=s.dataset_keyframes,
-                    dataset_period=s.dataset_period)
+    return Schedule(
+        mode=s.mode,
+        publish_period=1.0 / s.publish_rate,
+        autosave_period=AUTOSAVE_PERIOD,
+        dataset_keyframes=s.dataset_keyframes,
+        dataset_period=s.dataset_period,
+    )

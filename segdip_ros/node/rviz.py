@@ -7,12 +7,17 @@ Two routes (geometry in segdip_ros.ros.image_plane, see docs/rviz_clicking.md):
   frame (tf2 when it is installed; the camera frame itself needs no tf2) and projected.
 Everything else is refused with a ClickGeometryError naming the reason.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-from segdip_ros.ros.image_plane import (CameraModel, ClickGeometryError, ImagePlane,
-                                        transform_point_to_frame)
+from segdip_ros.ros.image_plane import (
+    CameraModel,
+    ClickGeometryError,
+    ImagePlane,
+    transform_point_to_frame,
+)
 
 __all__ = ['ClickMapper', 'make_tf_buffer']
 
@@ -20,7 +25,7 @@ __all__ = ['ClickMapper', 'make_tf_buffer']
 def make_tf_buffer(node: Any) -> tuple[Any, Any]:
     """(tf2_ros.Buffer, TransformListener) for `node`, or (None, None) without tf2_ros."""
     try:
-        from tf2_ros import Buffer, TransformListener  # noqa: PLC0415 - optional dependency
+        from tf2_ros import Buffer, TransformListener
     except ImportError:
         return None, None
     buffer = Buffer()
@@ -49,7 +54,8 @@ class ClickMapper:
         if self.camera is None:
             raise ClickGeometryError(
                 f'clicked point is in frame {frame!r}, which is not the image plane frame '
-                f'{self.plane.frame_id!r}, and no camera_info has arrived to project it')
+                f'{self.plane.frame_id!r}, and no camera_info has arrived to project it'
+            )
         cam = self.camera
         target = cam.frame_id or frame
         p = transform_point_to_frame(click, target, self.tf_buffer)

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Plain data passed between the node's callbacks and its training thread (no logic)."""
+
 from __future__ import annotations
 
 import threading
@@ -8,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ['Frame', 'Schedule', 'TrainerStats', 'Request']
+__all__ = ['Frame', 'Request', 'Schedule', 'TrainerStats']
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,8 @@ class Schedule:
     mode: str = 'tracking'
     publish_period: float = 0.2
     autosave_period: float = 30.0
-    dataset_keyframes: str = 'off'   # 'off' | 'annotated' (node/keyframes.py)
-    dataset_period: float = 0.0      # s between dataset samples while labels show, 0 = off
+    dataset_keyframes: str = 'off'  # 'off' | 'annotated' (node/keyframes.py)
+    dataset_period: float = 0.0  # s between dataset samples while labels show, 0 = off
 
 
 @dataclass

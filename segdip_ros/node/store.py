@@ -15,15 +15,17 @@ Every file is written atomically (temp file, fsync, os.replace, fsync of the dir
 file read at start is checked; one that is torn or does not belong to this node's parameters
 is renamed `<name>.<unix time>.<reason><suffix>` (never deleted) and reported in one line.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +34,7 @@ from segdip_ros.core.checkpoint import read_state
 from segdip_ros.node.journal import FrameKey, Journal, read_journal
 from segdip_ros.offline.dataset import DatasetWriter
 
-__all__ = ['SessionStore', 'Restored', 'atomic_write', 'fsync_dir']
+__all__ = ['Restored', 'SessionStore', 'atomic_write', 'fsync_dir']
 
 
 def fsync_dir(directory: Path) -> None:
@@ -86,14 +88,16 @@ class Restored:
 class SessionStore:
     """Checkpoint, write-ahead log and dataset samples of one session directory."""
 
-    def __init__(self, directory: str | os.PathLike[str],
-                 class_names: Sequence[str] = ('background', 'object'),
-                 class_colors: Sequence[tuple[int, int, int]] = ((60, 100, 255), (255, 60, 60))
-                 ) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        class_names: Sequence[str] = ('background', 'object'),
+        class_colors: Sequence[tuple[int, int, int]] = ((60, 100, 255), (255, 60, 60)),
+    ) -> None:
         self.dir = Path(directory).expanduser()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.class_names = tuple(class_names)
-        self.class_colors = tuple(tuple(c) for c in class_colors)   # live: the node updates it
+        self.class_colors = tuple(tuple(c) for c in class_colors)  # live: the node updates it
         self._dataset: DatasetWriter | None = None
         self.checkpoint_path = self.dir / 'checkpoint.pt'
         self.meta_path = self.dir / 'checkpoint.json'
@@ -117,8 +121,9 @@ class SessionStore:
         return target
 
     # ----- annotation log -------------------------------------------------------------
-    def open_journal(self, num_classes: int, expect_id: str | None = None
-                     ) -> tuple[list[dict[str, Any]], list[str]]:
+    def open_journal(
+        self, num_classes: int, expect_id: str | None = None
+    ) -> tuple[list[dict[str, Any]], list[str]]:
         """Read and check the log, open it for appending; (records, problems reported).
 
         A log whose header names another class count, or another log than the checkpoint's
@@ -143,9 +148,11 @@ class SessionStore:
             moved = self.set_aside(self.log_path, 'damaged')
             data = ''.join(json.dumps(r, separators=(',', ':')) + '\n' for r in read.records)
             atomic_write(self.log_path, data.encode('utf-8'))
-            notes.append(f'annotation log {self.log_path}: {"; ".join(read.problems)}; the '
-                         f'original is kept as {moved.name}, {len(read.records)} good '
-                         'record(s) kept')
+            notes.append(
+                f'annotation log {self.log_path}: {"; ".join(read.problems)}; the '
+                f'original is kept as {moved.name}, {len(read.records)} good '
+                'record(s) kept'
+            )
         header_id = None if read.header is None else str(read.header['id'])
         self.journal = Journal(self.log_path, read.last_seq, num_classes, header_id)
         return read.records, notes
@@ -155,17 +162,28 @@ class SessionStore:
         return read_journal(self.log_path).records
 
     # ----- checkpoint ------------------------------------------------------------------
-    def save_checkpoint(self, session: TrainingSession, stamp_ns: int, frame_id: str,
-                        extra: dict[str, Any] | None = None) -> None:
+    def save_checkpoint(
+        self,
+        session: TrainingSession,
+        stamp_ns: int,
+        frame_id: str,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         """Checkpoint and header, each atomic; the header names the checkpoint by hash, so a
         kill between the two renames is detected (the pending header is kept to finish it)."""
         new = self.dir / 'checkpoint.pt.new'
         session.save(str(new))
         with open(new, 'rb') as f:
             os.fsync(f.fileno())
-        meta = {'stamp_ns': int(stamp_ns), 'frame_id': frame_id, 'saved_at': time.time(),
-                'iteration': session.iteration, 'annotations': len(session.annotations),
-                'sha256': _sha256(new), **(extra or {})}
+        meta = {
+            'stamp_ns': int(stamp_ns),
+            'frame_id': frame_id,
+            'saved_at': time.time(),
+            'iteration': session.iteration,
+            'annotations': len(session.annotations),
+            'sha256': _sha256(new),
+            **(extra or {}),
+        }
         pending = self.dir / 'checkpoint.json.new'
         atomic_write(pending, json.dumps(meta).encode('utf-8'))
         os.replace(new, self.checkpoint_path)
@@ -197,17 +215,17 @@ class SessionStore:
             return None
         try:
             sha = _sha256(self.checkpoint_path)
-            state = read_state(str(self.checkpoint_path))   # weights only: no pickled objects
+            state = read_state(str(self.checkpoint_path))  # weights only: no pickled objects
             session = TrainingSession(cfg)
-            session.load_state_dict(state)                  # refuses another engine shape
-        except Exception as err:  # noqa: BLE001 - any failure means torn or foreign
-            raise CheckpointError(f'cannot use {self.checkpoint_path.name}: '
-                                  f'{type(err).__name__}: {str(err)[:300]}') from err
+            session.load_state_dict(state)  # refuses another engine shape
+        except Exception as err:
+            raise CheckpointError(
+                f'cannot use {self.checkpoint_path.name}: {type(err).__name__}: {str(err)[:300]}'
+            ) from err
         meta = self._read_meta(sha)
         if meta is None:
             raise CheckpointError('checkpoint.json does not describe it (sha256 differs)')
-        return Restored(session, int(meta.get('stamp_ns', 0)), str(meta.get('frame_id', '')),
-                        meta)
+        return Restored(session, int(meta.get('stamp_ns', 0)), str(meta.get('frame_id', '')), meta)
 
     def set_checkpoint_aside(self, reason: str) -> Path:
         """Move the checkpoint and its header aside together; the checkpoint's new path."""
@@ -218,15 +236,24 @@ class SessionStore:
         return moved
 
     # ----- dataset samples -------------------------------------------------------------
-    def save_sample(self, rgb: np.ndarray, labels: np.ndarray, overlay: np.ndarray,
-                    annotations: list[dict[str, Any]], stamp_ns: int, frame_id: str,
-                    source: str = 'save') -> list[Path]:
+    def save_sample(
+        self,
+        rgb: np.ndarray,
+        labels: np.ndarray,
+        overlay: np.ndarray,
+        annotations: list[dict[str, Any]],
+        stamp_ns: int,
+        frame_id: str,
+        source: str = 'save',
+    ) -> list[Path]:
         """Add image, mask (class ids, 255 = unlabelled) and overlay to session_dir/dataset
         (atomic files, manifest last); returns the files written."""
         w = self._dataset
-        if w is None or w.classes['classes'] != DatasetWriter.classes_for(self.class_names,
-                                                                          self.class_colors):
-            w = self._dataset = DatasetWriter(self.dir / 'dataset', self.class_names,
-                                              self.class_colors)
+        if w is None or w.classes['classes'] != DatasetWriter.classes_for(
+            self.class_names, self.class_colors
+        ):
+            w = self._dataset = DatasetWriter(
+                self.dir / 'dataset', self.class_names, self.class_colors
+            )
         record = w.add(rgb, labels, annotations, stamp_ns, frame_id, overlay, source)
         return w.paths(record)

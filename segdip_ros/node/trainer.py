@@ -32,32 +32,37 @@ at every scene start and after every applied change. resume() replays the log ag
 checkpoint (segdip_ros.node.journal.plan_replay), so SIGKILL in any state loses nothing that
 was accepted and applies nothing twice.
 """
+
 from __future__ import annotations
 
 import secrets
 import threading
 import time
 from collections import deque
-from pathlib import Path
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
+from pathlib import Path
 
 import numpy as np
 
-from segdip_ros.core import (SegDipError, SessionConfig, TrainingError, TrainingSession,
-                             frame_budget)
+from segdip_ros.core import (
+    SegDipError,
+    SessionConfig,
+    TrainingError,
+    TrainingSession,
+    frame_budget,
+)
 from segdip_ros.core.schedule import refine_first
 from segdip_ros.node.inputs import Command, command_to_dict
-from segdip_ros.node.journal import (ReplayPlan, applied_record, command_from_record,
-                                     queued_record)
+from segdip_ros.node.journal import ReplayPlan, applied_record, command_from_record, queued_record
 from segdip_ros.node.keyframes import KeyframePolicy
 from segdip_ros.node.state import Frame, Request, Schedule, TrainerStats
 from segdip_ros.node.store import Restored, SessionStore
 
-__all__ = ['Frame', 'Schedule', 'TrainerStats', 'Request', 'Trainer']
+__all__ = ['Frame', 'Request', 'Schedule', 'Trainer', 'TrainerStats']
 
-MAX_HELD = 1000          # annotations waiting for a future frame
-CHUNK_SECONDS = 0.1      # target duration of one chunk of iterations
+MAX_HELD = 1000  # annotations waiting for a future frame
+CHUNK_SECONDS = 0.1  # target duration of one chunk of iterations
 
 
 PublishFn = Callable[[Frame, TrainingSession, bool], None]
@@ -79,10 +84,16 @@ class Trainer:
         overlay: overlay image for ~/save.
     """
 
-    def __init__(self, make_config: Callable[[], SessionConfig], schedule: Schedule,
-                 publish: PublishFn, warn: Callable[[str, str], None],
-                 info: Callable[[str], None], store: SessionStore | None = None,
-                 overlay: OverlayFn | None = None) -> None:
+    def __init__(
+        self,
+        make_config: Callable[[], SessionConfig],
+        schedule: Schedule,
+        publish: PublishFn,
+        warn: Callable[[str, str], None],
+        info: Callable[[str], None],
+        store: SessionStore | None = None,
+        overlay: OverlayFn | None = None,
+    ) -> None:
         self._make_config = make_config
         self.schedule = schedule
         self._publish_fn = publish
@@ -93,8 +104,8 @@ class Trainer:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._paused = threading.Event()   # ~/enable false: no training, no publishing
-        self._applying = 0   # commands taken off the queue whose apply + checkpoint runs now
+        self._paused = threading.Event()  # ~/enable false: no training, no publishing
+        self._applying = 0  # commands taken off the queue whose apply + checkpoint runs now
         self._thread: threading.Thread | None = None
         self._pending: Frame | None = None
         self._commands: deque[Command] = deque()
@@ -108,8 +119,8 @@ class Trainer:
         self._next_publish = 0.0
         self._last_save = time.monotonic()
         self._saved_iteration = -1
-        self.scene_id = ''        # names the scene in applied records and the checkpoint
-        self._frame_offset = 0    # frame index in records = session.frame_index + this
+        self.scene_id = ''  # names the scene in applied records and the checkpoint
+        self._frame_offset = 0  # frame index in records = session.frame_index + this
         self.stats = TrainerStats()
         self._keyframes = KeyframePolicy(time.monotonic())
 
@@ -151,8 +162,11 @@ class Trainer:
             rec = journal.append(queued_record(command))
         except (OSError, ValueError) as err:
             self.stats.log_errors += 1
-            self._warn('store', f'cannot append to the annotation log (the command is queued '
-                       f'but would not survive a crash): {err}')
+            self._warn(
+                'store',
+                f'cannot append to the annotation log (the command is queued '
+                f'but would not survive a crash): {err}',
+            )
             return command
         return replace(command, id=rec['id'])
 
@@ -160,8 +174,7 @@ class Trainer:
         self.schedule = schedule
         self._wake.set()
 
-    def resume(self, restored: Restored | None, frame: Frame | None,
-               plan: ReplayPlan) -> None:
+    def resume(self, restored: Restored | None, frame: Frame | None, plan: ReplayPlan) -> None:
         """Start from a restored session and the log's replay plan (before start()).
 
         The checkpoint's frame becomes current; commands applied after the checkpoint are
@@ -209,17 +222,22 @@ class Trainer:
             except (SegDipError, ValueError, KeyError, TypeError):
                 refused += 1
         if plan.reapply:
-            self._info(f'applied {len(plan.reapply) - refused} logged command(s) again that '
-                       'the checkpoint did not hold yet'
-                       + (f' ({refused} no longer fit the image)' if refused else ''))
+            self._info(
+                f'applied {len(plan.reapply) - refused} logged command(s) again that '
+                'the checkpoint did not hold yet'
+                + (f' ({refused} no longer fit the image)' if refused else '')
+            )
 
     def _requeue(self, rec: dict, stamp: bool, new_record: bool = False) -> None:
         """Queue a logged command again (its id kept, or accepted anew)."""
         try:
             cmd = command_from_record(rec, stamp=stamp)
         except (SegDipError, ValueError, KeyError, TypeError) as err:
-            self._record(Command('add', None, 0, 'log', rec.get('id', '')), 'refused',
-                         reason=f'cannot read the logged command: {err}')
+            self._record(
+                Command('add', None, 0, 'log', rec.get('id', '')),
+                'refused',
+                reason=f'cannot read the logged command: {err}',
+            )
             return
         if new_record:
             self.submit(replace(cmd, id='', source='restored'))
@@ -278,7 +296,7 @@ class Trainer:
         while not self._stop.is_set():
             try:
                 self._tick()
-            except Exception as err:  # noqa: BLE001 - the thread must survive anything
+            except Exception as err:
                 self.stats.last_error = repr(err)
                 self._warn('trainer', f'training loop error (continuing): {err!r}')
                 self._stop.wait(0.5)
@@ -295,7 +313,7 @@ class Trainer:
         self._held = []
         try:
             self._apply_commands()
-        except Exception as err:  # noqa: BLE001 - stopping anyway
+        except Exception as err:
             self._warn('trainer', f'could not apply the last annotations: {err!r}')
 
     def _tick(self) -> None:
@@ -323,11 +341,11 @@ class Trainer:
             return
         self._apply_commands()
         if not self._frame_refined and refine_first(self.session):
-            self._frame_refined = True     # a tracked frame: its labels first, then training
+            self._frame_refined = True  # a tracked frame: its labels first, then training
             self.session.refine()
             self._publish(final=True)
         if self._budget <= 0 and self.session.needs_refine:
-            self._finish_budget()     # an undo or clear: no iterations, new labels at once
+            self._finish_budget()  # an undo or clear: no iterations, new labels at once
         self._keyframe(budget_end=False)
         if self._budget <= 0 and sched.mode == 'tracking' and self._pending is not None:
             self._switch(self._take_pending())
@@ -356,8 +374,13 @@ class Trainer:
     def _start_scene(self, frame: Frame) -> None:
         """Fresh model on `frame` (first frame, reset or size change), then warm-up."""
         old = self.session
-        reason = 'first image' if old is None or not old.has_image else \
-            'image size' if old.image.shape != frame.rgb.shape else 'reset'
+        reason = (
+            'first image'
+            if old is None or not old.has_image
+            else 'image size'
+            if old.image.shape != frame.rgb.shape
+            else 'reset'
+        )
         session = TrainingSession(self._make_config())
         session.set_image(frame.rgb)
         self.session, self.current = session, frame
@@ -367,9 +390,11 @@ class Trainer:
         self.stats.scenes += 1
         self.stats.frames_used += 1
         self.stats.frame_index = 0
-        self._info(f'new scene {frame.rgb.shape[1]}x{frame.rgb.shape[0]} (working size '
-                   f'{session.work_size[1]}x{session.work_size[0]}, device {session.device}); '
-                   f'warm-up {self._warmup_left} iterations')
+        self._info(
+            f'new scene {frame.rgb.shape[1]}x{frame.rgb.shape[0]} (working size '
+            f'{session.work_size[1]}x{session.work_size[0]}, device {session.device}); '
+            f'warm-up {self._warmup_left} iterations'
+        )
         self._mark_scene(reason)
         self._release_held(frame.stamp_ns)
 
@@ -379,8 +404,14 @@ class Trainer:
             return
         h, w = self.current.rgb.shape[:2]
         try:
-            self._store.journal.append({'status': 'scene', 'scene': self.scene_id,
-                                        'reason': reason, 'size': [int(w), int(h)]})
+            self._store.journal.append(
+                {
+                    'status': 'scene',
+                    'scene': self.scene_id,
+                    'reason': reason,
+                    'size': [int(w), int(h)],
+                }
+            )
         except OSError as err:
             self._warn('store', f'cannot append to the annotation log: {err}')
         self._autosave(force=True)
@@ -392,9 +423,12 @@ class Trainer:
             return False
         if frame.rgb.shape != self.session.image.shape:
             old = self.session.image.shape
-            self._warn('size', f'image size changed from {old[1]}x{old[0]} to '
-                       f'{frame.rgb.shape[1]}x{frame.rgb.shape[0]}: restarting the session '
-                       '(model and current annotations start over; the log keeps them)')
+            self._warn(
+                'size',
+                f'image size changed from {old[1]}x{old[0]} to '
+                f'{frame.rgb.shape[1]}x{frame.rgb.shape[0]}: restarting the session '
+                '(model and current annotations start over; the log keeps them)',
+            )
             self._start_scene(frame)
             return True
         self.session.next_frame(frame.rgb)
@@ -433,14 +467,20 @@ class Trainer:
             if cmd.stamp_ns > cur:
                 if len(self._held) >= MAX_HELD:
                     dropped = self._held.pop(0)
-                    self._warn('held', f'too many annotations wait for future frames; dropped '
-                               f'the oldest ({command_to_dict(dropped)})')
+                    self._warn(
+                        'held',
+                        f'too many annotations wait for future frames; dropped '
+                        f'the oldest ({command_to_dict(dropped)})',
+                    )
                     self._record(dropped, 'refused', reason='too many wait for future frames')
                 self._held.append(cmd)
                 continue
             if cmd.stamp_ns and cmd.stamp_ns < cur:
-                self._warn('late', 'an annotation arrived for a frame the node has already left '
-                           '(or dropped); applied to the current frame')
+                self._warn(
+                    'late',
+                    'an annotation arrived for a frame the node has already left '
+                    '(or dropped); applied to the current frame',
+                )
             changed |= self._apply(cmd)
         if changed:
             self._autosave(force=True)
@@ -470,7 +510,7 @@ class Trainer:
                     return self._record(cmd, 'refused', reason='nothing to clear')
             else:
                 return self._record(cmd, 'refused', reason=f'unknown command {cmd.kind!r}')
-        except Exception as err:  # noqa: BLE001 - refused, whatever the engine raised
+        except Exception as err:
             self.stats.annotations_rejected += 1
             self._warn('annotation', f'annotation from {cmd.source or "input"} refused: {err}')
             return self._record(cmd, 'refused', reason=str(err)[:200])
@@ -485,8 +525,12 @@ class Trainer:
             return False
         if status == 'applied':
             h, w = self.current.rgb.shape[:2]
-            rec = applied_record(self.scene_id, self._frame_offset + self.session.frame_index,
-                                 self.current.stamp_ns, (w, h))
+            rec = applied_record(
+                self.scene_id,
+                self._frame_offset + self.session.frame_index,
+                self.current.stamp_ns,
+                (w, h),
+            )
         else:
             rec = {'status': status, 'reason': reason}
         try:
@@ -505,7 +549,7 @@ class Trainer:
                 req = self._requests.popleft()
             try:
                 ok, message = getattr(self, f'_req_{req.op}')(req)
-            except Exception as err:  # noqa: BLE001 - answer the caller, keep the thread
+            except Exception as err:
                 ok, message = False, f'{req.op} failed: {err}'
             req.finish(ok, message)
 
@@ -561,24 +605,35 @@ class Trainer:
         pred = self.session.refine() if self.session.needs_refine else self.session.predict()
         overlay = self._overlay(self.current, self.session) if self._overlay else self.current.rgb
         anns = [a.to_dict() for a in self.session.annotations]
-        return self._store.save_sample(self.current.rgb, pred.labels, overlay, anns,
-                                       self.current.stamp_ns, self.current.frame_id, source)
+        return self._store.save_sample(
+            self.current.rgb,
+            pred.labels,
+            overlay,
+            anns,
+            self.current.stamp_ns,
+            self.current.frame_id,
+            source,
+        )
 
     def _keyframe(self, budget_end: bool) -> None:
         """Add the current frame to the dataset when the keyframe policy says so."""
         sched = self.schedule
-        if self._store is None or (sched.dataset_keyframes == 'off'
-                                   and sched.dataset_period <= 0):
+        if self._store is None or (sched.dataset_keyframes == 'off' and sched.dataset_period <= 0):
             return
         source = self._keyframes.due(
-            sched.dataset_keyframes, sched.dataset_period, budget_end, time.monotonic(),
-            len(self.session.annotations), self.stats.annotations_accepted,
+            sched.dataset_keyframes,
+            sched.dataset_period,
+            budget_end,
+            time.monotonic(),
+            len(self.session.annotations),
+            self.stats.annotations_accepted,
             (self.current.stamp_ns, self.session.iteration),
-            lambda: bool((self.session.predict().labels != 255).any()))
+            lambda: bool((self.session.predict().labels != 255).any()),
+        )
         if source is not None:
             try:
                 self._save_sample(source)
-            except Exception as err:  # noqa: BLE001 - training goes on without the sample
+            except Exception as err:
                 self._warn('dataset', f'cannot add a {source} sample to the dataset: {err}')
 
     # ----- training and output -----------------------------------------------------------
@@ -608,7 +663,7 @@ class Trainer:
         assert self.session is not None
         try:
             if not refine_first(self.session) or self.session.needs_refine:
-                self.session.refine()      # annotated frames: after the network learned them
+                self.session.refine()  # annotated frames: after the network learned them
         except SegDipError as err:
             self._warn('refine', f'refinement failed, showing the network alone: {err}')
         self._publish(final=True)
@@ -624,7 +679,7 @@ class Trainer:
         try:
             self._publish_fn(self.current, self.session, final)
             self.stats.publishes += 1
-        except Exception as err:  # noqa: BLE001 - a bad output must not stop training
+        except Exception as err:
             self._warn('publish', f'cannot publish outputs: {err!r}')
 
     def _idle(self) -> None:
@@ -634,23 +689,31 @@ class Trainer:
         self._maybe_publish()
 
     def _autosave(self, force: bool = False) -> None:
-        if self._store is None or self.session is None or self.current is None \
-                or not self.session.has_image:
+        if (
+            self._store is None
+            or self.session is None
+            or self.current is None
+            or not self.session.has_image
+        ):
             return
         period = self.schedule.autosave_period
         due = force or (period > 0 and time.monotonic() - self._last_save >= period)
         if not due or (not force and self.session.iteration == self._saved_iteration):
             return
         journal = self._store.journal
-        extra = {'journal_seq': journal.last_seq if journal else -1,
-                 'journal_id': journal.header_id if journal else None,
-                 'frame': [self.scene_id, self._frame_offset + self.session.frame_index],
-                 'warmup_left': self._warmup_left, 'budget': self._budget}
+        extra = {
+            'journal_seq': journal.last_seq if journal else -1,
+            'journal_id': journal.header_id if journal else None,
+            'frame': [self.scene_id, self._frame_offset + self.session.frame_index],
+            'warmup_left': self._warmup_left,
+            'budget': self._budget,
+        }
         try:
-            self._store.save_checkpoint(self.session, self.current.stamp_ns,
-                                        self.current.frame_id, extra)
+            self._store.save_checkpoint(
+                self.session, self.current.stamp_ns, self.current.frame_id, extra
+            )
             self.stats.checkpoints += 1
-        except Exception as err:  # noqa: BLE001 - a failed save must not stop training
+        except Exception as err:
             self._warn('store', f'cannot write checkpoint: {err}')
         self._last_save = time.monotonic()
         self._saved_iteration = self.session.iteration

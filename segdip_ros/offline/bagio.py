@@ -10,19 +10,36 @@ one line instead of a traceback.
 Times are integers in nanoseconds; `stamp_to_ns` / `ns_to_stamp` convert to the
 builtin_interfaces/Time (sec, nanosec) pair that headers and annotation JSON use.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-__all__ = ['BagError', 'BagWriter', 'BagFrame', 'BagAnnotation', 'BagReader', 'IMAGE_TYPE',
-           'COMPRESSED_TYPE', 'STRING_TYPE', 'typestore', 'stamp_to_ns', 'ns_to_stamp',
-           'image_msg', 'compressed_msg', 'string_msg', 'decode_image', 'open_reader']
+__all__ = [
+    'COMPRESSED_TYPE',
+    'IMAGE_TYPE',
+    'STRING_TYPE',
+    'BagAnnotation',
+    'BagError',
+    'BagFrame',
+    'BagReader',
+    'BagWriter',
+    'compressed_msg',
+    'decode_image',
+    'image_msg',
+    'ns_to_stamp',
+    'open_reader',
+    'stamp_to_ns',
+    'string_msg',
+    'typestore',
+]
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
@@ -39,6 +56,7 @@ def typestore() -> Any:
     """The rosbags type store used to write bags: Kilted, whose sensor/std message
     definitions (and so their RIHS01 hashes) are the same as Jazzy's."""
     from rosbags.typesys import Stores, get_typestore
+
     store = getattr(Stores, 'ROS2_KILTED', None) or Stores.ROS2_JAZZY
     return get_typestore(store)
 
@@ -60,8 +78,9 @@ def _header(stamp_ns: int, frame_id: str) -> Any:
     return ts.types['std_msgs/msg/Header'](stamp=time, frame_id=frame_id)
 
 
-def image_msg(img: np.ndarray, stamp_ns: int, frame_id: str = 'camera',
-              encoding: str | None = None) -> Any:
+def image_msg(
+    img: np.ndarray, stamp_ns: int, frame_id: str = 'camera', encoding: str | None = None
+) -> Any:
     """A sensor_msgs/Image from an HxW (mono8) or HxWx3 uint8 array (rgb8 unless told)."""
     img = np.ascontiguousarray(img)
     if img.dtype != np.uint8 or img.ndim not in (2, 3):
@@ -71,22 +90,33 @@ def image_msg(img: np.ndarray, stamp_ns: int, frame_id: str = 'camera',
     h, w = img.shape[:2]
     ch = 1 if img.ndim == 2 else img.shape[2]
     return typestore().types[IMAGE_TYPE](
-        header=_header(stamp_ns, frame_id), height=h, width=w, encoding=encoding,
-        is_bigendian=0, step=w * ch, data=img.reshape(-1))
+        header=_header(stamp_ns, frame_id),
+        height=h,
+        width=w,
+        encoding=encoding,
+        is_bigendian=0,
+        step=w * ch,
+        data=img.reshape(-1),
+    )
 
 
-def compressed_msg(rgb: np.ndarray, stamp_ns: int, frame_id: str = 'camera',
-                   quality: int = 95) -> Any:
+def compressed_msg(
+    rgb: np.ndarray, stamp_ns: int, frame_id: str = 'camera', quality: int = 95
+) -> Any:
     """A sensor_msgs/CompressedImage (JPEG) from HxWx3 RGB, with the format string
     image_transport writes ("rgb8; jpeg compressed bgr8")."""
     import cv2
-    ok, buf = cv2.imencode('.jpg', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+
+    ok, buf = cv2.imencode(
+        '.jpg', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    )
     if not ok:
         raise BagError(f'JPEG encoding failed for an image of shape {rgb.shape}')
     return typestore().types[COMPRESSED_TYPE](
-        header=_header(stamp_ns, frame_id), format='rgb8; jpeg compressed bgr8',
-        data=np.asarray(buf, np.uint8).reshape(-1))
+        header=_header(stamp_ns, frame_id),
+        format='rgb8; jpeg compressed bgr8',
+        data=np.asarray(buf, np.uint8).reshape(-1),
+    )
 
 
 def string_msg(text: str) -> Any:
@@ -100,6 +130,7 @@ def decode_image(msg: Any, msgtype: str) -> np.ndarray:
     Honours `step` row padding; unsupported encodings raise BagError.
     """
     import cv2
+
     if msgtype == COMPRESSED_TYPE:
         img = cv2.imdecode(np.asarray(msg.data, np.uint8), cv2.IMREAD_UNCHANGED)
         if img is None:
@@ -116,7 +147,7 @@ def decode_image(msg: Any, msgtype: str) -> np.ndarray:
     data = np.asarray(msg.data, np.uint8)
     if step < w * ch or data.size < step * h:
         raise BagError(f'image data too short: {data.size} bytes for {h}x{w} {enc} step {step}')
-    img = data[:step * h].reshape(h, step)[:, :w * ch].reshape(h, w, ch)
+    img = data[: step * h].reshape(h, step)[:, : w * ch].reshape(h, w, ch)
     if ch == 1:
         return img[:, :, 0].copy()
     if enc.startswith('bgr'):
@@ -133,6 +164,7 @@ class BagWriter:
 
     def __init__(self, path: str | Path, storage: str = 'sqlite3') -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+
         plugins = {'sqlite3': StoragePlugin.SQLITE3, 'mcap': StoragePlugin.MCAP}
         if storage not in plugins:
             raise BagError(f"storage must be 'sqlite3' or 'mcap', got {storage!r}")
@@ -168,9 +200,9 @@ class BagFrame:
     index: int
     stamp_ns: int
     frame_id: str
-    image: np.ndarray                 # HxWx3 uint8 RGB
-    gt: np.ndarray | None = None      # HxW uint8 mask, same size, or None
-    recv_ns: int = 0                  # bag (record) time of the image message
+    image: np.ndarray  # HxWx3 uint8 RGB
+    gt: np.ndarray | None = None  # HxW uint8 mask, same size, or None
+    recv_ns: int = 0  # bag (record) time of the image message
 
 
 @dataclass
@@ -187,6 +219,7 @@ def open_reader(path: str | Path) -> Any:
     """An opened rosbags AnyReader on a rosbag2 directory; failures become BagError.
     Close it with `.close()`."""
     from rosbags.highlevel import AnyReader
+
     p = Path(path)
     if not p.exists():
         raise BagError(f'bag {p} does not exist')
@@ -214,7 +247,7 @@ class BagReader:
     image_topic: str | None = None
     annotation_topic: str | None = '/segdip/annotations'
     gt_topic: str | None = '/ground_truth/mask'
-    gt_optional: bool = False         # a missing ground-truth topic means "no ground truth"
+    gt_optional: bool = False  # a missing ground-truth topic means "no ground truth"
     annotation_optional: bool = False  # a missing annotation topic means "no annotations"
     topics: dict[str, str] = field(default_factory=dict)
 
@@ -230,30 +263,42 @@ class BagReader:
         if self.annotation_optional and self.annotation_topic not in self.topics:
             self.annotation_topic = None
         self.image_topic = self._pick_image_topic()
-        for name, topic in (('annotation', self.annotation_topic),
-                            ('ground-truth', self.gt_topic)):
+        for name, topic in (
+            ('annotation', self.annotation_topic),
+            ('ground-truth', self.gt_topic),
+        ):
             if topic and topic not in self.topics:
-                raise BagError(f'{name} topic {topic} not in bag {self.path} '
-                               f'(topics: {sorted(self.topics)})')
+                raise BagError(
+                    f'{name} topic {topic} not in bag {self.path} (topics: {sorted(self.topics)})'
+                )
 
     def _pick_image_topic(self) -> str:
         kinds = (IMAGE_TYPE, COMPRESSED_TYPE)
         if self.image_topic:
             if self.image_topic not in self.topics:
-                raise BagError(f'image topic {self.image_topic} not in bag {self.path} '
-                               f'(topics: {sorted(self.topics)})')
+                raise BagError(
+                    f'image topic {self.image_topic} not in bag {self.path} '
+                    f'(topics: {sorted(self.topics)})'
+                )
             if self.topics[self.image_topic] not in kinds:
-                raise BagError(f'topic {self.image_topic} is {self.topics[self.image_topic]}, '
-                               'not an Image or CompressedImage')
+                raise BagError(
+                    f'topic {self.image_topic} is {self.topics[self.image_topic]}, '
+                    'not an Image or CompressedImage'
+                )
             return self.image_topic
-        cands = sorted(t for t, ty in self.topics.items() if ty in kinds and t != self.gt_topic
-                       and not t.startswith('/segdip/'))
+        cands = sorted(
+            t
+            for t, ty in self.topics.items()
+            if ty in kinds and t != self.gt_topic and not t.startswith('/segdip/')
+        )
         for pref in ('/camera/image_raw', '/camera/image_raw/compressed'):
             if pref in cands:
                 return pref
         if len(cands) != 1:
-            raise BagError(f'cannot choose the image topic of bag {self.path} among {cands}; '
-                           'name it with --image-topic')
+            raise BagError(
+                f'cannot choose the image topic of bag {self.path} among {cands}; '
+                'name it with --image-topic'
+            )
         return cands[0]
 
     def _messages(self, topic: str) -> Iterator[tuple[int, Any, str]]:
@@ -265,8 +310,10 @@ class BagReader:
         except BagError:
             raise
         except Exception as err:  # truncated sqlite/mcap files fail in many ways
-            raise BagError(f'bag {self.path} is corrupt or truncated (reading {topic}): '
-                           f'{type(err).__name__}: {err}') from err
+            raise BagError(
+                f'bag {self.path} is corrupt or truncated (reading {topic}): '
+                f'{type(err).__name__}: {err}'
+            ) from err
         finally:
             reader.close()
 
@@ -279,11 +326,13 @@ class BagReader:
             try:
                 data = json.loads(msg.data)
             except json.JSONDecodeError as err:
-                raise BagError(f'annotation at t={t_ns} ns is not JSON: '
-                               f'{msg.data[:80]!r}') from err
+                raise BagError(
+                    f'annotation at t={t_ns} ns is not JSON: {msg.data[:80]!r}'
+                ) from err
             if not isinstance(data, dict) or 'type' not in data:
-                raise BagError(f'annotation at t={t_ns} ns is not an object with "type": '
-                               f'{msg.data[:80]!r}')
+                raise BagError(
+                    f'annotation at t={t_ns} ns is not an object with "type": {msg.data[:80]!r}'
+                )
             stamp = data.get('stamp')
             stamp_ns = None
             if stamp is not None:
@@ -302,7 +351,8 @@ class BagReader:
         for _, msg, ty in self._messages(self.gt_topic):
             m = decode_image(msg, ty)
             gts[stamp_to_ns(msg.header.stamp.sec, msg.header.stamp.nanosec)] = (
-                m if m.ndim == 2 else m[:, :, 0])
+                m if m.ndim == 2 else m[:, :, 0]
+            )
         return gts
 
     def frames(self, max_frames: int | None = None) -> Iterator[BagFrame]:
@@ -318,8 +368,10 @@ class BagReader:
             stamp = stamp_to_ns(msg.header.stamp.sec, msg.header.stamp.nanosec)
             gt = gts.get(stamp)
             if gt is not None and gt.shape != img.shape[:2]:
-                raise BagError(f'ground-truth mask at stamp {stamp} ns is {gt.shape[1]}x'
-                               f'{gt.shape[0]}, image is {img.shape[1]}x{img.shape[0]}')
+                raise BagError(
+                    f'ground-truth mask at stamp {stamp} ns is {gt.shape[1]}x'
+                    f'{gt.shape[0]}, image is {img.shape[1]}x{img.shape[0]}'
+                )
             yield BagFrame(i, stamp, str(msg.header.frame_id), img, gt, t_ns)
 
     def frame_count(self) -> int:

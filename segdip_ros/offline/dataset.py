@@ -15,21 +15,32 @@ and the manifest is rewritten that way after the sample's files: a crash leaves 
 whole sample or no manifest record for it (an unlisted image is ignored by load_dataset).
 A frame saved again (same stamp and frame_id, stamp not 0) replaces its earlier sample.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
-__all__ = ['DatasetWriter', 'Dataset', 'Sample', 'DatasetError', 'load_dataset',
-           'atomic_write_bytes', 'UNLABELLED', 'MANIFEST', 'CLASSES']
+__all__ = [
+    'CLASSES',
+    'MANIFEST',
+    'UNLABELLED',
+    'Dataset',
+    'DatasetError',
+    'DatasetWriter',
+    'Sample',
+    'atomic_write_bytes',
+    'load_dataset',
+]
 
 UNLABELLED = 255
 MANIFEST = 'manifest.jsonl'
@@ -80,15 +91,22 @@ def _png(array: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def classes_record(names: Sequence[str], colors: Sequence[tuple[int, int, int]]
-                   ) -> dict[str, Any]:
+def classes_record(names: Sequence[str], colors: Sequence[tuple[int, int, int]]) -> dict[str, Any]:
     """classes.json content (the same schema as the node's label info)."""
     if len(names) != len(colors):
         raise DatasetError(f'{len(names)} class names but {len(colors)} colours')
-    return {'classes': [{'id': i, 'name': str(n), 'color': [int(c) for c in colors[i]],
-                         'color_hex': '#%02x%02x%02x' % tuple(int(c) for c in colors[i])}
-                        for i, n in enumerate(names)],
-            'unlabelled_id': UNLABELLED}
+    return {
+        'classes': [
+            {
+                'id': i,
+                'name': str(n),
+                'color': [int(c) for c in colors[i]],
+                'color_hex': '#%02x%02x%02x' % tuple(int(c) for c in colors[i]),
+            }
+            for i, n in enumerate(names)
+        ],
+        'unlabelled_id': UNLABELLED,
+    }
 
 
 @dataclass(frozen=True)
@@ -158,8 +176,12 @@ class DatasetWriter:
             classes.json with other names, DatasetError (a dataset has one class list).
     """
 
-    def __init__(self, root: str | os.PathLike[str], class_names: Sequence[str],
-                 class_colors: Sequence[tuple[int, int, int]]) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        class_names: Sequence[str],
+        class_colors: Sequence[tuple[int, int, int]],
+    ) -> None:
         self.root = Path(root).expanduser()
         self.root.mkdir(parents=True, exist_ok=True)
         self.classes = classes_record(class_names, class_colors)
@@ -168,15 +190,18 @@ class DatasetWriter:
             old = json.loads(cpath.read_text(encoding='utf-8'))
             old_names = [c.get('name') for c in old.get('classes', [])]
             if old_names != list(class_names):
-                raise DatasetError(f'{self.root} holds classes {old_names}, not '
-                                   f'{list(class_names)}: use another folder for this class list')
+                raise DatasetError(
+                    f'{self.root} holds classes {old_names}, not '
+                    f'{list(class_names)}: use another folder for this class list'
+                )
         if not cpath.exists() or json.loads(cpath.read_text(encoding='utf-8')) != self.classes:
             atomic_write_bytes(cpath, (json.dumps(self.classes, indent=1) + '\n').encode())
         self._records = _read_manifest(self.root / MANIFEST)
 
     @staticmethod
-    def classes_for(names: Sequence[str], colors: Sequence[tuple[int, int, int]]
-                    ) -> list[dict[str, Any]]:
+    def classes_for(
+        names: Sequence[str], colors: Sequence[tuple[int, int, int]]
+    ) -> list[dict[str, Any]]:
         """The "classes" list classes.json gets for these names and colours."""
         return classes_record(names, colors)['classes']
 
@@ -189,16 +214,23 @@ class DatasetWriter:
         fid = _SAFE.sub('_', frame_id).strip('_.')[:40]
         base = f'{base}_{fid}' if fid else base
         names = {r['name']: i for i, r in enumerate(self._records)}
-        if stamp_ns != 0:   # the same frame: replaces its record (or an unlisted orphan)
+        if stamp_ns != 0:  # the same frame: replaces its record (or an unlisted orphan)
             return base, names.get(base)
         name, k = base, 1
         while name in names or (self.root / 'images' / f'{name}.png').exists():
             name, k = f'{base}_{k}', k + 1
         return name, None
 
-    def add(self, image: np.ndarray, mask: np.ndarray, annotations: Sequence[dict[str, Any]],
-            stamp_ns: int, frame_id: str, overlay: np.ndarray | None = None,
-            source: str = 'save') -> dict[str, Any]:
+    def add(
+        self,
+        image: np.ndarray,
+        mask: np.ndarray,
+        annotations: Sequence[dict[str, Any]],
+        stamp_ns: int,
+        frame_id: str,
+        overlay: np.ndarray | None = None,
+        source: str = 'save',
+    ) -> dict[str, Any]:
         """Write one sample; returns its manifest record.
 
         image: (H, W, 3) uint8 RGB; mask: (H, W) integer class ids or 255; overlay: optional
@@ -214,24 +246,35 @@ class DatasetWriter:
         n = len(self.classes['classes'])
         bad = (mask != UNLABELLED) & ((mask < 0) | (mask >= n))
         if bad.any():
-            raise DatasetError(f'mask has ids outside 0..{n - 1} and {UNLABELLED}: '
-                               f'{sorted(set(np.unique(mask[bad]).tolist()))[:5]}')
+            raise DatasetError(
+                f'mask has ids outside 0..{n - 1} and {UNLABELLED}: '
+                f'{sorted(set(np.unique(mask[bad]).tolist()))[:5]}'
+            )
         name, replaces = self._name(int(stamp_ns), frame_id)
         rel_img, rel_mask = f'images/{name}.png', f'masks/{name}.png'
         atomic_write_bytes(self.root / rel_img, _png(cv2.cvtColor(image, cv2.COLOR_RGB2BGR)))
         atomic_write_bytes(self.root / rel_mask, _png(mask.astype(np.uint8)))
         record: dict[str, Any] = {
-            'name': name, 'image': rel_img, 'mask': rel_mask,
-            'stamp': {'sec': int(stamp_ns) // 1_000_000_000,
-                      'nanosec': int(stamp_ns) % 1_000_000_000},
-            'stamp_ns': int(stamp_ns), 'frame_id': frame_id,
-            'width': int(image.shape[1]), 'height': int(image.shape[0]),
-            'annotations': list(annotations), 'source': source}
+            'name': name,
+            'image': rel_img,
+            'mask': rel_mask,
+            'stamp': {
+                'sec': int(stamp_ns) // 1_000_000_000,
+                'nanosec': int(stamp_ns) % 1_000_000_000,
+            },
+            'stamp_ns': int(stamp_ns),
+            'frame_id': frame_id,
+            'width': int(image.shape[1]),
+            'height': int(image.shape[0]),
+            'annotations': list(annotations),
+            'source': source,
+        }
         if overlay is not None:
             record['overlay'] = f'overlays/{name}.png'
-            atomic_write_bytes(self.root / record['overlay'],
-                               _png(cv2.cvtColor(np.asarray(overlay, np.uint8),
-                                                 cv2.COLOR_RGB2BGR)))
+            atomic_write_bytes(
+                self.root / record['overlay'],
+                _png(cv2.cvtColor(np.asarray(overlay, np.uint8), cv2.COLOR_RGB2BGR)),
+            )
         records = list(self._records)
         if replaces is None:
             records.append(record)
@@ -274,22 +317,33 @@ def load_dataset(path: str | os.PathLike[str], check: bool = True) -> Dataset:
             raise DatasetError(f'{root / MANIFEST}: sample {name!r} is listed twice')
         seen.add(name)
         try:
-            sample = Sample(name, _inside(root, rec.get('image'), 'image'),
-                            _inside(root, rec.get('mask'), 'mask'), int(rec['stamp_ns']),
-                            str(rec.get('frame_id', '')), int(rec['width']), int(rec['height']),
-                            tuple(rec.get('annotations', [])), str(rec.get('source', 'save')))
+            sample = Sample(
+                name,
+                _inside(root, rec.get('image'), 'image'),
+                _inside(root, rec.get('mask'), 'mask'),
+                int(rec['stamp_ns']),
+                str(rec.get('frame_id', '')),
+                int(rec['width']),
+                int(rec['height']),
+                tuple(rec.get('annotations', [])),
+                str(rec.get('source', 'save')),
+            )
         except (KeyError, TypeError, ValueError) as err:
-            raise DatasetError(f'{root / MANIFEST}: record {name!r} is incomplete ({err})') \
-                from err
+            raise DatasetError(
+                f'{root / MANIFEST}: record {name!r} is incomplete ({err})'
+            ) from err
         if check:
             img, mask = sample.read_image(), sample.read_mask()
             want = (sample.height, sample.width)
             if img.shape[:2] != want or mask.shape != want:
-                raise DatasetError(f'sample {name!r}: image {img.shape[:2]} / mask {mask.shape} '
-                                   f'do not match the manifest size {want}')
+                raise DatasetError(
+                    f'sample {name!r}: image {img.shape[:2]} / mask {mask.shape} '
+                    f'do not match the manifest size {want}'
+                )
             ids = set(np.unique(mask).tolist()) - {unlabelled}
             if ids - set(range(len(classes))):
-                raise DatasetError(f'sample {name!r}: mask ids {sorted(ids)} outside '
-                                   f'0..{len(classes) - 1}')
+                raise DatasetError(
+                    f'sample {name!r}: mask ids {sorted(ids)} outside 0..{len(classes) - 1}'
+                )
         samples.append(sample)
     return Dataset(root, classes, unlabelled, tuple(samples))

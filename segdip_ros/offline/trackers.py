@@ -11,9 +11,11 @@ the ~/annotations schema), and returns that frame's (H, W) uint8 class ids:
   colour models refitted on each frame. The peer any online-trained network must beat;
 - `identity`: frame 0's labels (as `flow-cut` makes them) copied to every frame: the floor.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -27,9 +29,9 @@ from segdip_ros.core.model import DOWNSAMPLING
 from segdip_ros.core.refine import CutSettings, graphcut_refine
 from segdip_ros.core.session import working_size_for
 
-__all__ = ['Tracker', 'EngineTracker', 'FlowCutTracker', 'IdentityTracker', 'PEER_METHODS']
+__all__ = ['PEER_METHODS', 'EngineTracker', 'FlowCutTracker', 'IdentityTracker', 'Tracker']
 
-WARP_CONFIDENCE = 0.9    # the flow-cut peer's prior: the warped label at 0.9, the others 0.1
+WARP_CONFIDENCE = 0.9  # the flow-cut peer's prior: the warped label at 0.9, the others 0.1
 
 
 class Tracker(Protocol):
@@ -60,8 +62,13 @@ class EngineTracker:
 class FlowCutTracker:
     """Flow + graph cut, no network (see the module docstring)."""
 
-    def __init__(self, num_classes: int = 2, working_size: int = 160, click_radius: int = 2,
-                 propagate: bool = True) -> None:
+    def __init__(
+        self,
+        num_classes: int = 2,
+        working_size: int = 160,
+        click_radius: int = 2,
+        propagate: bool = True,
+    ) -> None:
         self.num_classes = num_classes
         self.working_size = working_size
         self.click_radius = click_radius
@@ -69,7 +76,7 @@ class FlowCutTracker:
         self.errors: list[str] = []
         self._flow = FlowEstimator()
         self._prev_grey: np.ndarray | None = None
-        self._labels: np.ndarray | None = None        # (h, w) int64 at working size
+        self._labels: np.ndarray | None = None  # (h, w) int64 at working size
         self._frame = 0
 
     def process(self, rgb: np.ndarray, annotations: Sequence[dict[str, Any]]) -> np.ndarray:
@@ -87,8 +94,9 @@ class FlowCutTracker:
         self._frame += 1
         return self._full(self._labels, rgb.shape[:2])
 
-    def _parse(self, annotations: Sequence[dict[str, Any]],
-               size: tuple[int, int]) -> list[Annotation]:
+    def _parse(
+        self, annotations: Sequence[dict[str, Any]], size: tuple[int, int]
+    ) -> list[Annotation]:
         out: list[Annotation] = []
         for d in annotations:
             if d.get('type') in ('undo', 'clear'):
@@ -104,9 +112,14 @@ class FlowCutTracker:
         cut = CutSettings()
         if (seeds < 0).all():
             return np.zeros(seeds.shape, np.int64)
-        refined = graphcut_refine(small, None, seeds, click_confidence=cut.click_confidence,
-                                  num_classes=self.num_classes,
-                                  click_edge_cost=cut.click_edge_cost)
+        refined = graphcut_refine(
+            small,
+            None,
+            seeds,
+            click_confidence=cut.click_confidence,
+            num_classes=self.num_classes,
+            click_edge_cost=cut.click_edge_cost,
+        )
         return refined.argmax(axis=0).astype(np.int64)
 
     def _next(self, small: np.ndarray, grey: np.ndarray, seeds: np.ndarray) -> np.ndarray:
@@ -118,8 +131,10 @@ class FlowCutTracker:
         off = (1.0 - WARP_CONFIDENCE) / max(1, n - 1)
         prior = off + (WARP_CONFIDENCE - off) * np.moveaxis(warped, 2, 0)
         prior /= prior.sum(axis=0, keepdims=True)
-        present = sorted(set(np.unique(prior.argmax(axis=0)).tolist())
-                         | set(np.unique(seeds[seeds >= 0]).tolist()))
+        present = sorted(
+            set(np.unique(prior.argmax(axis=0)).tolist())
+            | set(np.unique(seeds[seeds >= 0]).tolist())
+        )
         if len(present) < 2:
             return prior.argmax(axis=0).astype(np.int64)
         return prior_graph_cut(small, prior, seeds, classes=[int(c) for c in present])
@@ -133,16 +148,17 @@ class FlowCutTracker:
 class IdentityTracker(FlowCutTracker):
     """Frame 0's labels, copied to every frame: what a method gets for doing nothing."""
 
-    def __init__(self, num_classes: int = 2, working_size: int = 160,
-                 click_radius: int = 2) -> None:
+    def __init__(
+        self, num_classes: int = 2, working_size: int = 160, click_radius: int = 2
+    ) -> None:
         super().__init__(num_classes, working_size, click_radius, propagate=False)
         self._first_full: np.ndarray | None = None
 
     def process(self, rgb: np.ndarray, annotations: Sequence[dict[str, Any]]) -> np.ndarray:
         if self._first_full is None:
             masks = [d for d in annotations if d.get('type') == 'mask']
-            if masks:               # the given mask itself, at full resolution
-                labels = annotation_from_dict(masks[-1]).labels  # type: ignore[union-attr]
+            if masks:  # the given mask itself, at full resolution
+                labels = annotation_from_dict(masks[-1]).labels
                 self._first_full = np.where(labels == 255, 0, labels).astype(np.uint8)
             else:
                 self._first_full = super().process(rgb, annotations)

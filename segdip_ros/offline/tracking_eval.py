@@ -7,22 +7,33 @@ follow DAVIS: J = IoU and F = boundary F measure of the object (label != 0 and !
 prediction, mask > 0 in the ground truth), averaged over frames with the first (annotated)
 frame excluded. Bags are read by the caller (segdip_ros.tools.eval_bag).
 """
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from segdip_ros.core.metrics import boundary_f_measure, iou
 from segdip_ros.offline.trackers import Tracker
 
-__all__ = ['FrameScore', 'SequenceResult', 'foreground', 'score_frame', 'score_sequence',
-           'assign_annotations', 'track_sequence', 'write_sequence_report',
-           'write_dataset_report', 'json_safe']
+__all__ = [
+    'FrameScore',
+    'SequenceResult',
+    'assign_annotations',
+    'foreground',
+    'json_safe',
+    'score_frame',
+    'score_sequence',
+    'track_sequence',
+    'write_dataset_report',
+    'write_sequence_report',
+]
 
 
 def foreground(labels: np.ndarray) -> np.ndarray:
@@ -48,13 +59,15 @@ def score_frame(pred_labels: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
     p = foreground(pred_labels)
     g = np.asarray(gt) > 0
     if p.shape != g.shape:
-        raise ValueError(f'prediction is {p.shape[1]}x{p.shape[0]}, ground truth '
-                         f'{g.shape[1]}x{g.shape[0]}')
+        raise ValueError(
+            f'prediction is {p.shape[1]}x{p.shape[0]}, ground truth {g.shape[1]}x{g.shape[0]}'
+        )
     return iou(p, g), boundary_f_measure(p, g)
 
 
-def score_sequence(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray | None]
-                   ) -> tuple[list[tuple[float, float] | None], float, float]:
+def score_sequence(
+    preds: Sequence[np.ndarray], gts: Sequence[np.ndarray | None]
+) -> tuple[list[tuple[float, float] | None], float, float]:
     """Per-frame (J, F) (None without ground truth) and the means over frames 1.. (DAVIS:
     the first frame is given, so it is excluded). Means are NaN when nothing is scored."""
     per = [None if g is None else score_frame(p, g) for p, g in zip(preds, gts)]
@@ -64,8 +77,9 @@ def score_sequence(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray | None]
     return per, float(np.mean([j for j, _ in scored])), float(np.mean([f for _, f in scored]))
 
 
-def assign_annotations(frames: Iterable[Any], annotations: Sequence[Any]
-                       ) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+def assign_annotations(
+    frames: Iterable[Any], annotations: Sequence[Any]
+) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
     """Pair each frame (with .stamp_ns and .recv_ns) with the annotations that belong to it.
 
     A stamped annotation belongs to the first frame whose stamp is >= its stamp (normally the
@@ -119,9 +133,12 @@ class SequenceResult:
 FrameCallback = Callable[[Any, Any, FrameScore], None]
 
 
-def track_sequence(name: str, tracker: Tracker,
-                   frames_with_annotations: Iterable[tuple[Any, list[dict[str, Any]]]],
-                   on_frame: FrameCallback | None = None) -> SequenceResult:
+def track_sequence(
+    name: str,
+    tracker: Tracker,
+    frames_with_annotations: Iterable[tuple[Any, list[dict[str, Any]]]],
+    on_frame: FrameCallback | None = None,
+) -> SequenceResult:
     """Run a method (`offline.trackers`) over (frame, annotations) pairs; frames need .index,
     .stamp_ns, .image and .gt. `on_frame(frame, labels, score)` lets the caller write outputs
     as it goes."""
@@ -161,14 +178,22 @@ def write_sequence_report(result: SequenceResult, out_dir: Path) -> None:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / 'results.json').write_text(json.dumps(json_safe(asdict(result)), indent=1))
-    lines = [f'# {result.name}', '',
-             f'J (mean IoU, frame 0 excluded): {_fmt(result.j_mean)}  ',
-             f'F (boundary F measure): {_fmt(result.f_mean)}  ',
-             f'seconds per frame: {_fmt(result.seconds_per_frame)} '
-             f'(first frame {_fmt(result.first_frame_seconds)})', '',
-             '| frame | stamp (ns) | J | F | s | annotations |', '|---|---|---|---|---|---|']
-    lines += [f'| {fr.index} | {fr.stamp_ns} | {_fmt(fr.j)} | {_fmt(fr.f)} | {fr.seconds:.2f} '
-              f'| {fr.annotations} |' for fr in result.frames]
+    lines = [
+        f'# {result.name}',
+        '',
+        f'J (mean IoU, frame 0 excluded): {_fmt(result.j_mean)}  ',
+        f'F (boundary F measure): {_fmt(result.f_mean)}  ',
+        f'seconds per frame: {_fmt(result.seconds_per_frame)} '
+        f'(first frame {_fmt(result.first_frame_seconds)})',
+        '',
+        '| frame | stamp (ns) | J | F | s | annotations |',
+        '|---|---|---|---|---|---|',
+    ]
+    lines += [
+        f'| {fr.index} | {fr.stamp_ns} | {_fmt(fr.j)} | {_fmt(fr.f)} | {fr.seconds:.2f} '
+        f'| {fr.annotations} |'
+        for fr in result.frames
+    ]
     if result.errors:
         lines += ['', '## Rejected annotations', ''] + [f'- {e}' for e in result.errors]
     (out_dir / 'results.md').write_text('\n'.join(lines) + '\n')
@@ -178,8 +203,10 @@ def write_sequence_report(result: SequenceResult, out_dir: Path) -> None:
 def plot_j_over_frames(results: Sequence[SequenceResult], path: Path) -> None:
     """J and F against frame index, one line per sequence (matplotlib, Agg backend)."""
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for r in results:
         idx = [fr.index for fr in r.frames if fr.j is not None]
@@ -205,22 +232,35 @@ def write_dataset_report(results: Sequence[SequenceResult], out_dir: Path) -> di
         return float(np.mean(vals)) if vals else float('nan')
 
     summary = {
-        'sequences': {r.name: {'J': r.j_mean, 'F': r.f_mean, 'frames': len(r.frames),
-                               'seconds_per_frame': r.seconds_per_frame,
-                               'first_frame_seconds': r.first_frame_seconds}
-                      for r in results},
-        'mean': {'J': nanmean([r.j_mean for r in results]),
-                 'F': nanmean([r.f_mean for r in results]),
-                 'J&F': nanmean([(r.j_mean + r.f_mean) / 2 for r in results])},
+        'sequences': {
+            r.name: {
+                'J': r.j_mean,
+                'F': r.f_mean,
+                'frames': len(r.frames),
+                'seconds_per_frame': r.seconds_per_frame,
+                'first_frame_seconds': r.first_frame_seconds,
+            }
+            for r in results
+        },
+        'mean': {
+            'J': nanmean([r.j_mean for r in results]),
+            'F': nanmean([r.f_mean for r in results]),
+            'J&F': nanmean([(r.j_mean + r.f_mean) / 2 for r in results]),
+        },
         'settings': results[0].settings if results else {},
     }
     (out_dir / 'results.json').write_text(json.dumps(json_safe(summary), indent=1))
-    lines = ['| sequence | frames | J | F | s/frame | first frame s |',
-             '|---|---|---|---|---|---|']
-    lines += [f'| {r.name} | {len(r.frames)} | {_fmt(r.j_mean)} | {_fmt(r.f_mean)} | '
-              f'{_fmt(r.seconds_per_frame)} | {_fmt(r.first_frame_seconds)} |' for r in results]
+    lines = [
+        '| sequence | frames | J | F | s/frame | first frame s |',
+        '|---|---|---|---|---|---|',
+    ]
+    lines += [
+        f'| {r.name} | {len(r.frames)} | {_fmt(r.j_mean)} | {_fmt(r.f_mean)} | '
+        f'{_fmt(r.seconds_per_frame)} | {_fmt(r.first_frame_seconds)} |'
+        for r in results
+    ]
     m = summary['mean']
-    lines.append(f"| **mean** | | **{_fmt(m['J'])}** | **{_fmt(m['F'])}** | | |")
+    lines.append(f'| **mean** | | **{_fmt(m["J"])}** | **{_fmt(m["F"])}** | | |')
     (out_dir / 'results.md').write_text('\n'.join(lines) + '\n')
     plot_j_over_frames(results, out_dir / 'j_over_frames.png')
     return summary

@@ -41,18 +41,18 @@ from segdip_ros.ros.encodings import (
 )
 
 __all__ = [
-    'ImageConversionError',
-    'SUPPORTED_ENCODINGS',
     'ENCODINGS',
-    'image_msg_to_rgb',
-    'image_msg_to_numpy_raw',
+    'SUPPORTED_ENCODINGS',
+    'ImageConversionError',
     'compressed_msg_to_rgb',
-    'rgb_to_image_msg',
-    'rgb_to_jpeg_msg',
-    'labels_to_mono8_msg',
-    'float_to_32fc1_msg',
     'copy_header',
     'cv_bridge_available',
+    'float_to_32fc1_msg',
+    'image_msg_to_numpy_raw',
+    'image_msg_to_rgb',
+    'labels_to_mono8_msg',
+    'rgb_to_image_msg',
+    'rgb_to_jpeg_msg',
 ]
 
 _UNSET = object()
@@ -70,9 +70,10 @@ def _get_bridge() -> Any:
     global _bridge  # noqa: PLW0603 - one process-wide cache
     if _bridge is _UNSET:
         try:
-            from cv_bridge import CvBridge  # noqa: PLC0415 - optional dependency
+            from cv_bridge import CvBridge
+
             _bridge = CvBridge()
-        except Exception:  # noqa: BLE001 - ImportError, ABI errors, anything
+        except Exception:
             _bridge = None
     return _bridge
 
@@ -89,14 +90,17 @@ def _try_cv_bridge(msg: Any, height: int, width: int) -> np.ndarray | None:
         return None
     try:
         out = bridge.imgmsg_to_cv2(msg, desired_encoding='rgb8')
-    except Exception as err:  # noqa: BLE001 - any cv_bridge failure falls back
+    except Exception as err:
         if msg.encoding not in _warned_encodings:  # warn once per encoding
             _warned_encodings.add(msg.encoding)
-            warnings.warn(f'cv_bridge failed on encoding {msg.encoding!r} ({err}); '
-                          'using the numpy converter', RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f'cv_bridge failed on encoding {msg.encoding!r} ({err}); '
+                'using the numpy converter',
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return None
-    if (not isinstance(out, np.ndarray) or out.dtype != np.uint8
-            or out.shape != (height, width, 3)):
+    if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != (height, width, 3):
         return None
     return np.ascontiguousarray(out)
 
@@ -152,8 +156,10 @@ def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
     """
     fmt = str(getattr(msg, 'format', '') or '')
     if 'compresseddepth' in fmt.lower():
-        msg_text = (f'compressed format {fmt!r} is a compressedDepth depth map, '
-                    'not a colour image; subscribe to the raw image instead')
+        msg_text = (
+            f'compressed format {fmt!r} is a compressedDepth depth map, '
+            'not a colour image; subscribe to the raw image instead'
+        )
         raise ImageConversionError(msg_text)
     try:
         buf = np.frombuffer(memoryview(msg.data).cast('B'), dtype=np.uint8)
@@ -164,8 +170,7 @@ def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
         raise ImageConversionError(msg_text)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
-        msg_text = (f'could not decode {buf.size} bytes of compressed image data '
-                    f'(format {fmt!r})')
+        msg_text = f'could not decode {buf.size} bytes of compressed image data (format {fmt!r})'
         raise ImageConversionError(msg_text)
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
@@ -207,8 +212,7 @@ def _bytes_field(arr: np.ndarray) -> array.array:
     return out
 
 
-def _make_image(arr: np.ndarray, header: Header, encoding: str,
-                bigendian: bool = False) -> Image:
+def _make_image(arr: np.ndarray, header: Header, encoding: str, bigendian: bool = False) -> Image:
     msg = Image()
     msg.header = copy_header(header)
     msg.height, msg.width = int(arr.shape[0]), int(arr.shape[1])
@@ -261,8 +265,13 @@ def rgb_to_jpeg_msg(rgb: np.ndarray, header: Header, quality: int = 80) -> Compr
         quality: JPEG quality, 1..100.
     """
     rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0 \
-            or rgb.dtype != np.uint8:
+    if (
+        rgb.ndim != 3
+        or rgb.shape[2] != 3
+        or rgb.shape[0] == 0
+        or rgb.shape[1] == 0
+        or rgb.dtype != np.uint8
+    ):
         msg = f'rgb must be a non-empty HxWx3 uint8 array, got {rgb.dtype} {rgb.shape}'
         raise ImageConversionError(msg)
     if not 1 <= int(quality) <= 100:
@@ -306,9 +315,11 @@ def float_to_32fc1_msg(arr: np.ndarray, header: Header) -> Image:
     """
     arr = np.asarray(arr)
     _check_2d_nonempty(arr, 'float image')
-    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer)
-                                     or np.issubdtype(arr.dtype, np.floating)):
+    if arr.dtype == np.bool_ or not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
         msg = f'float image must have a real numeric dtype, got {arr.dtype}'
         raise ImageConversionError(msg)
-    return _make_image(arr.astype(np.float32, copy=False), header, '32FC1',
-                       bigendian=sys.byteorder == 'big')
+    return _make_image(
+        arr.astype(np.float32, copy=False), header, '32FC1', bigendian=sys.byteorder == 'big'
+    )

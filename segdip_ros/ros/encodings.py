@@ -23,12 +23,12 @@ import cv2
 import numpy as np
 
 __all__ = [
-    'ImageConversionError',
-    'EncodingInfo',
     'ENCODINGS',
     'SUPPORTED_ENCODINGS',
-    'lookup_encoding',
+    'EncodingInfo',
+    'ImageConversionError',
     'image_msg_to_numpy_raw',
+    'lookup_encoding',
     'raw_to_rgb',
 ]
 
@@ -121,8 +121,10 @@ def lookup_encoding(encoding: Any) -> EncodingInfo:
         for name, entry in ENCODINGS.items():
             if name.lower() == lowered:
                 return entry
-    msg = (f'unsupported image encoding {encoding!r}; supported encodings: '
-           f'{", ".join(SUPPORTED_ENCODINGS)}')
+    msg = (
+        f'unsupported image encoding {encoding!r}; supported encodings: '
+        f'{", ".join(SUPPORTED_ENCODINGS)}'
+    )
     raise ImageConversionError(msg)
 
 
@@ -142,21 +144,21 @@ def _check_geometry(msg: Any, info: EncodingInfo) -> tuple[int, int, int]:
     """Validate height/width/step against the encoding; return them."""
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
-        msg_text = (f'image has zero size: width={width}, height={height} '
-                    f'(encoding {info.name!r})')
+        msg_text = f'image has zero size: width={width}, height={height} (encoding {info.name!r})'
         raise ImageConversionError(msg_text)
     row_bytes = width * info.bytes_per_pixel
     if step < row_bytes:
-        msg_text = (f'step {step} is smaller than width*bytes_per_pixel = '
-                    f'{width}*{info.bytes_per_pixel} = {row_bytes} '
-                    f'for encoding {info.name!r}')
+        msg_text = (
+            f'step {step} is smaller than width*bytes_per_pixel = '
+            f'{width}*{info.bytes_per_pixel} = {row_bytes} '
+            f'for encoding {info.name!r}'
+        )
         raise ImageConversionError(msg_text)
     if info.kind == 'yuv' and width % 2:
         msg_text = f'{info.name!r} is 4:2:2 packed and needs an even width, got {width}'
         raise ImageConversionError(msg_text)
     if info.kind == 'bayer' and (width < 2 or height < 2):
-        msg_text = (f'Bayer image must be at least 2x2 pixels, got '
-                    f'width={width}, height={height}')
+        msg_text = f'Bayer image must be at least 2x2 pixels, got width={width}, height={height}'
         raise ImageConversionError(msg_text)
     return height, width, step
 
@@ -182,10 +184,12 @@ def image_msg_to_numpy_raw(msg: Any) -> np.ndarray:
     buf = _as_uint8_buffer(msg.data)
     need = step * height
     if buf.size < need:
-        msg_text = (f'image data has {buf.size} bytes, shorter than step*height = '
-                    f'{step}*{height} = {need} (encoding {info.name!r})')
+        msg_text = (
+            f'image data has {buf.size} bytes, shorter than step*height = '
+            f'{step}*{height} = {need} (encoding {info.name!r})'
+        )
         raise ImageConversionError(msg_text)
-    rows = buf[:need].reshape(height, step)[:, :width * info.bytes_per_pixel]
+    rows = buf[:need].reshape(height, step)[:, : width * info.bytes_per_pixel]
     if info.dtype is np.uint8:
         raw = np.array(rows, dtype=np.uint8, copy=True)
     else:
@@ -224,7 +228,6 @@ def raw_to_rgb(raw: np.ndarray, info: EncodingInfo) -> np.ndarray:
             msg = f'no conversion recipe {info.kind!r} for encoding {info.name!r}'
             raise ImageConversionError(msg)
     except cv2.error as err:
-        msg = (f'OpenCV could not convert {info.name!r} image of shape '
-               f'{raw.shape}: {err}')
+        msg = f'OpenCV could not convert {info.name!r} image of shape {raw.shape}: {err}'
         raise ImageConversionError(msg) from err
     return np.ascontiguousarray(out, dtype=np.uint8)

@@ -23,14 +23,16 @@ RViz2 image displays do not publish pixel clicks; its Publish Point tool only se
 Class names become topic tokens through :func:`class_topic_name`, shared with
 ``segdip_ros.tools.rviz_config`` so the node and the shipped RViz config agree.
 """
+
 from __future__ import annotations
 
 import array
 import copy
 import re
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 from geometry_msgs.msg import PointStamped
@@ -38,9 +40,16 @@ from sensor_msgs.msg import CameraInfo, PointCloud2, PointField
 from std_msgs.msg import Header
 
 __all__ = [
-    'ClickGeometryError', 'ImagePlane', 'overlay_to_cloud', 'cloud_to_arrays', 'CameraModel',
-    'transform_point_to_frame', 'class_topic_name', 'class_topic_names',
-    'DEFAULT_PLANE_FRAME', 'DEFAULT_PLANE_SCALE',
+    'DEFAULT_PLANE_FRAME',
+    'DEFAULT_PLANE_SCALE',
+    'CameraModel',
+    'ClickGeometryError',
+    'ImagePlane',
+    'class_topic_name',
+    'class_topic_names',
+    'cloud_to_arrays',
+    'overlay_to_cloud',
+    'transform_point_to_frame',
 ]
 
 DEFAULT_PLANE_FRAME = 'segdip_image_plane'
@@ -72,12 +81,13 @@ class ImagePlane:
         if not self.frame_id:
             raise ValueError('ImagePlane frame_id must be a non-empty string')
 
-    def pixel_to_point(self, u: float, v: float) -> Tuple[float, float, float]:
+    def pixel_to_point(self, u: float, v: float) -> tuple[float, float, float]:
         """Return the plane point (x, y, 0) in metres of the centre of pixel (u=col, v=row)."""
         return ((u + 0.5) * self.scale, -(v + 0.5) * self.scale, 0.0)
 
-    def point_to_pixel(self, x: float, y: float, width: int, height: int,
-                       stride: int = 1) -> Tuple[float, float]:
+    def point_to_pixel(
+        self, x: float, y: float, width: int, height: int, stride: int = 1
+    ) -> tuple[float, float]:
         """Return continuous (u, v) of plane point (x, y); integer values are pixel centres.
 
         Not clamped. Raises ClickGeometryError when the point lies more than ``stride`` pixels
@@ -89,18 +99,24 @@ class ImagePlane:
         u = x / self.scale - 0.5
         v = -y / self.scale - 0.5
         # Edges of the image in the same units: pixel centres -0.5 .. size-0.5.
-        lo_u, hi_u, lo_v, hi_v = -0.5 - stride, width - 0.5 + stride, -0.5 - stride, \
-            height - 0.5 + stride
+        lo_u, hi_u, lo_v, hi_v = (
+            -0.5 - stride,
+            width - 0.5 + stride,
+            -0.5 - stride,
+            height - 0.5 + stride,
+        )
         if not (lo_u <= u <= hi_u and lo_v <= v <= hi_v):
             raise ClickGeometryError(
                 f'clicked point x={x:.4f} m, y={y:.4f} m in frame {self.frame_id!r} is pixel '
                 f'(u={u:.1f}, v={v:.1f}), more than {stride} px outside the {width}x{height} '
                 f'image (plane spans x 0..{width * self.scale:.3f} m, '
-                f'y {-height * self.scale:.3f}..0 m at {self.scale} m/px)')
+                f'y {-height * self.scale:.3f}..0 m at {self.scale} m/px)'
+            )
         return (float(u), float(v))
 
-    def point_to_pixel_index(self, x: float, y: float, width: int, height: int,
-                             stride: int = 1) -> Tuple[int, int]:
+    def point_to_pixel_index(
+        self, x: float, y: float, width: int, height: int, stride: int = 1
+    ) -> tuple[int, int]:
         """Return the integer (col, row) of the pixel under (x, y), clamped into the image.
 
         Raises ClickGeometryError like :meth:`point_to_pixel` for points far outside.
@@ -110,8 +126,9 @@ class ImagePlane:
         row = min(max(int(np.floor(v + 0.5)), 0), height - 1)
         return (col, row)
 
-    def click_to_pixel_index(self, click: PointStamped, width: int, height: int,
-                             stride: int = 1) -> Tuple[int, int]:
+    def click_to_pixel_index(
+        self, click: PointStamped, width: int, height: int, stride: int = 1
+    ) -> tuple[int, int]:
         """Check that ``click`` is in this plane's frame, then map it like point_to_pixel_index.
 
         An empty frame_id is accepted (hand-written test messages often leave it empty).
@@ -120,7 +137,8 @@ class ImagePlane:
         if frame and frame.lstrip('/') != self.frame_id.lstrip('/'):
             raise ClickGeometryError(
                 f'clicked point is in frame {frame!r}, not the image plane frame '
-                f'{self.frame_id!r}: set RViz Global Options > Fixed Frame to {self.frame_id!r}')
+                f'{self.frame_id!r}: set RViz Global Options > Fixed Frame to {self.frame_id!r}'
+            )
         return self.point_to_pixel_index(click.point.x, click.point.y, width, height, stride)
 
 
@@ -131,8 +149,9 @@ def _check_size(width: int, height: int, stride: int) -> None:
         raise ValueError(f'stride must be an integer >= 1, got {stride!r}')
 
 
-def overlay_to_cloud(rgb: np.ndarray, header: Header, plane: ImagePlane,
-                     stride: int = 1) -> PointCloud2:
+def overlay_to_cloud(
+    rgb: np.ndarray, header: Header, plane: ImagePlane, stride: int = 1
+) -> PointCloud2:
     """Return the overlay as an organised coloured cloud on the image plane.
 
     Args:
@@ -146,10 +165,17 @@ def overlay_to_cloud(rgb: np.ndarray, header: Header, plane: ImagePlane,
         PointCloud2 with height = ceil(H/stride), width = ceil(W/stride), fields x, y, z, rgb
         (float32, 16-byte points, little-endian); rgb is 0x00RRGGBB reinterpreted as float32.
     """
-    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 \
-            or rgb.dtype != np.uint8:
-        desc = f'{rgb.dtype} array of shape {rgb.shape}' if isinstance(rgb, np.ndarray) \
+    if (
+        not isinstance(rgb, np.ndarray)
+        or rgb.ndim != 3
+        or rgb.shape[2] != 3
+        or rgb.dtype != np.uint8
+    ):
+        desc = (
+            f'{rgb.dtype} array of shape {rgb.shape}'
+            if isinstance(rgb, np.ndarray)
             else type(rgb).__name__
+        )
         raise ValueError(f'overlay must be an HxWx3 uint8 RGB array, got {desc}')
     height, width = rgb.shape[:2]
     _check_size(width, height, stride)
@@ -161,15 +187,20 @@ def overlay_to_cloud(rgb: np.ndarray, header: Header, plane: ImagePlane,
     points['x'] = ((cols + 0.5) * plane.scale)[None, :]
     points['y'] = (-(rows + 0.5) * plane.scale)[:, None]
     points['z'] = 0.0
-    packed = (sub[..., 0].astype(np.uint32) << 16) | (sub[..., 1].astype(np.uint32) << 8) \
+    packed = (
+        (sub[..., 0].astype(np.uint32) << 16)
+        | (sub[..., 1].astype(np.uint32) << 8)
         | sub[..., 2].astype(np.uint32)
+    )
     points['rgb'] = packed.astype('<u4').view('<f4')
 
     msg = PointCloud2()
     msg.header = Header(stamp=header.stamp, frame_id=plane.frame_id)
     msg.height, msg.width = h, w
-    msg.fields = [PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1)
-                  for i, name in enumerate(('x', 'y', 'z', 'rgb'))]
+    msg.fields = [
+        PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+        for i, name in enumerate(('x', 'y', 'z', 'rgb'))
+    ]
     msg.is_bigendian = False
     msg.point_step = _CLOUD_DTYPE.itemsize
     msg.row_step = msg.point_step * w
@@ -179,7 +210,7 @@ def overlay_to_cloud(rgb: np.ndarray, header: Header, plane: ImagePlane,
     return msg
 
 
-def cloud_to_arrays(msg: PointCloud2) -> Tuple[np.ndarray, np.ndarray]:
+def cloud_to_arrays(msg: PointCloud2) -> tuple[np.ndarray, np.ndarray]:
     """Decode a cloud made by :func:`overlay_to_cloud` into (HxWx3 float32 xyz, HxWx3 uint8 rgb).
 
     Handy for tests and tools; accepts only the layout overlay_to_cloud writes.
@@ -191,8 +222,9 @@ def cloud_to_arrays(msg: PointCloud2) -> Tuple[np.ndarray, np.ndarray]:
     flat = np.frombuffer(bytes(msg.data), dtype=_CLOUD_DTYPE).reshape(msg.height, msg.width)
     xyz = np.stack([flat['x'], flat['y'], flat['z']], axis=-1)
     packed = flat['rgb'].view('<u4')
-    rgb = np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255],
-                   axis=-1).astype(np.uint8)
+    rgb = np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], axis=-1).astype(
+        np.uint8
+    )
     return xyz, rgb
 
 
@@ -221,7 +253,7 @@ class CameraModel:
     binning_y: int = 1
 
     @classmethod
-    def from_camera_info(cls, msg: CameraInfo, use_projection: bool = False) -> 'CameraModel':
+    def from_camera_info(cls, msg: CameraInfo, use_projection: bool = False) -> CameraModel:
         """Build from K (default, raw image) or P (``use_projection`` or when K is all zero).
 
         ROI offsets and binning are honoured so pixels match the image the camera published.
@@ -235,20 +267,30 @@ class CameraModel:
         if matrix[0, 0] <= 0 or matrix[1, 1] <= 0:
             raise ClickGeometryError(
                 f'CameraInfo of frame {msg.header.frame_id!r} has no usable {source} matrix '
-                f'(fx={matrix[0, 0]}, fy={matrix[1, 1]}): is the camera calibrated?')
+                f'(fx={matrix[0, 0]}, fy={matrix[1, 1]}): is the camera calibrated?'
+            )
         bx, by = max(int(msg.binning_x), 1), max(int(msg.binning_y), 1)
         roi = msg.roi
-        full_w, full_h = (roi.width, roi.height) if roi.width and roi.height \
-            else (msg.width, msg.height)
+        full_w, full_h = (
+            (roi.width, roi.height) if roi.width and roi.height else (msg.width, msg.height)
+        )
         if full_w < 1 or full_h < 1:
             raise ClickGeometryError(
                 f'CameraInfo of frame {msg.header.frame_id!r} has no image size '
-                f'(width={msg.width}, height={msg.height})')
-        return cls(projection=matrix, width=int(full_w) // bx, height=int(full_h) // by,
-                   frame_id=msg.header.frame_id, offset_x=int(roi.x_offset),
-                   offset_y=int(roi.y_offset), binning_x=bx, binning_y=by)
+                f'(width={msg.width}, height={msg.height})'
+            )
+        return cls(
+            projection=matrix,
+            width=int(full_w) // bx,
+            height=int(full_h) // by,
+            frame_id=msg.header.frame_id,
+            offset_x=int(roi.x_offset),
+            offset_y=int(roi.y_offset),
+            binning_x=bx,
+            binning_y=by,
+        )
 
-    def project(self, point_xyz: Sequence[float]) -> Tuple[float, float]:
+    def project(self, point_xyz: Sequence[float]) -> tuple[float, float]:
         """Return continuous (u, v) of an optical-frame point; integer values are pixel centres.
 
         Raises ClickGeometryError for a point at or behind the camera (z <= 0) or one that
@@ -260,7 +302,8 @@ class CameraModel:
         if xyz[2] <= 0:
             raise ClickGeometryError(
                 f'point {tuple(round(c, 4) for c in xyz)} is behind the camera '
-                f'{self.frame_id!r} (z = {xyz[2]:.4f} m <= 0 in the optical frame)')
+                f'{self.frame_id!r} (z = {xyz[2]:.4f} m <= 0 in the optical frame)'
+            )
         hom = self.projection @ np.append(xyz, 1.0)
         u = (hom[0] / hom[2] - self.offset_x) / self.binning_x
         v = (hom[1] / hom[2] - self.offset_y) / self.binning_y
@@ -268,11 +311,12 @@ class CameraModel:
             raise ClickGeometryError(
                 f'point {tuple(round(c, 4) for c in xyz)} projects to pixel '
                 f'(u={u:.1f}, v={v:.1f}), outside the {self.width}x{self.height} image of '
-                f'camera {self.frame_id!r}')
+                f'camera {self.frame_id!r}'
+            )
         return (float(u), float(v))
 
 
-def _load_tf2() -> Optional[Tuple[Any, Any]]:
+def _load_tf2() -> tuple[Any, Any] | None:
     """Return (do_transform_point, TransformException) or None when tf2 is not installed."""
     try:
         from tf2_geometry_msgs import do_transform_point
@@ -282,8 +326,9 @@ def _load_tf2() -> Optional[Tuple[Any, Any]]:
     return do_transform_point, TransformException
 
 
-def transform_point_to_frame(point_stamped: PointStamped, target_frame: str,
-                             tf_buffer: Any = None, timeout_sec: float = 0.1) -> PointStamped:
+def transform_point_to_frame(
+    point_stamped: PointStamped, target_frame: str, tf_buffer: Any = None, timeout_sec: float = 0.1
+) -> PointStamped:
     """Return ``point_stamped`` expressed in ``target_frame``.
 
     Same frame (or an empty frame_id): returned as a copy with target_frame set. Otherwise
@@ -300,20 +345,27 @@ def transform_point_to_frame(point_stamped: PointStamped, target_frame: str,
         return out
     tf2 = _load_tf2()
     if tf2 is None or tf_buffer is None:
-        why = 'tf2_ros/tf2_geometry_msgs are not available' if tf2 is None \
+        why = (
+            'tf2_ros/tf2_geometry_msgs are not available'
+            if tf2 is None
             else 'no tf2 buffer was given'
+        )
         raise ClickGeometryError(
             f'{why}, so points in frame {source!r} cannot be used with camera frame '
-            f'{target_frame!r}: set the RViz fixed frame to {target_frame!r} or install tf2')
+            f'{target_frame!r}: set the RViz fixed frame to {target_frame!r} or install tf2'
+        )
     do_transform_point, transform_exception = tf2
     from rclpy.duration import Duration
     from rclpy.time import Time
+
     try:
-        transform = tf_buffer.lookup_transform(target_frame, source, Time(),
-                                               timeout=Duration(seconds=timeout_sec))
+        transform = tf_buffer.lookup_transform(
+            target_frame, source, Time(), timeout=Duration(seconds=timeout_sec)
+        )
     except transform_exception as err:
         raise ClickGeometryError(
-            f'no transform from {source!r} to {target_frame!r}: {err}') from err
+            f'no transform from {source!r} to {target_frame!r}: {err}'
+        ) from err
     return do_transform_point(point_stamped, transform)
 
 
@@ -340,15 +392,17 @@ def class_topic_name(name: str) -> str:
     return token
 
 
-def class_topic_names(names: Iterable[str]) -> List[str]:
+def class_topic_names(names: Iterable[str]) -> list[str]:
     """Apply :func:`class_topic_name` to each name; ValueError if two names give one token."""
-    tokens: List[str] = []
+    tokens: list[str] = []
     seen: dict = {}
     for name in names:
         token = class_topic_name(name)
         if token in seen:
-            raise ValueError(f'class names {seen[token]!r} and {name!r} both map to topic '
-                             f'token {token!r}; rename one of them')
+            raise ValueError(
+                f'class names {seen[token]!r} and {name!r} both map to topic '
+                f'token {token!r}; rename one of them'
+            )
         seen[token] = name
         tokens.append(token)
     return tokens

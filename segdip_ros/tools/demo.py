@@ -11,6 +11,7 @@ to `--out` as PNGs, and the IoU of each mask against the ground truth is printed
 
     segdip_demo --out ./segdip_demo_out
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,19 +19,21 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
-__all__ = ['scripted_clicks', 'corrective_click', 'build_parser', 'run', 'main']
+__all__ = ['build_parser', 'corrective_click', 'main', 'run', 'scripted_clicks']
 
 
 def scripted_clicks(labels: np.ndarray, n_fg: int = 3, n_bg: int = 4) -> list[dict[str, Any]]:
     """Clicks a careful person would give: the object's centre and further interior points of
     the object (class 1) and of the background (class 0), each far from any boundary."""
-    from segdip_ros.core.synthetic import interior_point  # noqa: PLC0415
+    from segdip_ros.core.synthetic import interior_point
+
     out = []
     for cls, n in ((1, n_fg), (0, n_bg)):
         region = (labels == cls).astype(np.uint8)
@@ -49,7 +52,8 @@ def scripted_clicks(labels: np.ndarray, n_fg: int = 3, n_bg: int = 4) -> list[di
 def corrective_click(pred: np.ndarray, gt: np.ndarray) -> dict[str, Any] | None:
     """The click a person would add next: the centre of the largest wrong region, with the
     true class there (the simulated clicker of the interactive-segmentation benchmarks)."""
-    from segdip_ros.core.synthetic import interior_point  # noqa: PLC0415
+    from segdip_ros.core.synthetic import interior_point
+
     wrong = (pred != gt).astype(np.uint8)
     n, comp, stats, _ = cv2.connectedComponentsWithStats(wrong, connectivity=4)
     if n <= 1:
@@ -64,27 +68,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--out', type=Path, default=Path('segdip_demo_out'), help='output folder')
     p.add_argument('--frames', type=int, default=12, help='frames of the synthetic video')
     p.add_argument('--working-size', type=int, default=0, help='0 = engine preset')
-    p.add_argument('--engine', action='append', default=[], metavar='NAME=VALUE',
-                   help="engine field on top of the preset (the node's engine_overrides), "
-                        'e.g. --engine width=16; repeatable')
+    p.add_argument(
+        '--engine',
+        action='append',
+        default=[],
+        metavar='NAME=VALUE',
+        help="engine field on top of the preset (the node's engine_overrides), "
+        'e.g. --engine width=16; repeatable',
+    )
     p.add_argument('--device', default='auto')
-    p.add_argument('--threads', type=int, default=1,
-                   help='torch CPU threads (1: OpenMP spinning on a busy CPU costs far more '
-                        'than a second thread gains at this size); 0 = torch default')
+    p.add_argument(
+        '--threads',
+        type=int,
+        default=1,
+        help='torch CPU threads (1: OpenMP spinning on a busy CPU costs far more '
+        'than a second thread gains at this size); 0 = torch default',
+    )
     p.add_argument('--timeout', type=float, default=600.0, help='give up after this many s')
-    p.add_argument('--corrections', type=int, default=4,
-                   help='at most this many corrective clicks on frame 0 (largest error first)')
-    p.add_argument('--target-iou', type=float, default=0.95,
-                   help='stop correcting frame 0 once its IoU reaches this')
+    p.add_argument(
+        '--corrections',
+        type=int,
+        default=4,
+        help='at most this many corrective clicks on frame 0 (largest error first)',
+    )
+    p.add_argument(
+        '--target-iou',
+        type=float,
+        default=0.95,
+        help='stop correcting frame 0 once its IoU reaches this',
+    )
     p.add_argument('--quiet', action='store_true', help='no per-frame lines')
     return p
 
 
 def _header(k: int) -> Any:
-    from builtin_interfaces.msg import Time  # noqa: PLC0415
-    from std_msgs.msg import Header  # noqa: PLC0415
-    return Header(stamp=Time(sec=100 + k // 10, nanosec=(k % 10) * 100_000_000),
-                  frame_id='demo_camera')
+    from builtin_interfaces.msg import Time
+    from std_msgs.msg import Header
+
+    return Header(
+        stamp=Time(sec=100 + k // 10, nanosec=(k % 10) * 100_000_000), frame_id='demo_camera'
+    )
 
 
 def _ns(h: Any) -> int:
@@ -95,26 +118,31 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo; 0 on success, 1 when it timed out or the node failed."""
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'OFF')
     os.environ.setdefault('ROS_DOMAIN_ID', '77')
-    import rclpy  # noqa: PLC0415 - after the environment is set
-    from segdip_ros.node.inprocess import shutdown_in_process  # noqa: PLC0415
-    from rclpy.context import Context  # noqa: PLC0415
-    from rclpy.executors import SingleThreadedExecutor  # noqa: PLC0415
-    from rclpy.parameter import Parameter  # noqa: PLC0415
-    from diagnostic_msgs.msg import DiagnosticArray  # noqa: PLC0415
-    from sensor_msgs.msg import Image  # noqa: PLC0415
-    from std_msgs.msg import String  # noqa: PLC0415
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import String
 
-    from segdip_ros.core import iou  # noqa: PLC0415
-    from segdip_ros.core.synthetic import moving_object_sequence  # noqa: PLC0415
-    from segdip_ros.ros.convert import image_msg_to_rgb, rgb_to_image_msg  # noqa: PLC0415
-    from segdip_ros.ros.encodings import image_msg_to_numpy_raw  # noqa: PLC0415
-    from segdip_ros.segdip_node import SegDipNode  # noqa: PLC0415
+    from segdip_ros.core import iou
+    from segdip_ros.core.synthetic import moving_object_sequence
+    from segdip_ros.node.inprocess import shutdown_in_process
+    from segdip_ros.ros.convert import image_msg_to_rgb, rgb_to_image_msg
+    from segdip_ros.ros.encodings import image_msg_to_numpy_raw
+    from segdip_ros.segdip_node import SegDipNode
 
     scenes = moving_object_sequence(frames=max(2, args.frames))
     headers = [_header(k) for k in range(len(scenes) + 1)]  # + the end marker
     stamps = [_ns(h) for h in headers]
-    params = {'mode': 'tracking', 'device': args.device, 'working_size': args.working_size,
-              'publish_rate': 4.0, 'torch_threads': args.threads}
+    params = {
+        'mode': 'tracking',
+        'device': args.device,
+        'working_size': args.working_size,
+        'publish_rate': 4.0,
+        'torch_threads': args.threads,
+    }
     if args.engine:
         params['engine_overrides'] = list(args.engine)
     ctx = Context()
@@ -125,21 +153,44 @@ def run(args: argparse.Namespace) -> int:
     overlays: dict[int, np.ndarray] = {}
     t0 = time.monotonic()
     try:
-        node = SegDipNode('segdip', context=ctx, parameter_overrides=[
-            Parameter(k, value=v) for k, v in params.items()])
+        node = SegDipNode(
+            'segdip',
+            context=ctx,
+            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()],
+        )
         driver = rclpy.create_node('segdip_demo_driver', context=ctx)
         executor.add_node(node)
         executor.add_node(driver)
         img_pub = driver.create_publisher(Image, 'image', 5)
         ann_pub = driver.create_publisher(String, '/segdip/annotations', 100)
-        driver.create_subscription(Image, '/segdip/mask', lambda m: masks.__setitem__(
-            _ns(m.header), image_msg_to_numpy_raw(m).reshape(m.height, m.width).copy()), 10)
-        driver.create_subscription(Image, '/segdip/overlay', lambda m: overlays.__setitem__(
-            _ns(m.header), image_msg_to_rgb(m)), 10)
+        driver.create_subscription(
+            Image,
+            '/segdip/mask',
+            lambda m: masks.__setitem__(
+                _ns(m.header), image_msg_to_numpy_raw(m).reshape(m.height, m.width).copy()
+            ),
+            10,
+        )
+        driver.create_subscription(
+            Image,
+            '/segdip/overlay',
+            lambda m: overlays.__setitem__(_ns(m.header), image_msg_to_rgb(m)),
+            10,
+        )
         diag: dict[str, str] = {}
-        driver.create_subscription(DiagnosticArray, '/diagnostics', lambda m: diag.update(
-            {kv.key: kv.value for st in m.status if st.name.startswith('segdip')
-             for kv in st.values}), 10)
+        driver.create_subscription(
+            DiagnosticArray,
+            '/diagnostics',
+            lambda m: diag.update(
+                {
+                    kv.key: kv.value
+                    for st in m.status
+                    if st.name.startswith('segdip')
+                    for kv in st.values
+                }
+            ),
+            10,
+        )
 
         def spin_until(cond: Any) -> bool:
             while time.monotonic() - t0 < args.timeout:
@@ -148,19 +199,26 @@ def run(args: argparse.Namespace) -> int:
                 executor.spin_once(timeout_sec=0.05)
             return False
 
-        matched = spin_until(lambda: img_pub.get_subscription_count() > 0
-                             and ann_pub.get_subscription_count() > 0
-                             and node.outputs.pubs['mask'].get_subscription_count() > 0
-                             and node.outputs.pubs['overlay'].get_subscription_count() > 0)
+        matched = spin_until(
+            lambda: (
+                img_pub.get_subscription_count() > 0
+                and ann_pub.get_subscription_count() > 0
+                and node.outputs.pubs['mask'].get_subscription_count() > 0
+                and node.outputs.pubs['overlay'].get_subscription_count() > 0
+            )
+        )
         if not matched:
             print('segdip_demo: node and driver did not connect', file=sys.stderr)
             return 1
         clicks = scripted_clicks(scenes[0].labels)
         stamp0 = {'sec': headers[0].stamp.sec, 'nanosec': headers[0].stamp.nanosec}
         img_pub.publish(rgb_to_image_msg(scenes[0].rgb, headers[0]))
-        print(f'segdip_demo: {len(scenes)} frames {scenes[0].rgb.shape[1]}x'
-              f'{scenes[0].rgb.shape[0]}, {len(clicks)} clicks on frame 0, then up to '
-              f'{args.corrections} corrective clicks; training ...', flush=True)
+        print(
+            f'segdip_demo: {len(scenes)} frames {scenes[0].rgb.shape[1]}x'
+            f'{scenes[0].rgb.shape[0]}, {len(clicks)} clicks on frame 0, then up to '
+            f'{args.corrections} corrective clicks; training ...',
+            flush=True,
+        )
         gt0 = scenes[0].labels
         sent = 0
         for rnd in range(args.corrections + 1):
@@ -169,25 +227,34 @@ def run(args: argparse.Namespace) -> int:
             sent += len(clicks)
             diag.clear()
             # idle on /diagnostics: every click applied and its iterations spent
-            if not spin_until(lambda: diag.get('state') == 'idle'
-                              and int(diag.get('annotations_accepted', -1)) >= sent
-                              and diag.get('annotations_pending') == '0'):
+            if not spin_until(
+                lambda: (
+                    diag.get('state') == 'idle'
+                    and int(diag.get('annotations_accepted', -1)) >= sent
+                    and diag.get('annotations_pending') == '0'
+                )
+            ):
                 print('segdip_demo: timed out while training frame 0', file=sys.stderr)
                 return 1
             executor.spin_once(timeout_sec=0.3)  # the final mask of this round
             j0 = iou(masks[stamps[0]] == 1, gt0 == 1)
             if not args.quiet:
-                print(f'  frame  0 after {int(diag["annotations_accepted"])} clicks: '
-                      f'IoU {j0:.3f} ({diag.get("iteration")} iterations, '
-                      f'{time.monotonic() - t0:.0f} s)', flush=True)
+                print(
+                    f'  frame  0 after {int(diag["annotations_accepted"])} clicks: '
+                    f'IoU {j0:.3f} ({diag.get("iteration")} iterations, '
+                    f'{time.monotonic() - t0:.0f} s)',
+                    flush=True,
+                )
             click = corrective_click(masks[stamps[0]], gt0)
             if j0 >= args.target_iou or click is None or rnd == args.corrections:
                 break
             clicks = [click]
         for k in range(1, len(scenes) + 1):
             if not spin_until(lambda: stamps[k - 1] in masks):
-                print(f'segdip_demo: timed out waiting for the mask of frame {k - 1}',
-                      file=sys.stderr)
+                print(
+                    f'segdip_demo: timed out waiting for the mask of frame {k - 1}',
+                    file=sys.stderr,
+                )
                 return 1
             rgb = scenes[min(k, len(scenes) - 1)].rgb
             img_pub.publish(rgb_to_image_msg(rgb, headers[k]))
@@ -202,19 +269,32 @@ def run(args: argparse.Namespace) -> int:
             scores.append(j)
             cv2.imwrite(str(args.out / f'mask_{k:03d}.png'), mask)
             if stamps[k] in overlays:
-                cv2.imwrite(str(args.out / f'overlay_{k:03d}.png'),
-                            cv2.cvtColor(overlays[stamps[k]], cv2.COLOR_RGB2BGR))
+                cv2.imwrite(
+                    str(args.out / f'overlay_{k:03d}.png'),
+                    cv2.cvtColor(overlays[stamps[k]], cv2.COLOR_RGB2BGR),
+                )
             if not args.quiet:
                 print(f'  frame {k:2d}: IoU {j:.3f}')
         st = node.trainer.stats
         later = float(np.mean(scores[1:])) if len(scores) > 1 else float('nan')
-        print(f'segdip_demo: IoU frame 0 {scores[0]:.3f}, mean over frames 1..'
-              f'{len(scores) - 1} {later:.3f}, mean all {np.mean(scores):.3f}; '
-              f'{st.iteration} iterations at {st.iterations_per_second:.1f} it/s, '
-              f'{time.monotonic() - t0:.1f} s; overlays in {args.out}')
-        (args.out / 'scores.json').write_text(json.dumps(
-            {'iou': scores, 'iou_frame0': scores[0], 'iou_mean_later': later,
-             'iterations': st.iteration, 'seconds': time.monotonic() - t0}, indent=1))
+        print(
+            f'segdip_demo: IoU frame 0 {scores[0]:.3f}, mean over frames 1..'
+            f'{len(scores) - 1} {later:.3f}, mean all {np.mean(scores):.3f}; '
+            f'{st.iteration} iterations at {st.iterations_per_second:.1f} it/s, '
+            f'{time.monotonic() - t0:.1f} s; overlays in {args.out}'
+        )
+        (args.out / 'scores.json').write_text(
+            json.dumps(
+                {
+                    'iou': scores,
+                    'iou_frame0': scores[0],
+                    'iou_mean_later': later,
+                    'iterations': st.iteration,
+                    'seconds': time.monotonic() - t0,
+                },
+                indent=1,
+            )
+        )
         return 0
     finally:
         shutdown_in_process(executor, ctx, node, driver)

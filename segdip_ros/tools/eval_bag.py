@@ -12,28 +12,46 @@ j_over_frames.png, plus overlay.mp4.
 (images/<seq>/), which are first written as bags with simulated clicks (``--clicks``, default 3)
 under OUT/bags/. One table then gives every sequence and the mean over sequences.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 from segdip_ros.offline.bagio import BagError, BagReader, BagWriter, image_msg
-from segdip_ros.offline.tracking_eval import (FrameScore, SequenceResult, assign_annotations,
-                                              track_sequence, write_dataset_report,
-                                              write_sequence_report)
+from segdip_ros.offline.tracking_eval import (
+    FrameScore,
+    SequenceResult,
+    assign_annotations,
+    track_sequence,
+    write_dataset_report,
+    write_sequence_report,
+)
 
-__all__ = ['evaluate_bag', 'build_parser', 'run', 'main']
+__all__ = ['build_parser', 'evaluate_bag', 'main', 'run']
 
 _DEFAULT_GT = '/ground_truth/mask'
 _DEFAULT_ANN = '/segdip/annotations'
-_COLOURS = np.array([[0, 0, 0], [255, 60, 60], [60, 200, 60], [60, 120, 255], [240, 200, 0],
-                     [200, 0, 200], [0, 200, 200], [255, 128, 0]], np.uint8)
+_COLOURS = np.array(
+    [
+        [0, 0, 0],
+        [255, 60, 60],
+        [60, 200, 60],
+        [60, 120, 255],
+        [240, 200, 0],
+        [200, 0, 200],
+        [0, 200, 200],
+        [255, 128, 0],
+    ],
+    np.uint8,
+)
 
 
 def overlay(rgb: np.ndarray, labels: np.ndarray, gt: np.ndarray | None) -> np.ndarray:
@@ -44,8 +62,9 @@ def overlay(rgb: np.ndarray, labels: np.ndarray, gt: np.ndarray | None) -> np.nd
     colours = _COLOURS[np.clip(lab, 0, len(_COLOURS) - 1)]
     out[sel] = (0.5 * out[sel] + 0.5 * colours[sel]).astype(np.uint8)
     if gt is not None:
-        contours, _ = cv2.findContours((gt > 0).astype(np.uint8), cv2.RETR_EXTERNAL,
-                                       cv2.CHAIN_APPROX_NONE)
+        contours, _ = cv2.findContours(
+            (gt > 0).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
+        )
         cv2.drawContours(out, contours, -1, (255, 255, 255), 1)
     return out
 
@@ -62,8 +81,9 @@ class _Progress:
         done = score.index + 1
         bar = '#' * int(20 * done / self.total)
         j = '' if score.j is None else f' J={score.j:.3f}'
-        sys.stderr.write(f'\r{self.name} [{bar:<20}] {done}/{self.total}{j} '
-                         f'{score.seconds:.2f} s/frame ')
+        sys.stderr.write(
+            f'\r{self.name} [{bar:<20}] {done}/{self.total}{j} {score.seconds:.2f} s/frame '
+        )
         sys.stderr.flush()
 
     def close(self) -> None:
@@ -75,13 +95,24 @@ def make_session(args: argparse.Namespace, network: bool = True) -> Any:
     """A TrainingSession with the chosen preset and overrides; `network=False`: the same
     pipeline with the network's say removed from every cut (the ablation)."""
     from segdip_ros.core import PRESETS, TrainingSession
-    over = {k: v for k, v in (('working_size', args.working_size), ('device', args.device),
-                              ('seed', args.seed), ('warmup_iterations', args.warmup),
-                              ('network_scale', args.network_scale), ('refine', args.refine),
-                              ('width', args.width), ('iterations_first', args.iterations_first),
-                              ('iterations_per_frame', args.iterations_per_frame))
-            if v is not None}
+
+    over = {
+        k: v
+        for k, v in (
+            ('working_size', args.working_size),
+            ('device', args.device),
+            ('seed', args.seed),
+            ('warmup_iterations', args.warmup),
+            ('network_scale', args.network_scale),
+            ('refine', args.refine),
+            ('width', args.width),
+            ('iterations_first', args.iterations_first),
+            ('iterations_per_frame', args.iterations_per_frame),
+        )
+        if v is not None
+    }
     from segdip_ros.core.config import parse_overrides
+
     try:
         over.update(dict(parse_overrides(args.engine)))
     except ValueError as err:
@@ -91,8 +122,12 @@ def make_session(args: argparse.Namespace, network: bool = True) -> Any:
         return TrainingSession(cfg)
     from segdip_ros.core import CutSettings
     from segdip_ros.core.tracking import TrackSettings
-    return TrainingSession(cfg, CutSettings(network_weight=0.0, network_weight_first=0.0),
-                           TrackSettings(network_weight=0.0))
+
+    return TrainingSession(
+        cfg,
+        CutSettings(network_weight=0.0, network_weight_first=0.0),
+        TrackSettings(network_weight=0.0),
+    )
 
 
 METHODS = ('segdip', 'segdip-nonet', 'flow-cut', 'identity')
@@ -101,24 +136,35 @@ METHODS = ('segdip', 'segdip-nonet', 'flow-cut', 'identity')
 def make_tracker(method: str, args: argparse.Namespace) -> Any:
     """The method `method` (offline.trackers) with the run's engine options."""
     from segdip_ros.offline.trackers import PEER_METHODS, EngineTracker
+
     if method in ('segdip', 'segdip-nonet'):
-        return EngineTracker(make_session(args, network=method == 'segdip'),
-                             warmup=args.warmup != 0)
+        return EngineTracker(
+            make_session(args, network=method == 'segdip'), warmup=args.warmup != 0
+        )
     if method in PEER_METHODS:
         from segdip_ros.core import PRESETS
+
         size = args.working_size or PRESETS[args.preset]().working_size
         return PEER_METHODS[method](args.num_classes, size)
     raise BagError(f'unknown method {method!r}; known: {", ".join(METHODS)}')
 
 
-def evaluate_bag(bag: Path, out_dir: Path, args: argparse.Namespace,
-                 name: str | None = None, method: str = 'segdip') -> SequenceResult:
+def evaluate_bag(
+    bag: Path,
+    out_dir: Path,
+    args: argparse.Namespace,
+    name: str | None = None,
+    method: str = 'segdip',
+) -> SequenceResult:
     """Evaluate one method on one bag; writes masks (bag and PNGs), overlay video, reports."""
-    reader = BagReader(Path(bag), image_topic=args.image_topic,
-                       annotation_topic=args.annotation_topic or None,
-                       gt_topic=args.gt_topic or None,
-                       gt_optional=args.gt_topic == _DEFAULT_GT,
-                       annotation_optional=args.annotation_topic == _DEFAULT_ANN)
+    reader = BagReader(
+        Path(bag),
+        image_topic=args.image_topic,
+        annotation_topic=args.annotation_topic or None,
+        gt_topic=args.gt_topic or None,
+        gt_optional=args.gt_topic == _DEFAULT_GT,
+        annotation_optional=args.annotation_topic == _DEFAULT_ANN,
+    )
     if reader.annotation_topic is None and args.annotation_topic:
         print(f'{bag}: no annotation topic; the network gets no labels', file=sys.stderr)
     out_dir = Path(out_dir)
@@ -136,18 +182,26 @@ def evaluate_bag(bag: Path, out_dir: Path, args: argparse.Namespace,
     video: list[Any] = [None]
 
     with BagWriter(out_bag, args.storage) as writer:
+
         def on_frame(frame: Any, labels: Any, score: FrameScore) -> None:
-            writer.write(args.mask_topic, image_msg(labels, frame.stamp_ns, frame.frame_id,
-                                                    'mono8'), frame.recv_ns)
+            writer.write(
+                args.mask_topic,
+                image_msg(labels, frame.stamp_ns, frame.frame_id, 'mono8'),
+                frame.recv_ns,
+            )
             cv2.imwrite(str(png_dir / f'{frame.index:05d}.png'), labels)
             if not args.no_video:
                 if video[0] is None:
                     h, w = labels.shape
-                    video[0] = cv2.VideoWriter(str(out_dir / 'overlay.mp4'),
-                                               cv2.VideoWriter_fourcc(*'mp4v'), args.video_fps,
-                                               (w, h))
-                video[0].write(cv2.cvtColor(overlay(frame.image, labels, frame.gt),
-                                            cv2.COLOR_RGB2BGR))
+                    video[0] = cv2.VideoWriter(
+                        str(out_dir / 'overlay.mp4'),
+                        cv2.VideoWriter_fourcc(*'mp4v'),
+                        args.video_fps,
+                        (w, h),
+                    )
+                video[0].write(
+                    cv2.cvtColor(overlay(frame.image, labels, frame.gt), cv2.COLOR_RGB2BGR)
+                )
             progress.update(score)
 
         try:
@@ -168,14 +222,21 @@ def evaluate_bag(bag: Path, out_dir: Path, args: argparse.Namespace,
 
 def _config_dict(cfg: Any) -> dict[str, Any]:
     from segdip_ros.core import config_to_dict
+
     return config_to_dict(cfg)
 
 
 def _dataset_bags(root: Path, out: Path, args: argparse.Namespace) -> list[tuple[str, Path]]:
     """(name, bag path) per sequence: sub-folder bags, or bags made from DAVIS-layout frames."""
     if (root / 'images').is_dir():
-        from segdip_ros.tools.make_bag import (list_sequences, load_sequence, mask_annotation,
-                                               simulate_clicks, write_sequence_bag)
+        from segdip_ros.tools.make_bag import (
+            list_sequences,
+            load_sequence,
+            mask_annotation,
+            simulate_clicks,
+            write_sequence_bag,
+        )
+
         bags = []
         kind = 'mask' if args.first_frame == 'mask' else f'clicks{args.clicks}'
         for seq in list_sequences(root):
@@ -185,15 +246,20 @@ def _dataset_bags(root: Path, out: Path, args: argparse.Namespace) -> list[tuple
                 frames = load_sequence(root, seq, args.max_frames)
                 if frames[0][1] is None:
                     raise BagError(f'sequence {seq} has no first-frame mask')
-                anns = ([mask_annotation(frames[0][1])] if args.first_frame == 'mask'
-                        else simulate_clicks(frames[0][1], args.clicks))
+                anns = (
+                    [mask_annotation(frames[0][1])]
+                    if args.first_frame == 'mask'
+                    else simulate_clicks(frames[0][1], args.clicks)
+                )
                 write_sequence_bag(path, frames, anns)
             bags.append((seq, path))
         return bags
     bags = sorted((p.name, p) for p in root.iterdir() if (p / 'metadata.yaml').exists())
     if not bags:
-        raise BagError(f'{root} holds neither bags (sub-folders with metadata.yaml) nor '
-                       'frames in DAVIS layout (images/<seq>/)')
+        raise BagError(
+            f'{root} holds neither bags (sub-folders with metadata.yaml) nor '
+            'frames in DAVIS layout (images/<seq>/)'
+        )
     return bags
 
 
@@ -203,9 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--dataset', type=Path, help='folder of bags or DAVIS-layout frames')
     p.add_argument('--out', type=Path, default=Path('segdip_eval'), help='output folder')
     p.add_argument('--out-bag', type=Path, help='mask bag (default OUT/mask_bag)')
-    p.add_argument('--storage', choices=('sqlite3', 'mcap'), default='sqlite3',
-                   help='storage of the mask bag')
-    p.add_argument('--image-topic', help='default: the bag\'s camera topic')
+    p.add_argument(
+        '--storage', choices=('sqlite3', 'mcap'), default='sqlite3', help='storage of the mask bag'
+    )
+    p.add_argument('--image-topic', help="default: the bag's camera topic")
     p.add_argument('--annotation-topic', default=_DEFAULT_ANN, help="'' for none")
     p.add_argument('--gt-topic', default=_DEFAULT_GT, help="'' for none")
     p.add_argument('--mask-topic', default='/segdip/mask')
@@ -215,24 +282,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--num-classes', type=int, default=2)
     p.add_argument('--working-size', type=int, help='override the preset')
     p.add_argument('--width', type=int, help='override the preset network width')
-    p.add_argument('--network-scale', type=float,
-                   help='network resolution as a share of the working size (preset: 0.5)')
-    p.add_argument('--refine', choices=('none', 'graphcut'),
-                   help="graph cut on the network's probabilities (default: the preset's)")
+    p.add_argument(
+        '--network-scale',
+        type=float,
+        help='network resolution as a share of the working size (preset: 0.5)',
+    )
+    p.add_argument(
+        '--refine',
+        choices=('none', 'graphcut'),
+        help="graph cut on the network's probabilities (default: the preset's)",
+    )
     p.add_argument('--warmup', type=int, help='warm-up iterations (0 = none; preset default)')
-    p.add_argument('--engine', action='append', default=[], metavar='NAME=VALUE',
-                   help="engine field on top of the preset (the node's engine_overrides), "
-                        'e.g. --engine iterations_per_click=30; repeatable')
+    p.add_argument(
+        '--engine',
+        action='append',
+        default=[],
+        metavar='NAME=VALUE',
+        help="engine field on top of the preset (the node's engine_overrides), "
+        'e.g. --engine iterations_per_click=30; repeatable',
+    )
     p.add_argument('--device', help='auto, cpu, cuda, cuda:N')
     p.add_argument('--seed', type=int)
-    p.add_argument('--threads', type=int,
-                   help='torch CPU threads (1 is much faster when other jobs share the cores)')
+    p.add_argument(
+        '--threads',
+        type=int,
+        help='torch CPU threads (1 is much faster when other jobs share the cores)',
+    )
     p.add_argument('--max-frames', type=int)
-    p.add_argument('--methods', default='segdip',
-                   help=f'comma-separated, from {",".join(METHODS)} (all in the same run)')
-    p.add_argument('--first-frame', choices=('clicks', 'mask'), default='clicks',
-                   help='--dataset frames: annotate frame 0 with simulated clicks, or with its '
-                        'ground-truth mask (the DAVIS semi-supervised protocol)')
+    p.add_argument(
+        '--methods',
+        default='segdip',
+        help=f'comma-separated, from {",".join(METHODS)} (all in the same run)',
+    )
+    p.add_argument(
+        '--first-frame',
+        choices=('clicks', 'mask'),
+        default='clicks',
+        help='--dataset frames: annotate frame 0 with simulated clicks, or with its '
+        'ground-truth mask (the DAVIS semi-supervised protocol)',
+    )
     p.add_argument('--clicks', type=int, default=3, help='simulated clicks for --dataset frames')
     p.add_argument('--no-video', action='store_true')
     p.add_argument('--video-fps', type=float, default=10.0)
@@ -248,6 +336,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise BagError(f'--threads must be >= 1, got {args.threads}')
     import torch
+
     saved = torch.get_num_threads()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -269,8 +358,9 @@ def _run(args: argparse.Namespace) -> int:
         table = {}
         for method in methods:
             out = args.out / method if several else args.out
-            results = [evaluate_bag(bag, out / name, args, name=name, method=method)
-                       for name, bag in bags]
+            results = [
+                evaluate_bag(bag, out / name, args, name=name, method=method) for name, bag in bags
+            ]
             table[method] = write_dataset_report(results, out)
         if several:
             write_comparison(table, args.out)
@@ -279,8 +369,10 @@ def _run(args: argparse.Namespace) -> int:
         for method in methods:
             out = args.out / method if several else args.out
             r = evaluate_bag(args.bag, out, args, method=method)
-            print(f'{method} {r.name}: J={r.j_mean:.3f} F={r.f_mean:.3f} '
-                  f'{r.seconds_per_frame:.2f} s/frame ({len(r.frames)} frames)')
+            print(
+                f'{method} {r.name}: J={r.j_mean:.3f} F={r.f_mean:.3f} '
+                f'{r.seconds_per_frame:.2f} s/frame ({len(r.frames)} frames)'
+            )
     print(f'results in {args.out} ({time.perf_counter() - t:.0f} s)', file=sys.stderr)
     return 0
 
@@ -288,29 +380,49 @@ def _run(args: argparse.Namespace) -> int:
 def write_comparison(table: dict[str, dict[str, Any]], out: Path) -> None:
     """OUT/results.md and results.json: J per sequence, mean J and F, s/frame, per method."""
     import json
+
     seqs = sorted({s for summary in table.values() for s in summary['sequences']})
 
     def fmt(v: Any) -> str:
         return '-' if v is None or v != v else f'{v:.3f}'
-    lines = ['| method | ' + ' | '.join(seqs) + ' | mean J | mean F | s/frame |',
-             '|---' * (len(seqs) + 4) + '|']
+
+    lines = [
+        '| method | ' + ' | '.join(seqs) + ' | mean J | mean F | s/frame |',
+        '|---' * (len(seqs) + 4) + '|',
+    ]
     for method, summary in table.items():
         per = summary['sequences']
         spf = [per[s]['seconds_per_frame'] for s in seqs if s in per]
-        lines.append(f'| {method} | ' + ' | '.join(fmt(per.get(s, {}).get('J')) for s in seqs)
-                     + f" | **{fmt(summary['mean']['J'])}** | {fmt(summary['mean']['F'])} | "
-                     f'{fmt(float(np.mean(spf)) if spf else None)} |')
+        lines.append(
+            f'| {method} | '
+            + ' | '.join(fmt(per.get(s, {}).get('J')) for s in seqs)
+            + f' | **{fmt(summary["mean"]["J"])}** | {fmt(summary["mean"]["F"])} | '
+            f'{fmt(float(np.mean(spf)) if spf else None)} |'
+        )
     (out / 'results.md').write_text('\n'.join(lines) + '\n')
     from segdip_ros.offline.tracking_eval import json_safe
-    (out / 'results.json').write_text(json.dumps(json_safe(
-        {m: {'sequences': {s: v['J'] for s, v in summary['sequences'].items()},
-             'mean_J': summary['mean']['J'], 'mean_F': summary['mean']['F']}
-         for m, summary in table.items()}), indent=1))
+
+    (out / 'results.json').write_text(
+        json.dumps(
+            json_safe(
+                {
+                    m: {
+                        'sequences': {s: v['J'] for s, v in summary['sequences'].items()},
+                        'mean_J': summary['mean']['J'],
+                        'mean_F': summary['mean']['F'],
+                    }
+                    for m, summary in table.items()
+                }
+            ),
+            indent=1,
+        )
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from segdip_ros.core import SegDipError
+
     try:
         return run(args)
     except (BagError, SegDipError, OSError) as err:

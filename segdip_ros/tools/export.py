@@ -15,21 +15,23 @@ compressed string (the encoding of pycocotools' maskApi rleToString). It is writ
 numpy rather than with pycocotools.mask.encode, so the package needs no compiled COCO
 dependency at run time (pycocotools has no rosdep key); the tests check it with pycocotools.
 """
+
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 from segdip_ros.offline.dataset import DatasetError, atomic_write_bytes, load_dataset
 
-__all__ = ['rle_counts', 'rle_string', 'rle_encode', 'regions', 'to_coco', 'run', 'main']
+__all__ = ['main', 'regions', 'rle_counts', 'rle_encode', 'rle_string', 'run', 'to_coco']
 
 
 def rle_counts(mask: np.ndarray) -> list[int]:
@@ -51,7 +53,7 @@ def rle_string(counts: Sequence[int]) -> str:
         x = int(c) - (int(counts[i - 2]) if i > 2 else 0)
         more = True
         while more:
-            ch = x & 0x1f
+            ch = x & 0x1F
             x >>= 5
             more = x != -1 if ch & 0x10 else x != 0
             if more:
@@ -66,8 +68,9 @@ def rle_encode(mask: np.ndarray) -> dict[str, Any]:
     return {'size': [int(h), int(w)], 'counts': rle_string(rle_counts(mask))}
 
 
-def regions(mask: np.ndarray, class_id: int, min_area: int = 1
-            ) -> list[tuple[np.ndarray, list[float], int]]:
+def regions(
+    mask: np.ndarray, class_id: int, min_area: int = 1
+) -> list[tuple[np.ndarray, list[float], int]]:
     """(binary region, [x, y, w, h] bbox, area) of each 8-connected region of `class_id`."""
     binary = (mask == class_id).astype(np.uint8)
     if not binary.any():
@@ -81,27 +84,60 @@ def regions(mask: np.ndarray, class_id: int, min_area: int = 1
     return out
 
 
-def to_coco(dataset_dir: str | Path, include_background: bool = False, min_area: int = 1
-            ) -> dict[str, Any]:
+def to_coco(
+    dataset_dir: str | Path, include_background: bool = False, min_area: int = 1
+) -> dict[str, Any]:
     """The COCO dictionary of a dataset folder (checked with load_dataset first)."""
     ds = load_dataset(dataset_dir, check=True)
     first = 0 if include_background else 1
-    cats = [{'id': int(c['id']), 'name': str(c['name']), 'supercategory': 'segdip',
-             'color': c.get('color_hex', '')} for c in ds.classes if int(c['id']) >= first]
+    cats = [
+        {
+            'id': int(c['id']),
+            'name': str(c['name']),
+            'supercategory': 'segdip',
+            'color': c.get('color_hex', ''),
+        }
+        for c in ds.classes
+        if int(c['id']) >= first
+    ]
     images, anns = [], []
     for image_id, s in enumerate(ds.samples, 1):
-        images.append({'id': image_id, 'file_name': s.image_path.relative_to(ds.root).as_posix(),
-                       'width': s.width, 'height': s.height, 'segdip_name': s.name,
-                       'segdip_stamp_ns': s.stamp_ns, 'frame_id': s.frame_id})
+        images.append(
+            {
+                'id': image_id,
+                'file_name': s.image_path.relative_to(ds.root).as_posix(),
+                'width': s.width,
+                'height': s.height,
+                'segdip_name': s.name,
+                'segdip_stamp_ns': s.stamp_ns,
+                'frame_id': s.frame_id,
+            }
+        )
         mask = s.read_mask()
         for cat in cats:
             for region, bbox, area in regions(mask, cat['id'], min_area):
-                anns.append({'id': len(anns) + 1, 'image_id': image_id,
-                             'category_id': cat['id'], 'segmentation': rle_encode(region),
-                             'area': area, 'bbox': bbox, 'iscrowd': 0})
-    return {'info': {'description': f'segdip_ros dataset {ds.root.name}', 'version': '1.0',
-                     'date_created': datetime.datetime.now(datetime.timezone.utc).isoformat()},
-            'licenses': [], 'images': images, 'categories': cats, 'annotations': anns}
+                anns.append(
+                    {
+                        'id': len(anns) + 1,
+                        'image_id': image_id,
+                        'category_id': cat['id'],
+                        'segmentation': rle_encode(region),
+                        'area': area,
+                        'bbox': bbox,
+                        'iscrowd': 0,
+                    }
+                )
+    return {
+        'info': {
+            'description': f'segdip_ros dataset {ds.root.name}',
+            'version': '1.0',
+            'date_created': datetime.datetime.now(datetime.UTC).isoformat(),
+        },
+        'licenses': [],
+        'images': images,
+        'categories': cats,
+        'annotations': anns,
+    }
 
 
 def run(args: Sequence[str] | None = None) -> int:
@@ -109,8 +145,9 @@ def run(args: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog='segdip_export', description=__doc__.split('\n\n')[0])
     ap.add_argument('dataset', help='dataset folder (classes.json, manifest.jsonl, ...)')
     ap.add_argument('-o', '--output', help='COCO JSON file (default: <dataset>/coco.json)')
-    ap.add_argument('--include-background', action='store_true',
-                    help='also export class 0 regions')
+    ap.add_argument(
+        '--include-background', action='store_true', help='also export class 0 regions'
+    )
     ap.add_argument('--min-area', type=int, default=1, help='drop regions smaller than this')
     a = ap.parse_args(args)
     try:
@@ -120,8 +157,10 @@ def run(args: Sequence[str] | None = None) -> int:
         return 1
     out = Path(a.output) if a.output else Path(a.dataset) / 'coco.json'
     atomic_write_bytes(out, json.dumps(coco).encode())
-    print(f'{out}: {len(coco["images"])} images, {len(coco["annotations"])} regions, '
-          f'{len(coco["categories"])} categories')
+    print(
+        f'{out}: {len(coco["images"])} images, {len(coco["annotations"])} regions, '
+        f'{len(coco["categories"])} categories'
+    )
     return 0
 
 

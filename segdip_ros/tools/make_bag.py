@@ -19,23 +19,39 @@ class 0), deterministic so a bag can be rebuilt exactly:
   background stroke along the longest path of the background's skeleton (width 3 px).
 - ``--box``: the object's bounding box as class 1, plus one background click farthest from it.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
-from segdip_ros.offline.bagio import (BagError, BagWriter, compressed_msg, image_msg,
-                                      ns_to_stamp, string_msg)
+from segdip_ros.offline.bagio import (
+    BagError,
+    BagWriter,
+    compressed_msg,
+    image_msg,
+    ns_to_stamp,
+    string_msg,
+)
 
-__all__ = ['simulate_clicks', 'simulate_strokes', 'simulate_box', 'list_sequences',
-           'load_sequence', 'write_sequence_bag', 'run', 'main']
+__all__ = [
+    'list_sequences',
+    'load_sequence',
+    'main',
+    'run',
+    'simulate_box',
+    'simulate_clicks',
+    'simulate_strokes',
+    'write_sequence_bag',
+]
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp')
 
@@ -51,8 +67,9 @@ def _farthest(region: np.ndarray) -> tuple[float, float] | None:
     return float(x), float(y)
 
 
-def _farthest_bg(fg: np.ndarray, excluded: list[tuple[float, float]]
-                 ) -> tuple[float, float] | None:
+def _farthest_bg(
+    fg: np.ndarray, excluded: list[tuple[float, float]]
+) -> tuple[float, float] | None:
     """Background pixel farthest from the object and from earlier background clicks (the image
     border does not count as object)."""
     bg = (~fg).astype(np.uint8)
@@ -71,6 +88,7 @@ def mask_annotation(mask: np.ndarray) -> dict[str, Any]:
     """The whole first-frame mask as one annotation (object > 0 is class 1, the rest class 0):
     the DAVIS semi-supervised protocol, in the ~/annotations schema."""
     from segdip_ros.core import Mask
+
     return Mask((np.asarray(mask) > 0).astype(np.uint8)).to_dict()
 
 
@@ -101,6 +119,7 @@ def _longest_skeleton_path(region: np.ndarray) -> list[tuple[int, int]]:
     """Longest path (in 8-connected steps) of the skeleton of `region`, as (x, y) pixels:
     two breadth-first searches, the usual approximation of a tree's diameter."""
     from skimage.morphology import skeletonize
+
     skel = skeletonize(region)
     ys, xs = np.nonzero(skel)
     if len(xs) == 0:
@@ -141,12 +160,17 @@ def _stroke(region: np.ndarray, cls: int, width: float, max_points: int) -> dict
     if len(path) < 2:
         return None
     idx = np.unique(np.linspace(0, len(path) - 1, min(max_points, len(path))).round().astype(int))
-    return {'type': 'stroke', 'points': [[float(path[i][0]), float(path[i][1])] for i in idx],
-            'class_id': cls, 'width': float(width)}
+    return {
+        'type': 'stroke',
+        'points': [[float(path[i][0]), float(path[i][1])] for i in idx],
+        'class_id': cls,
+        'width': float(width),
+    }
 
 
-def simulate_strokes(mask: np.ndarray, width: float = 3.0,
-                     max_points: int = 32) -> list[dict[str, Any]]:
+def simulate_strokes(
+    mask: np.ndarray, width: float = 3.0, max_points: int = 32
+) -> list[dict[str, Any]]:
     """An object stroke and a background stroke along skeleton paths (module docstring)."""
     fg = np.asarray(mask) > 0
     strokes = [_stroke(fg, 1, width, max_points), _stroke(~fg, 0, width, max_points)]
@@ -159,10 +183,16 @@ def simulate_box(mask: np.ndarray) -> list[dict[str, Any]]:
     ys, xs = np.nonzero(fg)
     if len(xs) == 0:
         return []
-    box = {'type': 'box', 'x0': float(xs.min()), 'y0': float(ys.min()),
-           'x1': float(xs.max()), 'y1': float(ys.max()), 'class_id': 1}
+    box = {
+        'type': 'box',
+        'x0': float(xs.min()),
+        'y0': float(ys.min()),
+        'x1': float(xs.max()),
+        'y1': float(ys.max()),
+        'class_id': 1,
+    }
     inside = np.zeros_like(fg)
-    inside[ys.min():ys.max() + 1, xs.min():xs.max() + 1] = True
+    inside[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = True
     out = [box]
     pt = _farthest_bg(inside, [])
     if pt is not None and not inside.all():
@@ -181,8 +211,9 @@ def list_sequences(root: Path) -> list[str]:
     return seqs
 
 
-def load_sequence(root: Path, seq: str,
-                  max_frames: int | None = None) -> list[tuple[np.ndarray, np.ndarray | None]]:
+def load_sequence(
+    root: Path, seq: str, max_frames: int | None = None
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """(RGB image, mask or None) per frame, in file-name order; masks must match image sizes."""
     folder = Path(root) / 'images' / seq
     if not folder.is_dir():
@@ -198,18 +229,28 @@ def load_sequence(root: Path, seq: str,
         mpath = Path(root) / 'masks' / seq / (f.stem + '.png')
         mask = cv2.imread(str(mpath), cv2.IMREAD_GRAYSCALE) if mpath.exists() else None
         if mask is not None and mask.shape != bgr.shape[:2]:
-            raise BagError(f'mask {mpath} is {mask.shape[1]}x{mask.shape[0]}, image {f} is '
-                           f'{bgr.shape[1]}x{bgr.shape[0]}')
+            raise BagError(
+                f'mask {mpath} is {mask.shape[1]}x{mask.shape[0]}, image {f} is '
+                f'{bgr.shape[1]}x{bgr.shape[0]}'
+            )
         frames.append((cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), mask))
     return frames
 
 
-def write_sequence_bag(out: Path, frames: Sequence[tuple[np.ndarray, np.ndarray | None]],
-                       annotations: Sequence[dict[str, Any]], *, storage: str = 'sqlite3',
-                       compressed: bool = False, fps: float = 10.0, t0: float = 1000.0,
-                       frame_id: str = 'camera', image_topic: str | None = None,
-                       gt_topic: str = '/ground_truth/mask',
-                       annotation_topic: str = '/segdip/annotations') -> int:
+def write_sequence_bag(
+    out: Path,
+    frames: Sequence[tuple[np.ndarray, np.ndarray | None]],
+    annotations: Sequence[dict[str, Any]],
+    *,
+    storage: str = 'sqlite3',
+    compressed: bool = False,
+    fps: float = 10.0,
+    t0: float = 1000.0,
+    frame_id: str = 'camera',
+    image_topic: str | None = None,
+    gt_topic: str = '/ground_truth/mask',
+    annotation_topic: str = '/segdip/annotations',
+) -> int:
     """Write one sequence as a bag; returns the number of messages written."""
     if fps <= 0:
         raise BagError(f'fps must be > 0, got {fps}')
@@ -234,15 +275,17 @@ def write_sequence_bag(out: Path, frames: Sequence[tuple[np.ndarray, np.ndarray 
     return count
 
 
-def _annotations_for(args: argparse.Namespace,
-                     first_mask: np.ndarray | None) -> list[dict[str, Any]]:
+def _annotations_for(
+    args: argparse.Namespace, first_mask: np.ndarray | None
+) -> list[dict[str, Any]]:
     if args.annotations:
         try:
             data = json.loads(Path(args.annotations).read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise BagError(f'cannot read annotations {args.annotations}: {err}') from err
-        if not isinstance(data, list) \
-                or not all(isinstance(d, dict) and 'type' in d for d in data):
+        if not isinstance(data, list) or not all(
+            isinstance(d, dict) and 'type' in d for d in data
+        ):
             raise BagError(f'{args.annotations} must hold a JSON list of objects with "type"')
         return data
     if not (args.clicks or args.strokes or args.box or args.mask):
@@ -264,8 +307,12 @@ def _annotations_for(args: argparse.Namespace,
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='segdip_make_bag', description=__doc__.split('\n')[0])
     p.add_argument('frames', type=Path, help='dataset folder with images/<seq>/ (DAVIS layout)')
-    p.add_argument('--out', type=Path, required=True,
-                   help='bag path with --sequence, else a folder receiving one bag per sequence')
+    p.add_argument(
+        '--out',
+        type=Path,
+        required=True,
+        help='bag path with --sequence, else a folder receiving one bag per sequence',
+    )
     p.add_argument('--sequence', help='only this sequence (default: all)')
     p.add_argument('--storage', choices=('sqlite3', 'mcap'), default='sqlite3')
     p.add_argument('--compressed', action='store_true', help='JPEG CompressedImage topic')
@@ -278,8 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument('--clicks', type=int, default=0, help='simulate N clicks from the mask')
     g.add_argument('--strokes', action='store_true', help='simulate skeleton strokes')
     g.add_argument('--box', action='store_true', help='simulate a bounding box')
-    g.add_argument('--mask', action='store_true',
-                   help='the whole first-frame mask as one annotation (DAVIS protocol)')
+    g.add_argument(
+        '--mask',
+        action='store_true',
+        help='the whole first-frame mask as one annotation (DAVIS protocol)',
+    )
     return p
 
 
@@ -292,11 +342,19 @@ def run(args: argparse.Namespace) -> int:
         out = args.out if args.sequence else args.out / seq
         if not args.sequence:
             args.out.mkdir(parents=True, exist_ok=True)
-        n = write_sequence_bag(out, frames, anns, storage=args.storage,
-                               compressed=args.compressed, fps=args.fps, t0=args.t0,
-                               frame_id=args.frame_id)
-        print(f'{out}: {len(frames)} frames, {len(anns)} annotations, {n} messages',
-              file=sys.stderr)
+        n = write_sequence_bag(
+            out,
+            frames,
+            anns,
+            storage=args.storage,
+            compressed=args.compressed,
+            fps=args.fps,
+            t0=args.t0,
+            frame_id=args.frame_id,
+        )
+        print(
+            f'{out}: {len(frames)} frames, {len(anns)} annotations, {n} messages', file=sys.stderr
+        )
     return 0
 
 

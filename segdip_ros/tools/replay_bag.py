@@ -18,6 +18,7 @@ Modes:
 
 `replay(bag, ..., context=ctx)` runs in the caller's rclpy context (for tests in a thread).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,14 +26,22 @@ import importlib
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from segdip_ros.offline.bagio import (COMPRESSED_TYPE, IMAGE_TYPE, BagError, BagReader,
-                                      decode_image, open_reader, stamp_to_ns)
+from segdip_ros.offline.bagio import (
+    COMPRESSED_TYPE,
+    IMAGE_TYPE,
+    BagError,
+    BagReader,
+    decode_image,
+    open_reader,
+    stamp_to_ns,
+)
 
-__all__ = ['ReplayError', 'ReplayStats', 'replay', 'msg_class', 'build_parser', 'run', 'main']
+__all__ = ['ReplayError', 'ReplayStats', 'build_parser', 'main', 'msg_class', 'replay', 'run']
 
 
 class ReplayError(BagError):
@@ -59,20 +68,33 @@ def msg_class(msgtype: str) -> Any:
 
 def _qos(reliable: bool, depth: int) -> Any:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE if reliable
-                      else ReliabilityPolicy.BEST_EFFORT)
+
+    return QoSProfile(
+        depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+    )
 
 
 class _Replayer:
     """One node, its publishers and the mask subscription of step mode."""
 
-    def __init__(self, bag: Path, ctx: Any, *, image_topic: str | None, mask_topic: str,
-                 topics: Sequence[str] | None, step: bool, clock: bool, best_effort: bool,
-                 collect_masks: bool) -> None:
+    def __init__(
+        self,
+        bag: Path,
+        ctx: Any,
+        *,
+        image_topic: str | None,
+        mask_topic: str,
+        topics: Sequence[str] | None,
+        step: bool,
+        clock: bool,
+        best_effort: bool,
+        collect_masks: bool,
+    ) -> None:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
-        self.reader = BagReader(bag, image_topic=image_topic, annotation_topic=None,
-                                gt_topic=None)
+
+        self.reader = BagReader(bag, image_topic=image_topic, annotation_topic=None, gt_topic=None)
         self.image_topic = self.reader.image_topic
         self.step = step
         self.collect = collect_masks
@@ -98,12 +120,14 @@ class _Replayer:
             raise ReplayError(f'no publishable topic in {bag} ({self.stats.skipped_topics})')
         self.clock_pub = None
         if clock:
-            self.clock_pub = self.node.create_publisher(msg_class('rosgraph_msgs/msg/Clock'),
-                                                        '/clock', _qos(True, 1))
+            self.clock_pub = self.node.create_publisher(
+                msg_class('rosgraph_msgs/msg/Clock'), '/clock', _qos(True, 1)
+            )
         self.seen: set[int] = set()
-        if step:
-            self.node.create_subscription(msg_class(IMAGE_TYPE), mask_topic, self._on_mask,
-                                          _qos(True, 100))
+        if step or collect_masks:
+            self.node.create_subscription(
+                msg_class(IMAGE_TYPE), mask_topic, self._on_mask, _qos(True, 100)
+            )
 
     def _on_mask(self, msg: Any) -> None:
         stamp = stamp_to_ns(msg.header.stamp.sec, msg.header.stamp.nanosec)
@@ -124,15 +148,20 @@ class _Replayer:
             if stop is not None and stop.is_set():
                 return
             if time.monotonic() > deadline:
-                raise ReplayError(f'no mask with stamp {stamp} ns within {timeout:.0f} s '
-                                  '(is the node running and publishing on the mask topic?)')
+                raise ReplayError(
+                    f'no mask with stamp {stamp} ns within {timeout:.0f} s '
+                    '(is the node running and publishing on the mask topic?)'
+                )
             self.executor.spin_once(timeout_sec=0.01)
 
     def wait_subscribers(self, timeout: float, stop: threading.Event | None) -> None:
         """Step mode: wait until the image (and any String) topic has a subscriber, so that
         frame 0 and the annotations are not sent before discovery has matched them."""
-        need = [t for t, ty in self.reader.topics.items() if t in self.pubs
-                and (t == self.image_topic or ty == 'std_msgs/msg/String')]
+        need = [
+            t
+            for t, ty in self.reader.topics.items()
+            if t in self.pubs and (t == self.image_topic or ty == 'std_msgs/msg/String')
+        ]
         deadline = time.monotonic() + timeout
         while any(self.pubs[t].get_subscription_count() == 0 for t in need):
             if stop is not None and stop.is_set():
@@ -159,13 +188,15 @@ def _safe_messages(reader: Any, conns: list[Any], start_ns: int, path: Path) -> 
         except StopIteration:
             return
         except Exception as err:  # sqlite3 / mcap raise many kinds on damaged files
-            raise BagError(f'bag {path} is corrupt or truncated: {type(err).__name__}: '
-                           f'{err}') from err
+            raise BagError(
+                f'bag {path} is corrupt or truncated: {type(err).__name__}: {err}'
+            ) from err
         yield item
 
 
-def _play_once(r: _Replayer, *, rate: float, start_ns: int, step_timeout: float,
-               stop: threading.Event | None) -> None:
+def _play_once(
+    r: _Replayer, *, rate: float, start_ns: int, step_timeout: float, stop: threading.Event | None
+) -> None:
     reader = open_reader(r.reader.path)
     try:
         conns = [c for c in reader.connections if c.topic in r.pubs]
@@ -202,13 +233,25 @@ def _play_once(r: _Replayer, *, rate: float, start_ns: int, step_timeout: float,
         reader.close()
 
 
-def replay(bag: str | Path, *, rate: float = 1.0, clock: bool = False, loop: bool = False,
-           start_offset: float = 0.0, step: bool = False, image_topic: str | None = None,
-           mask_topic: str = '/segdip/mask', topics: Sequence[str] | None = None,
-           best_effort_images: bool = False, step_timeout: float = 60.0,
-           collect_masks: bool = False, delay: float = 0.0, context: Any = None,
-           domain_id: int | None = None,
-           stop: threading.Event | None = None) -> ReplayStats:
+def replay(
+    bag: str | Path,
+    *,
+    rate: float = 1.0,
+    clock: bool = False,
+    loop: bool = False,
+    start_offset: float = 0.0,
+    step: bool = False,
+    image_topic: str | None = None,
+    mask_topic: str = '/segdip/mask',
+    topics: Sequence[str] | None = None,
+    best_effort_images: bool = False,
+    step_timeout: float = 60.0,
+    collect_masks: bool = False,
+    delay: float = 0.0,
+    context: Any = None,
+    domain_id: int | None = None,
+    stop: threading.Event | None = None,
+) -> ReplayStats:
     """Publish the bag's messages; see the module docstring for the modes.
 
     With `context=None` a context is created (on `domain_id`) and shut down at the end;
@@ -218,6 +261,7 @@ def replay(bag: str | Path, *, rate: float = 1.0, clock: bool = False, loop: boo
     --delay). Raises BagError / ReplayError.
     """
     import rclpy
+
     if rate <= 0:
         raise ReplayError(f'rate must be > 0, got {rate}')
     if start_offset < 0:
@@ -228,9 +272,17 @@ def replay(bag: str | Path, *, rate: float = 1.0, clock: bool = False, loop: boo
         rclpy.init(context=ctx, domain_id=domain_id)
     r = None
     try:
-        r = _Replayer(Path(bag), ctx, image_topic=image_topic, mask_topic=mask_topic,
-                      topics=topics, step=step, clock=clock, best_effort=best_effort_images,
-                      collect_masks=collect_masks)
+        r = _Replayer(
+            Path(bag),
+            ctx,
+            image_topic=image_topic,
+            mask_topic=mask_topic,
+            topics=topics,
+            step=step,
+            clock=clock,
+            best_effort=best_effort_images,
+            collect_masks=collect_masks,
+        )
         for skipped in r.stats.skipped_topics:
             print(f'segdip_replay_bag: skipping {skipped}', file=sys.stderr)
         reader = open_reader(r.reader.path)
@@ -268,20 +320,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--topics', nargs='+', help='only these topics')
     p.add_argument('--best-effort-images', action='store_true')
     p.add_argument('--step-timeout', type=float, default=60.0, help='seconds per mask')
-    p.add_argument('--delay', type=float, default=0.0,
-                   help='seconds to wait after creating publishers (discovery)')
+    p.add_argument(
+        '--delay',
+        type=float,
+        default=0.0,
+        help='seconds to wait after creating publishers (discovery)',
+    )
     p.add_argument('--domain-id', type=int)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    stats = replay(args.bag, rate=args.rate, clock=args.clock, loop=args.loop,
-                   start_offset=args.start_offset, step=args.step, image_topic=args.image_topic,
-                   mask_topic=args.mask_topic, topics=args.topics,
-                   best_effort_images=args.best_effort_images, step_timeout=args.step_timeout,
-                   delay=args.delay, domain_id=args.domain_id)
-    print(f'published {stats.published} messages ({stats.frames} frames) in '
-          f'{stats.wall_seconds:.1f} s', file=sys.stderr)
+    stats = replay(
+        args.bag,
+        rate=args.rate,
+        clock=args.clock,
+        loop=args.loop,
+        start_offset=args.start_offset,
+        step=args.step,
+        image_topic=args.image_topic,
+        mask_topic=args.mask_topic,
+        topics=args.topics,
+        best_effort_images=args.best_effort_images,
+        step_timeout=args.step_timeout,
+        delay=args.delay,
+        domain_id=args.domain_id,
+    )
+    print(
+        f'published {stats.published} messages ({stats.frames} frames) in '
+        f'{stats.wall_seconds:.1f} s',
+        file=sys.stderr,
+    )
     return 0
 
 

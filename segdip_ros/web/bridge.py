@@ -15,6 +15,7 @@ Threads: rclpy spins in one thread, aiohttp runs on an asyncio loop in another (
 `server.ServerThread`); the main thread waits for Ctrl-C / SIGTERM and then stops both.
 Views are subscribed only while a browser shows them, so the node computes nothing extra.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -22,7 +23,8 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import rclpy
 import rclpy.logging
@@ -34,16 +36,21 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from segdip_ros.web.encode import (LabelInfoError, encode_view, parse_label_info,
-                                   status_from_diagnostics)
+from segdip_ros.web.encode import (
+    LabelInfoError,
+    encode_view,
+    parse_label_info,
+    status_from_diagnostics,
+)
 from segdip_ros.web.messages import SERVICES, VIEWS
 from segdip_ros.web.server import ConsoleServer, ServerThread, is_loopback
 
 __all__ = ['WebBridge', 'WebConsole', 'main']
 
 VIEW_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)  # newest frame only
-LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+LATCHED_QOS = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
 INPUT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 _IMAGE_TYPES = {'sensor_msgs/msg/Image': Image, 'sensor_msgs/msg/CompressedImage': CompressedImage}
 
@@ -52,8 +59,11 @@ def _join(namespace: str, name: str) -> str:
     """A node name as given (absolute, or relative to `namespace`) -> fully qualified."""
     if name.startswith('/'):
         return '/' + name.strip('/')
-    return (namespace.rstrip('/') + '/' + name.strip('/')) if namespace != '/' \
+    return (
+        (namespace.rstrip('/') + '/' + name.strip('/'))
+        if namespace != '/'
         else '/' + name.strip('/')
+    )
 
 
 class WebBridge(Node):
@@ -82,7 +92,7 @@ class WebBridge(Node):
         self.min_period = 1.0 / max(0.1, float(p('max_fps').value))
         ns, _, base = self.target.rpartition('/')
         self._target_ns, self._target_base = ns or '/', base
-        self.sink: Any = None    # ConsoleServer (post_frame, post_label_info, post_status)
+        self.sink: Any = None  # ConsoleServer (post_frame, post_label_info, post_status)
         self._lock = threading.Lock()
         self._wanted: frozenset[str] = frozenset()
         self._subs: dict[str, Any] = {}
@@ -92,10 +102,15 @@ class WebBridge(Node):
         self.frames_sent = 0
         self.errors: list[str] = []
         self._ann_pub = self.create_publisher(String, f'{self.target}/annotations', INPUT_QOS)
-        self._triggers = {op: self.create_client(Trigger, f'{self.target}/{op}')
-                          for op in SERVICES}
-        self.create_subscription(String, f'{self.target}/label_info_json',
-                                 lambda m: self._on_label_info(m, True), LATCHED_QOS)
+        self._triggers = {
+            op: self.create_client(Trigger, f'{self.target}/{op}') for op in SERVICES
+        }
+        self.create_subscription(
+            String,
+            f'{self.target}/label_info_json',
+            lambda m: self._on_label_info(m, True),
+            LATCHED_QOS,
+        )
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
         self.create_timer(0.25, self._reconcile)
 
@@ -114,11 +129,13 @@ class WebBridge(Node):
         def finished(f: Any) -> None:
             try:
                 res = f.result()
-            except Exception as err:  # noqa: BLE001 - reported to the page
+            except Exception as err:
                 done(False, f'{srv} failed: {err}')
                 return
-            done(bool(res.success), str(res.message)) if res is not None \
-                else done(False, f'{srv}: no answer')
+            done(bool(res.success), str(res.message)) if res is not None else done(
+                False, f'{srv}: no answer'
+            )
+
         future.add_done_callback(finished)
 
     def set_views(self, views: frozenset[str]) -> None:
@@ -151,11 +168,10 @@ class WebBridge(Node):
             return
         try:
             meta, jpeg = encode_view(view, msg, self.quality)
-        except ValueError as err:   # ImageConversionError is a ValueError
+        except ValueError as err:  # ImageConversionError is a ValueError
             if len(self.errors) < 100:
                 self.errors.append(str(err))
-            self.get_logger().warning(f'{view} frame not shown: {err}',
-                                      throttle_duration_sec=10.0)
+            self.get_logger().warning(f'{view} frame not shown: {err}', throttle_duration_sec=10.0)
             return
         self._last_sent[view] = now
         self.frames_sent += 1
@@ -169,9 +185,10 @@ class WebBridge(Node):
             kind = CompressedImage if self.image_topic.endswith('/compressed') else Image
             return self.image_topic, kind
         try:
-            topics = self.get_subscriber_names_and_types_by_node(self._target_base,
-                                                                 self._target_ns)
-        except Exception:  # noqa: BLE001 - the node is not (yet) in the graph
+            topics = self.get_subscriber_names_and_types_by_node(
+                self._target_base, self._target_ns
+            )
+        except Exception:
             return None
         for name, types in topics:
             for t in types:
@@ -190,13 +207,15 @@ class WebBridge(Node):
             if found is not None:
                 topic, kind = found
                 self._subs[view] = self.create_subscription(
-                    kind, topic, lambda m, v=view: self._on_view(v, m), VIEW_QOS)
+                    kind, topic, lambda m, v=view: self._on_view(v, m), VIEW_QOS
+                )
         if not self._label_json_seen and self._label_fallback is None:
             legacy = f'{self.target}/label_info'
             types = dict(self.get_topic_names_and_types()).get(legacy, [])
             if 'std_msgs/msg/String' in types:
                 self._label_fallback = self.create_subscription(
-                    String, legacy, lambda m: self._on_label_info(m, False), LATCHED_QOS)
+                    String, legacy, lambda m: self._on_label_info(m, False), LATCHED_QOS
+                )
 
     @property
     def subscribed_views(self) -> frozenset[str]:
@@ -210,18 +229,22 @@ class WebConsole:
     A token is generated (secrets.token_urlsafe) when `host` is not a loopback address.
     """
 
-    def __init__(self, context: Any = None, parameter_overrides: list[Any] | None = None,
-                 node_name: str = 'segdip_web') -> None:
-        self.bridge = WebBridge(node_name, context=context,
-                                parameter_overrides=parameter_overrides or [])
+    def __init__(
+        self,
+        context: Any = None,
+        parameter_overrides: list[Any] | None = None,
+        node_name: str = 'segdip_web',
+    ) -> None:
+        self.bridge = WebBridge(
+            node_name, context=context, parameter_overrides=parameter_overrides or []
+        )
         b = self.bridge
         token = None if is_loopback(b.host) else secrets.token_urlsafe(24)
         self.server = ConsoleServer(b, b.host, b.port, token, b.target)
         b.sink = self.server
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(b)
-        self._spin_thread = threading.Thread(target=self._spin, name='segdip_web_ros',
-                                             daemon=True)
+        self._spin_thread = threading.Thread(target=self._spin, name='segdip_web_ros', daemon=True)
         self._http = ServerThread(self.server)
         self.url = ''
 
@@ -230,14 +253,14 @@ class WebConsole:
             self.executor.spin()
         except (ExternalShutdownException, KeyboardInterrupt):
             pass
-        except Exception as err:  # noqa: BLE001 - context shut down under us
+        except Exception as err:
             if rclpy.ok(context=self.bridge.context):
                 raise
             del err
 
     def start(self) -> str:
         """Start spinning and serving; returns the URL to open (with the token if needed)."""
-        self.url = self._http.start()    # first: latched label info must find a loop
+        self.url = self._http.start()  # first: latched label info must find a loop
         self._spin_thread.start()
         return self.url
 
@@ -254,7 +277,8 @@ class WebConsole:
 
 def main(args: list[str] | None = None) -> int:
     """Console script `segdip_web`."""
-    from rclpy.signals import SignalHandlerOptions  # noqa: PLC0415 - Humble+ only
+    from rclpy.signals import SignalHandlerOptions
+
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     console = None
     stop = threading.Event()
@@ -270,8 +294,9 @@ def main(args: list[str] | None = None) -> int:
         plain = url.split('?', 1)[0]
         console.bridge.get_logger().info(
             f'labelling console for {console.bridge.target} on {plain}'
-            + (' (access token: in the URL printed on stdout)' if console.server.token else ''))
-        print(f'segdip_web: open {url}', flush=True)   # the token stays out of the ROS log
+            + (' (access token: in the URL printed on stdout)' if console.server.token else '')
+        )
+        print(f'segdip_web: open {url}', flush=True)  # the token stays out of the ROS log
         while not stop.wait(0.5):
             if not rclpy.ok():
                 break

@@ -5,6 +5,7 @@ Why a module of its own: JPEG encoding of the four views, the class list from `l
 and the status line from `/diagnostics` are plain functions of message fields, testable with
 plain objects, and the same for every transport.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,12 +17,27 @@ import numpy as np
 
 from segdip_ros.ros.convert import compressed_msg_to_rgb, image_msg_to_rgb
 
-__all__ = ['frame_meta', 'encode_view', 'parse_label_info', 'status_from_diagnostics',
-           'LabelInfoError', 'STATUS_KEYS']
+__all__ = [
+    'STATUS_KEYS',
+    'LabelInfoError',
+    'encode_view',
+    'frame_meta',
+    'parse_label_info',
+    'status_from_diagnostics',
+]
 
 _HEX = re.compile(r'^#[0-9a-fA-F]{6}$')
-STATUS_KEYS = ('state', 'iterations_per_second', 'frame_index', 'annotations', 'device',
-               'annotations_accepted', 'annotations_rejected', 'iteration', 'mode')
+STATUS_KEYS = (
+    'state',
+    'iterations_per_second',
+    'frame_index',
+    'annotations',
+    'device',
+    'annotations_accepted',
+    'annotations_rejected',
+    'iteration',
+    'mode',
+)
 
 
 class LabelInfoError(ValueError):
@@ -30,9 +46,12 @@ class LabelInfoError(ValueError):
 
 def frame_meta(header: Any, width: int, height: int) -> dict[str, Any]:
     """The metadata sent with a frame: size and the header of the frame it shows."""
-    return {'width': int(width), 'height': int(height),
-            'stamp': {'sec': int(header.stamp.sec), 'nanosec': int(header.stamp.nanosec)},
-            'frame_id': str(header.frame_id)[:256]}
+    return {
+        'width': int(width),
+        'height': int(height),
+        'stamp': {'sec': int(header.stamp.sec), 'nanosec': int(header.stamp.nanosec)},
+        'frame_id': str(header.frame_id)[:256],
+    }
 
 
 def _float_image(msg: Any) -> np.ndarray:
@@ -43,7 +62,7 @@ def _float_image(msg: Any) -> np.ndarray:
     buf = np.frombuffer(bytes(msg.data), np.uint8)
     if buf.size < step * h:
         raise ValueError(f'32FC1 image data has {buf.size} bytes, needs {step * h}')
-    rows = buf[:step * h].reshape(h, step)[:, :4 * w].copy()
+    rows = buf[: step * h].reshape(h, step)[:, : 4 * w].copy()
     return rows.view('>f4' if msg.is_bigendian else '<f4').reshape(h, w).astype(np.float32)
 
 
@@ -88,9 +107,13 @@ def parse_label_info(text: str) -> dict[str, Any]:
         if not isinstance(c, dict) or c.get('id') != i:
             raise LabelInfoError(f'label info class {i}: expected an object with "id": {i}')
         color = c.get('color_hex')
-        out.append({'id': i, 'name': str(c.get('name', f'class_{i}'))[:64],
-                    'color_hex': color if isinstance(color, str) and _HEX.match(color)
-                    else '#808080'})
+        out.append(
+            {
+                'id': i,
+                'name': str(c.get('name', f'class_{i}'))[:64],
+                'color_hex': color if isinstance(color, str) and _HEX.match(color) else '#808080',
+            }
+        )
     unlabelled = data.get('unlabelled_id', 255)
     return {'classes': out, 'unlabelled_id': unlabelled if isinstance(unlabelled, int) else 255}
 

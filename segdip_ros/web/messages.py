@@ -13,6 +13,7 @@ unique per message, used to drop duplicates)::
     {"id": "k3-8", "op": "service", "name": "undo" | "clear" | "reset" | "next_frame" | "save"}
     {"id": "k3-9", "op": "view", "view": "overlay" | "image" | "confidence" | "reconstruction"}
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,14 @@ from typing import Any
 
 from segdip_ros.node.inputs import InputError, parse_annotation_json
 
-__all__ = ['MessageError', 'Limits', 'BrowserMessage', 'parse_browser_message', 'VIEWS',
-           'SERVICES']
+__all__ = [
+    'SERVICES',
+    'VIEWS',
+    'BrowserMessage',
+    'Limits',
+    'MessageError',
+    'parse_browser_message',
+]
 
 VIEWS = ('overlay', 'image', 'confidence', 'reconstruction')
 SERVICES = ('undo', 'clear', 'reset', 'next_frame', 'save')
@@ -116,8 +123,9 @@ def _class_id(data: dict[str, Any], limits: Limits, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise MessageError(f'{what}: "class_id" must be an integer, got {type(value).__name__}')
     if not 0 <= value < limits.num_classes:
-        raise MessageError(f'{what}: unknown class {value} (the node has classes 0..'
-                           f'{limits.num_classes - 1})')
+        raise MessageError(
+            f'{what}: unknown class {value} (the node has classes 0..{limits.num_classes - 1})'
+        )
     return value
 
 
@@ -131,7 +139,7 @@ def _stamp(data: dict[str, Any]) -> dict[str, int] | None:
     for v in (sec, nsec):
         if isinstance(v, bool) or not isinstance(v, int):
             raise MessageError('"stamp" sec and nanosec must be integers')
-    if not (0 <= sec < 2 ** 31 and 0 <= nsec < 1_000_000_000):
+    if not (0 <= sec < 2**31 and 0 <= nsec < 1_000_000_000):
         raise MessageError(f'"stamp" out of range: sec {sec}, nanosec {nsec}')
     return {'sec': sec, 'nanosec': nsec}
 
@@ -142,8 +150,9 @@ def _annotation(data: Any, limits: Limits) -> tuple[dict[str, Any], str]:
         raise MessageError(f'"annotation" must be an object, got {type(data).__name__}')
     kind = data.get('type')
     if kind not in _KINDS:
-        raise MessageError(f'unknown annotation type {kind!r} (expected one of '
-                           f'{", ".join(_KINDS)})')
+        raise MessageError(
+            f'unknown annotation type {kind!r} (expected one of {", ".join(_KINDS)})'
+        )
     out: dict[str, Any] = {'type': kind}
     (xlo, xhi), (ylo, yhi) = _coord_range(limits)
     if kind == 'click':
@@ -157,26 +166,42 @@ def _annotation(data: Any, limits: Limits) -> tuple[dict[str, Any], str]:
         if not isinstance(pts, list):
             raise MessageError('stroke: "points" must be a list of [x, y]')
         if not 2 <= len(pts) <= limits.max_points:
-            raise MessageError(f'stroke: {len(pts)} points; a stroke has 2 to '
-                               f'{limits.max_points} points')
+            raise MessageError(
+                f'stroke: {len(pts)} points; a stroke has 2 to {limits.max_points} points'
+            )
         clean = []
         for p in pts:
             if not isinstance(p, list) or len(p) != 2:
                 raise MessageError('stroke: every point must be [x, y]')
             pt = {'x': p[0], 'y': p[1]}
-            clean.append(list(_clamp(_number(pt, 'x', xlo, xhi, 'stroke point'),
-                                     _number(pt, 'y', ylo, yhi, 'stroke point'), limits)))
+            clean.append(
+                list(
+                    _clamp(
+                        _number(pt, 'x', xlo, xhi, 'stroke point'),
+                        _number(pt, 'y', ylo, yhi, 'stroke point'),
+                        limits,
+                    )
+                )
+            )
         width = _number(data, 'width', limits.min_width, limits.max_width, 'stroke')
         out.update(points=clean, class_id=_class_id(data, limits, 'stroke'), width=width)
         summary = f'stroke of class {out["class_id"]}, {len(clean)} points, width {width:g}'
     elif kind == 'box':
-        vals = [_number(data, k, lo, hi, 'box') for k, lo, hi in
-                (('x0', xlo, xhi), ('y0', ylo, yhi), ('x1', xlo, xhi), ('y1', ylo, yhi))]
+        vals = [
+            _number(data, k, lo, hi, 'box')
+            for k, lo, hi in (
+                ('x0', xlo, xhi),
+                ('y0', ylo, yhi),
+                ('x1', xlo, xhi),
+                ('y1', ylo, yhi),
+            )
+        ]
         x0, y0 = _clamp(vals[0], vals[1], limits)
         x1, y1 = _clamp(vals[2], vals[3], limits)
         if x1 < x0 or y1 < y0:
-            raise MessageError(f'box: corner ({x1:g}, {y1:g}) is above or left of '
-                               f'({x0:g}, {y0:g})')
+            raise MessageError(
+                f'box: corner ({x1:g}, {y1:g}) is above or left of ({x0:g}, {y0:g})'
+            )
         out.update(x0=x0, y0=y0, x1=x1, y1=y1, class_id=_class_id(data, limits, 'box'))
         summary = f'box of class {out["class_id"]} ({x0:.0f}, {y0:.0f})-({x1:.0f}, {y1:.0f})'
     else:
@@ -192,8 +217,9 @@ def parse_browser_message(text: str | bytes, limits: Limits) -> BrowserMessage:
     if isinstance(text, bytes):
         raise MessageError('binary messages are not accepted; send JSON text')
     if len(text) > limits.max_bytes:
-        raise MessageError(f'message of {len(text)} characters is over the limit of '
-                           f'{limits.max_bytes}')
+        raise MessageError(
+            f'message of {len(text)} characters is over the limit of {limits.max_bytes}'
+        )
     try:
         data = json.loads(text)
     except RecursionError as err:
@@ -220,8 +246,9 @@ def parse_browser_message(text: str | bytes, limits: Limits) -> BrowserMessage:
         if op == 'service':
             name = data.get('name')
             if name not in SERVICES:
-                raise MessageError(f'unknown service {name!r} (expected one of '
-                                   f'{", ".join(SERVICES)})')
+                raise MessageError(
+                    f'unknown service {name!r} (expected one of {", ".join(SERVICES)})'
+                )
             return BrowserMessage(msg_id, op, name=name, summary=name)
         if op == 'view':
             view = data.get('view')

@@ -16,6 +16,7 @@ Server -> browser: JSON text messages (`hello`, `label_info`, `status`, `ack`, `
 `service`, `event`, `clients`) and binary frames: 4-byte big-endian length, JSON metadata
 (view, width, height, stamp, frame_id), then the JPEG.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,26 +27,36 @@ import struct
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
 from segdip_ros.web.messages import SERVICES, VIEWS, Limits, MessageError, parse_browser_message
 
-__all__ = ['Backend', 'ConsoleServer', 'ServerThread', 'is_loopback', 'pack_frame',
-           'STATIC_FILES', 'TOKEN_COOKIE']
+__all__ = [
+    'STATIC_FILES',
+    'TOKEN_COOKIE',
+    'Backend',
+    'ConsoleServer',
+    'ServerThread',
+    'is_loopback',
+    'pack_frame',
+]
 
 STATIC_DIR = Path(__file__).resolve().parent / 'static'
 STATIC_FILES = {'index.html': 'text/html', 'app.js': 'text/javascript', 'style.css': 'text/css'}
 TOKEN_COOKIE = 'segdip_web_token'
-SERVICE_TIMEOUT = 15.0     # s a browser waits for a service answer
-SEEN_IDS = 10000           # message ids remembered to drop duplicates
-MAX_QUEUED = 500           # text messages queued for one slow browser before it is dropped
+SERVICE_TIMEOUT = 15.0  # s a browser waits for a service answer
+SEEN_IDS = 10000  # message ids remembered to drop duplicates
+MAX_QUEUED = 500  # text messages queued for one slow browser before it is dropped
 RATE_WINDOW, RATE_MAX = 10.0, 300  # messages a browser may send per window
-_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 class Backend(Protocol):
@@ -126,8 +137,14 @@ class ConsoleServer:
         node_name: the segdip node's name, shown in the page.
     """
 
-    def __init__(self, backend: Backend, host: str = '127.0.0.1', port: int = 8765,
-                 token: str | None = None, node_name: str = '/segdip') -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        host: str = '127.0.0.1',
+        port: int = 8765,
+        token: str | None = None,
+        node_name: str = '/segdip',
+    ) -> None:
         if token is None and not is_loopback(host):
             raise ValueError(f'listening on {host!r} (not loopback) needs an access token')
         self.backend = backend
@@ -135,6 +152,7 @@ class ConsoleServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._clients: dict[int, _Client] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()  # running tasks, kept referenced
         self._next_id = 1
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._label_info: dict[str, Any] | None = None
@@ -142,8 +160,8 @@ class ConsoleServer:
         self._latest: dict[str, bytes] = {}
         self._image_size: tuple[int, int] | None = None
         self._views: frozenset[str] = frozenset()
-        self.published = 0      # annotations published (for tests and the log)
-        self.refused = 0        # browser messages refused
+        self.published = 0  # annotations published (for tests and the log)
+        self.refused = 0  # browser messages refused
 
     # ----- life cycle ----------------------------------------------------------------------
     def url(self) -> str:
@@ -182,7 +200,7 @@ class ConsoleServer:
     # ----- thread-safe entry points for the ROS side ------------------------------------
     def _post(self, fn: Callable[..., None], *args: Any) -> None:
         loop = self._loop
-        if loop is None:   # not serving yet: nobody to tell, keep the newest state
+        if loop is None:  # not serving yet: nobody to tell, keep the newest state
             if fn in (self._on_label_info, self._on_status):
                 fn(*args)
             return
@@ -224,13 +242,16 @@ class ConsoleServer:
 
     # ----- HTTP ------------------------------------------------------------------------------
     @web.middleware
-    async def _guard(self, request: web.Request,
-                     handler: Callable[..., Any]) -> web.StreamResponse:
+    async def _guard(
+        self, request: web.Request, handler: Callable[..., Any]
+    ) -> web.StreamResponse:
         if self.token is not None:
             given = request.query.get('token') or request.cookies.get(TOKEN_COOKIE) or ''
             if not secrets.compare_digest(given.encode(), self.token.encode()):
-                raise web.HTTPForbidden(text='403: this console needs its access token: open the '
-                                        'URL printed by segdip_web (it ends in ?token=...)\n')
+                raise web.HTTPForbidden(
+                    text='403: this console needs its access token: open the '
+                    'URL printed by segdip_web (it ends in ?token=...)\n'
+                )
         return await handler(request)
 
     async def _headers(self, request: web.Request, response: web.StreamResponse) -> None:
@@ -243,7 +264,7 @@ class ConsoleServer:
         ctype = STATIC_FILES.get(name)
         if ctype is None:
             raise web.HTTPNotFound(text='not found\n')
-        body = (STATIC_DIR / name).read_bytes()   # name is a key of STATIC_FILES
+        body = (STATIC_DIR / name).read_bytes()  # name is a key of STATIC_FILES
         return web.Response(body=body, content_type=ctype, charset='utf-8')
 
     async def _index(self, request: web.Request) -> web.Response:
@@ -263,17 +284,24 @@ class ConsoleServer:
         origin = request.headers.get('Origin')
         if origin and urlsplit(origin).netloc != request.host:
             raise web.HTTPForbidden(text=f'403: websocket from another origin ({origin})\n')
-        ws = web.WebSocketResponse(max_msg_size=256 * 1024, heartbeat=20.0, timeout=2.0,
-                                   compress=False)
+        ws = web.WebSocketResponse(
+            max_msg_size=256 * 1024, heartbeat=20.0, timeout=2.0, compress=False
+        )
         await ws.prepare(request)
         client = _Client(self._next_id, ws)
         self._next_id += 1
         self._clients[client.cid] = client
         client.task = asyncio.create_task(client.pump())
-        client.send({'type': 'hello', 'client': client.cid, 'node': self.node_name,
-                     'views': list(VIEWS), 'services': list(SERVICES),
-                     'limits': {'max_points': Limits(2).max_points,
-                                'max_width': Limits(2).max_width}})
+        client.send(
+            {
+                'type': 'hello',
+                'client': client.cid,
+                'node': self.node_name,
+                'views': list(VIEWS),
+                'services': list(SERVICES),
+                'limits': {'max_points': Limits(2).max_points, 'max_width': Limits(2).max_width},
+            }
+        )
         if self._label_info is not None:
             client.send({'type': 'label_info', **self._label_info})
         if self._status is not None:
@@ -305,8 +333,9 @@ class ConsoleServer:
 
     def _on_message(self, client: _Client, text: str) -> None:
         if client.over_rate(time.monotonic()):
-            self._refuse(client, MessageError(f'more than {RATE_MAX} messages in '
-                                              f'{RATE_WINDOW:.0f} s'))
+            self._refuse(
+                client, MessageError(f'more than {RATE_MAX} messages in {RATE_WINDOW:.0f} s')
+            )
             return
         try:
             msg = parse_browser_message(text, self._limits())
@@ -319,8 +348,15 @@ class ConsoleServer:
             client.send({'type': 'ack', 'id': msg.msg_id, 'ok': True})
             return
         if msg.msg_id in self._seen:
-            client.send({'type': 'ack', 'id': msg.msg_id, 'ok': True, 'duplicate': True,
-                         'message': 'already applied'})
+            client.send(
+                {
+                    'type': 'ack',
+                    'id': msg.msg_id,
+                    'ok': True,
+                    'duplicate': True,
+                    'message': 'already applied',
+                }
+            )
             return
         self._seen[msg.msg_id] = None
         while len(self._seen) > SEEN_IDS:
@@ -331,7 +367,7 @@ class ConsoleServer:
             client.send({'type': 'ack', 'id': msg.msg_id, 'ok': True})
             self._broadcast({'type': 'event', 'text': f'browser {client.cid}: {msg.summary}'})
         else:
-            asyncio.ensure_future(self._service(client, msg.msg_id, msg.name))
+            self._spawn(self._service(client, msg.msg_id, msg.name))
 
     async def _service(self, client: _Client, msg_id: str, name: str) -> None:
         loop = asyncio.get_running_loop()
@@ -341,16 +377,25 @@ class ConsoleServer:
             def finish() -> None:
                 if not answer.done():
                     answer.set_result((bool(ok), str(message)))
+
             self._post(finish)
 
         self.backend.call_service(name, done)
         try:
             ok, message = await asyncio.wait_for(answer, SERVICE_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             ok, message = False, f'no answer from the node within {SERVICE_TIMEOUT:.0f} s'
         client.send({'type': 'ack', 'id': msg_id, 'ok': ok})
-        self._broadcast({'type': 'service', 'id': msg_id, 'name': name, 'ok': ok,
-                         'message': message, 'by': client.cid})
+        self._broadcast(
+            {
+                'type': 'service',
+                'id': msg_id,
+                'name': name,
+                'ok': ok,
+                'message': message,
+                'by': client.cid,
+            }
+        )
 
     def _view_changed(self, client: _Client) -> None:
         latest = self._latest.get(client.view)
@@ -365,13 +410,20 @@ class ConsoleServer:
             self._views = views
             self.backend.set_views(views)
             for view in list(self._latest):
-                if view not in views:   # stale once nobody watches: not sent to a new browser
+                if view not in views:  # stale once nobody watches: not sent to a new browser
                     del self._latest[view]
 
     def _broadcast(self, msg: dict[str, Any]) -> None:
         for client in list(self._clients.values()):
             if not client.send(msg):
-                asyncio.ensure_future(client.ws.close(code=1008, message=b'too slow'))
+                self._spawn(client.ws.close(code=1008, message=b'too slow'))
+
+    def _spawn(self, coro: Any) -> None:
+        """Run `coro` as a task, keeping a reference until it ends (the loop keeps only weak
+        ones: an unreferenced task can be collected half-way)."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     @property
     def clients(self) -> int:
@@ -393,7 +445,7 @@ class ServerThread:
         asyncio.set_event_loop(self._loop)
         try:
             self._loop.run_until_complete(self.server.start())
-        except BaseException as err:  # noqa: BLE001 - reported by start()
+        except BaseException as err:
             self._error = err
             self._ready.set()
             self._loop.close()

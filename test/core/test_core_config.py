@@ -1,13 +1,22 @@
 # SPDX-License-Identifier: Apache-2.0
 """Configuration: validation, presets and the dict form stored in checkpoints."""
+
 from dataclasses import fields, replace
 
 import pytest
 import torch
 
-from segdip_ros.core import (PRESETS, ConfigError, SessionConfig, config_from_dict,
-                             config_to_dict, default_preset, paper_preset, resolve_device,
-                             still_preset)
+from segdip_ros.core import (
+    PRESETS,
+    ConfigError,
+    SessionConfig,
+    config_from_dict,
+    config_to_dict,
+    default_preset,
+    paper_preset,
+    resolve_device,
+    still_preset,
+)
 from segdip_ros.core.device import autocast_dtype
 
 
@@ -24,33 +33,37 @@ def test_presets_validate_and_round_trip():
 
 def test_every_field_is_documented_and_the_public_config_is_small():
     import segdip_ros.core.config as config_module
+
     source = open(config_module.__file__).read()
     names = [f.name for f in fields(SessionConfig)]
     assert len(names) <= 17
-    for name in names:          # each field is followed by its docstring
+    for name in names:  # each field is followed by its docstring
         assert f'    {name}: ' in source and '"""' in source.split(f'    {name}: ', 1)[1][:200]
 
 
-@pytest.mark.parametrize('change, match', [
-    (dict(working_size=4), 'working_size'),
-    (dict(learning_rate=0), 'learning_rate'),
-    (dict(tcl_lambda=-0.1), 'tcl_lambda'),
-    (dict(tcl_lambda=2.0), 'tcl_lambda'),
-    (dict(network_scale=0.0), 'network_scale'),
-    (dict(input_code='noise'), 'input_code'),
-    (dict(refine='crf'), 'refine'),
-    (dict(click_radius=-1), 'click_radius'),
-    (dict(width=0), 'width'),
-    (dict(iterations_per_click=-1), 'iterations_per_click'),
-    (dict(warmup_iterations=1.5), 'warmup_iterations'),
-    (dict(num_classes=1), 'num_classes'),
-    (dict(num_classes=255), 'num_classes'),
-])
+@pytest.mark.parametrize(
+    'change, match',
+    [
+        (dict(working_size=4), 'working_size'),
+        (dict(learning_rate=0), 'learning_rate'),
+        (dict(tcl_lambda=-0.1), 'tcl_lambda'),
+        (dict(tcl_lambda=2.0), 'tcl_lambda'),
+        (dict(network_scale=0.0), 'network_scale'),
+        (dict(input_code='noise'), 'input_code'),
+        (dict(refine='crf'), 'refine'),
+        (dict(click_radius=-1), 'click_radius'),
+        (dict(width=0), 'width'),
+        (dict(iterations_per_click=-1), 'iterations_per_click'),
+        (dict(warmup_iterations=1.5), 'warmup_iterations'),
+        (dict(num_classes=1), 'num_classes'),
+        (dict(num_classes=255), 'num_classes'),
+    ],
+)
 def test_bad_session_values_raise(change, match):
     with pytest.raises(ConfigError, match=match):
         replace(default_preset(), **change).validate()
     with pytest.raises(ConfigError, match=match):
-        default_preset(**change)            # a preset with a bad override refuses it too
+        default_preset(**change)  # a preset with a bad override refuses it too
 
 
 def test_bad_dict_values_raise():

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Optical flow, warping and edge-aware upsampling (core/flow.py, core/upsample.py)."""
+
 import cv2
 import numpy as np
 
@@ -15,17 +16,17 @@ def _shift(img, dx, dy):
 
 def test_warping_with_the_estimated_flow_follows_a_moving_object():
     scene = two_class_scene(height=96, width=128, seed=2)
-    prev, cur = scene.rgb, _shift(scene.rgb, 4, 2)           # the content moves 4 px right, 2 down
+    prev, cur = scene.rgb, _shift(scene.rgb, 4, 2)  # the content moves 4 px right, 2 down
     labels_prev = (scene.labels == 1).astype(np.float32)
     labels_cur = _shift(labels_prev, 4, 2)
     back, fwd = FlowEstimator().pair(to_grey(prev), to_grey(cur))
     inner = (slice(10, -10), slice(10, -10))
-    assert abs(float(np.median(back[inner][..., 0])) + 4) < 0.5   # frame t -> t-1: 4 px left
+    assert abs(float(np.median(back[inner][..., 0])) + 4) < 0.5  # frame t -> t-1: 4 px left
     assert abs(float(np.median(back[inner][..., 1])) + 2) < 0.5
     moved = warp(labels_prev, back) > 0.5
     truth = labels_cur > 0.5
     stayed = labels_prev > 0.5
-    agree = lambda a, b: float((a & b).sum()) / float((a | b).sum())  # noqa: E731
+    agree = lambda a, b: float((a & b).sum()) / float((a | b).sum())
     assert agree(moved, truth) > 0.9 and agree(moved, truth) > agree(stayed, truth) + 0.05
 
 
@@ -36,17 +37,17 @@ def test_forward_backward_confidence_is_one_for_a_consistent_pair_and_low_otherw
     fwd = -back
     assert np.allclose(fb_confidence(back, fwd)[:, 5:], 1.0)
     wrong = np.zeros_like(fwd)
-    wrong[..., 0] = -3.0                                    # goes on instead of coming back
+    wrong[..., 0] = -3.0  # goes on instead of coming back
     assert (fb_confidence(back, wrong)[:, 5:] < 0.01).all()
 
 
 def test_guided_upsampling_puts_the_boundary_on_the_images_own_edge():
     big = np.zeros((240, 320, 3), np.uint8)
-    big[:, 163:] = 200                                       # an edge at x = 163 (not on 8 px)
+    big[:, 163:] = 200  # an edge at x = 163 (not on 8 px)
     truth = np.zeros((240, 320), bool)
     truth[:, 163:] = True
     small = cv2.resize(truth.astype(np.float32), (40, 30), interpolation=cv2.INTER_AREA)
     bilinear = cv2.resize(small, (320, 240), interpolation=cv2.INTER_LINEAR) > 0.5
     guided = guided_upsample(small, big, radius=8, eps=1e-3) > 0.5
-    err = lambda m: int((m != truth).sum())  # noqa: E731
-    assert err(guided) < err(bilinear) and err(guided) <= 240 * 1   # within a pixel column
+    err = lambda m: int((m != truth).sum())
+    assert err(guided) < err(bilinear) and err(guided) <= 240 * 1  # within a pixel column

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Metrics against hand-computed values."""
+
 import numpy as np
 import pytest
 
@@ -9,12 +10,12 @@ from segdip_ros.core import boundary_f_measure, iou, mean_iou
 def test_iou_hand_computed():
     a = np.zeros((4, 4), bool)
     b = np.zeros((4, 4), bool)
-    a[:2, :2] = True          # 4 px
-    b[:2, :3] = True          # 6 px, overlap 4
+    a[:2, :2] = True  # 4 px
+    b[:2, :3] = True  # 6 px, overlap 4
     assert iou(a, b) == pytest.approx(4 / 6)
     assert iou(a, a) == 1.0 and iou(a, ~a) == 0.0
     valid = np.ones((4, 4), bool)
-    valid[:, 2] = False       # ignore the column where they differ
+    valid[:, 2] = False  # ignore the column where they differ
     assert iou(a, b, valid) == 1.0
 
 

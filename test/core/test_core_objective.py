@@ -4,6 +4,7 @@
 The Temporal Consistency Loss is checked by what it is, not by a tracking score whose margin
 moves with a machine's rounding: its target, its weights and the direction of its gradient.
 """
+
 import pytest
 import torch
 
@@ -14,9 +15,16 @@ def _targets(previous=None, labels=None, lam=0.001, refined=None, teach=0.0, seg
     if labels is None:
         labels = torch.full((4, 5), -1, dtype=torch.long)
         labels[1, 1] = 1
-    return Targets(rgb=torch.full((1, 3, 4, 5), 0.5), labels=labels,
-                   label_norm=float((labels >= 0).sum()), previous=previous, refined=refined,
-                   teach=teach, tcl_lambda=lam, segment=segment)
+    return Targets(
+        rgb=torch.full((1, 3, 4, 5), 0.5),
+        labels=labels,
+        label_norm=float((labels >= 0).sum()),
+        previous=previous,
+        refined=refined,
+        teach=teach,
+        tcl_lambda=lam,
+        segment=segment,
+    )
 
 
 def _probs(p1):
@@ -56,8 +64,7 @@ def test_an_annotated_pixel_outweighs_an_unannotated_one_by_one_over_lambda():
     prev = torch.cat([torch.full((1, 1, 4, 5), 0.1), torch.full((1, 1, 4, 5), 0.9)], 1)
     objective(rgb, probs, _targets(previous=prev, lam=0.01)).total.backward()
     g = probs.grad[0, 1]
-    assert g[1, 1] / g[0, 0] == pytest.approx(100 * (1 / 0.5) / (0.9 / 0.5 - 0.1 / 0.5),
-                                              rel=1e-4)
+    assert g[1, 1] / g[0, 0] == pytest.approx(100 * (1 / 0.5) / (0.9 / 0.5 - 0.1 / 0.5), rel=1e-4)
 
 
 def test_the_loss_is_smallest_at_the_target():
@@ -65,9 +72,12 @@ def test_the_loss_is_smallest_at_the_target():
     labels = torch.full((4, 5), -1, dtype=torch.long)
     labels[1, 1] = 1
     rgb = torch.full((1, 3, 4, 5), 0.5)
-    values = {p: float(objective(rgb, _probs(p),
-                                 _targets(previous=prev, labels=labels, lam=1.0)).segmentation)
-              for p in (0.6, 0.8, 0.95)}
+    values = {
+        p: float(
+            objective(rgb, _probs(p), _targets(previous=prev, labels=labels, lam=1.0)).segmentation
+        )
+        for p in (0.6, 0.8, 0.95)
+    }
     # unannotated pixels dominate (19 of 20) and want 0.8; the annotated one wants 1
     assert values[0.8] < values[0.6] and values[0.8] < values[0.95]
 
@@ -76,7 +86,7 @@ def test_before_annotations_only_the_reconstruction_counts():
     rgb = torch.full((1, 3, 4, 5), 0.2)
     terms = objective(rgb, _probs(0.5), _targets(segment=False))
     assert float(terms.segmentation) == 0
-    assert float(terms.total) == pytest.approx(0.09)     # (0.5 - 0.2)^2
+    assert float(terms.total) == pytest.approx(0.09)  # (0.5 - 0.2)^2
 
 
 def test_self_training_adds_its_weighted_mean_bce():

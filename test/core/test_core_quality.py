@@ -3,14 +3,27 @@
 
 These train real networks on CPU (default preset, 120x160 scenes), so each takes 10-40 s.
 """
+
 import numpy as np
 import pytest
-
 from core_helpers import click_until
-from segdip_ros.core import (Box, Click, FrameDriver, Stroke, TrainingSession, default_preset,
-                             iou, mean_iou)
-from segdip_ros.core.synthetic import (interior_point, moving_object_sequence, three_class_scene,
-                                       two_class_scene)
+
+from segdip_ros.core import (
+    Box,
+    Click,
+    FrameDriver,
+    Stroke,
+    TrainingSession,
+    default_preset,
+    iou,
+    mean_iou,
+)
+from segdip_ros.core.synthetic import (
+    interior_point,
+    moving_object_sequence,
+    three_class_scene,
+    two_class_scene,
+)
 
 
 def _session(scene_rgb, num_classes):
@@ -95,7 +108,8 @@ def test_tracking_carries_first_frame_labels_over_twenty_frames():
     s = _session(sequence[0].rgb, 2)
     click_until(s, sequence[0].labels, clicks=6, iterations=s.cfg.iterations_per_click)
     driver = FrameDriver(s)
-    scores = [iou(driver.process(scene.rgb).labels == 1, scene.labels == 1)
-              for scene in sequence[1:]]
+    scores = [
+        iou(driver.process(scene.rgb).labels == 1, scene.labels == 1) for scene in sequence[1:]
+    ]
     print('tracking IoU frames 2..20:', np.round(scores, 3).tolist(), 'mean', np.mean(scores))
     assert np.mean(scores) >= 0.75

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The graph cut that refines the network's probabilities (core/graphcut.py, core/refine.py)."""
+
 from dataclasses import replace
 
 import cv2
@@ -8,9 +9,13 @@ import pytest
 
 from segdip_ros.core import Click, CutSettings, TrainingSession, default_preset
 from segdip_ros.core.graphcut import ColourGMM, prior_graph_cut
-from segdip_ros.core.refine import (click_prior, geodesic_click_map, graphcut_refine,
-                                    merge_touched_changes,
-                                    nearest_click_map)
+from segdip_ros.core.refine import (
+    click_prior,
+    geodesic_click_map,
+    graphcut_refine,
+    merge_touched_changes,
+    nearest_click_map,
+)
 from segdip_ros.core.synthetic import interior_point, three_class_scene, two_class_scene
 
 
@@ -23,7 +28,7 @@ def test_refinement_snaps_a_blurry_guess_to_the_object():
     gt = scene.labels == 1
     # a smooth, too-large guess: the object's bounding disk, as the raw network tends to give
     ys, xs = np.nonzero(gt)
-    yy, xx = np.mgrid[0:gt.shape[0], 0:gt.shape[1]]
+    yy, xx = np.mgrid[0 : gt.shape[0], 0 : gt.shape[1]]
     r = 0.75 * max(np.ptp(xs), np.ptp(ys))
     guess = np.hypot(xx - xs.mean(), yy - ys.mean()) < r
     probs = np.stack([1.0 - guess * 0.8, guess * 0.8]).astype(np.float32)
@@ -35,7 +40,7 @@ def test_refinement_snaps_a_blurry_guess_to_the_object():
     before, after = _iou(probs[1] > 0.5, gt), _iou(refined[1] > 0.5, gt)
     print(f'IoU of the guess {before:.3f}, after refinement {after:.3f}')
     assert after > before + 0.1 and after > 0.85
-    assert refined[1, y, x] > 0.5 and refined[1, 2, 2] < 0.5     # clicks are hard constraints
+    assert refined[1, y, x] > 0.5 and refined[1, 2, 2] < 0.5  # clicks are hard constraints
     assert np.allclose(refined.sum(axis=0), 1.0, atol=1e-5)
 
 
@@ -43,7 +48,8 @@ def test_colour_models_do_not_depend_on_opencvs_global_rng():
     """k-means++ draws from OpenCV's RNG: whatever state other code left it in, the same pixels
     must give the same colour models (and so the same cut)."""
     import cv2
-    pixels = np.random.default_rng(0).uniform(0, 255, (4000, 3))   # no clear clusters
+
+    pixels = np.random.default_rng(0).uniform(0, 255, (4000, 3))  # no clear clusters
     means = []
     for state in (1, 2, 3):
         cv2.setRNGSeed(state)
@@ -63,26 +69,31 @@ def test_the_geodesic_click_map_stops_at_edges_where_the_straight_one_does_not()
     dark = np.zeros((40, 60), bool)
     dark[:, :30] = True
     straight = nearest_click_map(seeds)
-    assert (straight[dark] == 0).any()             # the midpoint (x 19.5) is in the dark half
+    assert (straight[dark] == 0).any()  # the midpoint (x 19.5) is in the dark half
     along = geodesic_click_map(seeds, rgb, edge_cost=0.3)
     assert (along[dark] == 1).all() and (along[~dark] == 0).all()
-    assert (click_prior(seeds, 3, 0.9, rgb, 0.3).argmax(axis=0)[dark] == 1).all()   # no border
+    assert (click_prior(seeds, 3, 0.9, rgb, 0.3).argmax(axis=0)[dark] == 1).all()  # no border
     assert (geodesic_click_map(np.full((4, 4), -1), rgb[:4, :4], 0.3) == -1).all()
 
 
 def test_the_session_passes_its_click_edge_cost_to_the_cut(monkeypatch):
     import segdip_ros.core.session as session_module
+
     seen = []
-    monkeypatch.setattr(session_module, 'graphcut_refine',
-                        lambda *a, **k: seen.append(k['click_edge_cost']) or graphcut_refine(*a, **k))
+    monkeypatch.setattr(
+        session_module,
+        'graphcut_refine',
+        lambda *a, **k: seen.append(k['click_edge_cost']) or graphcut_refine(*a, **k),
+    )
     rgb, _, _ = _red_twins()
-    s = TrainingSession(default_preset(2, warmup_iterations=5, working_size=60),
-                        CutSettings(click_edge_cost=0.7))
+    s = TrainingSession(
+        default_preset(2, warmup_iterations=5, working_size=60), CutSettings(click_edge_cost=0.7)
+    )
     s.set_image(rgb)
     s.add_annotation(Click(x=25, y=30, class_id=1))
     s.step(2)
     s.predict()
-    assert seen == []                 # reading a prediction runs no cut
+    assert seen == []  # reading a prediction runs no cut
     s.refine()
     assert seen == [0.7]
 
@@ -91,23 +102,29 @@ def test_the_network_weight_switches_at_the_frames_first_correction(monkeypatch)
     """network_weight_first holds until an annotation is added after a refinement (however
     many annotations came before it), network_weight from then on; a new frame starts over."""
     import segdip_ros.core.session as session_module
+
     seen = []
-    monkeypatch.setattr(session_module, 'graphcut_refine',
-                        lambda *a, **k: seen.append(a[3]) or graphcut_refine(*a, **k))
+    monkeypatch.setattr(
+        session_module,
+        'graphcut_refine',
+        lambda *a, **k: seen.append(a[3]) or graphcut_refine(*a, **k),
+    )
     rgb, _, _ = _red_twins()
-    s = TrainingSession(default_preset(2, warmup_iterations=5, working_size=60),
-                        CutSettings(network_weight=0.75, network_weight_first=0.25))
+    s = TrainingSession(
+        default_preset(2, warmup_iterations=5, working_size=60),
+        CutSettings(network_weight=0.75, network_weight_first=0.25),
+    )
     s.set_image(rgb)
     s.add_annotation(Click(x=25, y=30, class_id=1))
     s.add_annotation(Click(x=5, y=5, class_id=0))
     s.step(1)
     s.refine()
     s.step(1)
-    s.refine()                                    # the same annotations: still the first cut
+    s.refine()  # the same annotations: still the first cut
     s.add_annotation(Click(x=50, y=50, class_id=0))
     s.refine()
     s.undo()
-    s.refine()                                    # an undo after a refinement: a correction too
+    s.refine()  # an undo after a refinement: a correction too
     s.next_frame(rgb)
     s.add_annotation(Click(x=25, y=30, class_id=1))
     s.refine()
@@ -176,9 +193,9 @@ def test_the_click_prior_has_the_same_odds_whatever_the_number_of_classes(num_cl
 def test_merge_keeps_only_the_changes_an_annotation_touches():
     base = np.zeros((20, 40), int)
     new = base.copy()
-    new[2:6, 2:6] = 1          # a change where the user clicked
-    new[10:15, 30:35] = 2      # a change far from it
-    new[5, 6:9] = 1            # touching the first change: the same region
+    new[2:6, 2:6] = 1  # a change where the user clicked
+    new[10:15, 30:35] = 2  # a change far from it
+    new[5, 6:9] = 1  # touching the first change: the same region
     touched = np.zeros_like(base, bool)
     touched[3, 3] = True
     merged = merge_touched_changes(base, new, touched)
@@ -199,13 +216,15 @@ def test_refinement_with_a_base_changes_only_what_the_new_click_touches():
     far[55, 60] = 0
     free = graphcut_refine(rgb, None, far, click_confidence=0.9, keep=0.0).argmax(axis=0)
     assert not free[right].any()
-    kept = graphcut_refine(rgb, None, far, click_confidence=0.9, keep=0.0,
-                           base=(shown, seeds)).argmax(axis=0)
+    kept = graphcut_refine(
+        rgb, None, far, click_confidence=0.9, keep=0.0, base=(shown, seeds)
+    ).argmax(axis=0)
     assert (kept == shown).all()
     on_twin = seeds.copy()
     on_twin[30, 95] = 0
-    fixed = graphcut_refine(rgb, None, on_twin, click_confidence=0.9, keep=0.0,
-                            base=(shown, seeds)).argmax(axis=0)
+    fixed = graphcut_refine(
+        rgb, None, on_twin, click_confidence=0.9, keep=0.0, base=(shown, seeds)
+    ).argmax(axis=0)
     assert _iou(fixed == 1, left) > 0.95
 
 
@@ -213,7 +232,7 @@ def test_refinement_needs_two_competing_classes():
     rgb = np.zeros((16, 16, 3), np.uint8)
     all_fg = np.stack([np.zeros((16, 16)), np.ones((16, 16))]).astype(np.float32)
     seeds = np.full((16, 16), -1)
-    for _ in range(2):       # no annotation, then one of the class the network already gives
+    for _ in range(2):  # no annotation, then one of the class the network already gives
         out = graphcut_refine(rgb, all_fg, seeds, click_confidence=0.0)
         assert (out.argmax(axis=0) == 1).all() and np.allclose(out.sum(axis=0), 1.0)
         seeds[3, 3] = 1
@@ -243,7 +262,7 @@ def test_session_refinement_fixes_an_early_network_guess(seed):
 def test_a_class_missing_from_the_first_labelling_gets_a_colour_model(recwarn):
     """Only a background click so far, the network already paints some object: the click prior
     labels every pixel background, yet the object class competes; its colour model must start
-    from the network's pixels (it used to be fitted to no pixel at all: NaN, warnings)."""
+    from the network's pixels (not from no pixel at all: NaN, warnings)."""
     scene = two_class_scene(seed=0)
     seeds = np.full(scene.labels.shape, -1)
     x, y = interior_point(scene.labels == 0)
@@ -270,7 +289,7 @@ def test_the_refined_mask_teaches_the_next_frame_once():
     s.step(5)
     assert s._teach_target is None
     s.predict()
-    assert s._teach_target is None                # reading teaches nothing
+    assert s._teach_target is None  # reading teaches nothing
     s.refine()
     first = s._teach_target
     assert first is not None and tuple(first.shape[-2:]) == s.network_size
@@ -285,6 +304,7 @@ def test_session_merge_uses_what_the_user_saw_before_the_new_click(monkeypatch):
     of the last refinement before it (and the seeds it was made with), however often
     predict() ran in between; clear() starts over without a base."""
     import segdip_ros.core.session as session_module
+
     bases, outputs = [], []
 
     def recording(*args, **kwargs):
@@ -312,7 +332,7 @@ def test_session_merge_uses_what_the_user_saw_before_the_new_click(monkeypatch):
         s.predict()
         s.refine()
     labels, seeds = bases[-1]
-    assert all(np.array_equal(a, b) for a, b in zip(bases[-2], bases[-1]))   # the same base
+    assert all(np.array_equal(a, b) for a, b in zip(bases[-2], bases[-1]))  # the same base
     assert (labels == shown).all()
     assert seeds[30, 25] == 1 and seeds[55, 60] == -1
     s.clear()
@@ -338,12 +358,15 @@ def test_the_next_frame_learns_the_refined_mask_pulled_along_the_motion():
     f = s._frame
     assert f.motion is not None and f.track_labels is not None
     warped = f.motion.warped.argmax(axis=0)
-    moved = np.roll(cv2.resize(first, warped.shape[::-1], interpolation=cv2.INTER_NEAREST),
-                    4 * warped.shape[1] // first.shape[1], axis=1)
+    moved = np.roll(
+        cv2.resize(first, warped.shape[::-1], interpolation=cv2.INTER_NEAREST),
+        4 * warped.shape[1] // first.shape[1],
+        axis=1,
+    )
     inner = (slice(4, -4), slice(8, -8))
     assert (warped[inner] == moved[inner]).mean() > 0.97
     assert s.step(2).annotation_loss > 0
-    pred = s.refine()                      # the tracking cut: labels on the moved object
+    pred = s.refine()  # the tracking cut: labels on the moved object
     assert pred.refined
     truth = np.roll(scene.labels, 4, axis=1) == 1
     assert _iou(pred.labels == 1, truth) > 0.9

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """TrainingSession API: call order, annotations, errors, checkpoints, determinism (tiny nets)."""
+
 import pickle
 from dataclasses import replace
 
@@ -7,8 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from segdip_ros.core import (AnnotationError, CheckpointError, Click, CutSettings, ImageError,
-                             TrainingError, TrainingSession, default_preset)
+from segdip_ros.core import (
+    AnnotationError,
+    CheckpointError,
+    Click,
+    CutSettings,
+    ImageError,
+    TrainingError,
+    TrainingSession,
+    default_preset,
+)
 from segdip_ros.core.synthetic import two_class_scene
 
 # the network alone (no graph cut): these tests look at what the network itself does
@@ -37,8 +46,15 @@ def test_wrong_call_order_raises():
         s.add_annotation(Click(1, 1, 0))
 
 
-@pytest.mark.parametrize('bad', [np.zeros((0, 5, 3), np.uint8), np.zeros((5, 5), np.uint8),
-                                 np.zeros((5, 5, 3), np.float32), 'image'])
+@pytest.mark.parametrize(
+    'bad',
+    [
+        np.zeros((0, 5, 3), np.uint8),
+        np.zeros((5, 5), np.uint8),
+        np.zeros((5, 5, 3), np.float32),
+        'image',
+    ],
+)
 def test_bad_images_raise(bad):
     with pytest.raises(ImageError):
         TrainingSession(TINY).set_image(bad)
@@ -123,19 +139,20 @@ def test_predict_never_changes_what_the_network_learns(scene):
     ref = _weights(runs[0])
     for other in runs[1:]:
         assert all(torch.equal(a, b) for a, b in zip(ref, _weights(other)))
-    assert runs[0].predict().refined is False          # the new frame has no refinement yet
+    assert runs[0].predict().refined is False  # the new frame has no refinement yet
 
 
 def test_a_restored_session_trains_exactly_as_one_that_never_stopped(scene, tmp_path):
     """Stop in the middle of a labelled frame (after a refinement: self-training target, merge
     base, corrected switch, TCL base all set), restore, go on: bit-identical weights."""
+
     def first_part(s):
         s.set_image(scene.rgb)
         s.warmup()
         s.add_annotation(Click(30, 24, 1))
         s.step(10)
         s.refine()
-        s.add_annotation(Click(2, 2, 0))     # a correction after a refinement
+        s.add_annotation(Click(2, 2, 0))  # a correction after a refinement
         s.step(7)
 
     def second_part(s):
@@ -182,6 +199,7 @@ class _RunsCode:
 
     def __reduce__(self):
         import os
+
         return (os.system, ('echo pwned > /dev/null',))
 
 
@@ -192,7 +210,7 @@ def test_a_checkpoint_holding_a_pickled_object_is_refused(session, tmp_path):
     torch.save(state, path)
     with pytest.raises(CheckpointError, match='could run code'):
         TrainingSession.load(str(path))
-    with open(tmp_path / 'plain.pt', 'wb') as fh:        # a bare pickle, not a torch file
+    with open(tmp_path / 'plain.pt', 'wb') as fh:  # a bare pickle, not a torch file
         pickle.dump(_RunsCode(), fh)
     with pytest.raises(CheckpointError):
         TrainingSession.load(str(tmp_path / 'plain.pt'))
@@ -210,7 +228,8 @@ def test_same_seed_same_result(scene):
 
 
 def test_nonfinite_loss_skips_update_and_session_recovers(session, monkeypatch):
-    import segdip_ros.core.objective as objective
+    from segdip_ros.core import objective
+
     params = _weights(session)
     real = objective.F.mse_loss
     monkeypatch.setattr(objective.F, 'mse_loss', lambda a, b: real(a, b) * float('nan'))
@@ -224,6 +243,7 @@ def test_nonfinite_loss_skips_update_and_session_recovers(session, monkeypatch):
 def test_out_of_memory_is_reported_and_session_stays_usable(session, monkeypatch):
     def boom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError('CUDA out of memory. Tried to allocate 2 GiB')
+
     monkeypatch.setattr(session, '_one_iteration', boom)
     with pytest.raises(TrainingError, match='out of memory'):
         session.step(1)
@@ -239,11 +259,11 @@ def test_refine_is_explicit_and_tracks_the_annotations(scene):
     assert s.needs_refine and s.predict().refined is False
     pred = s.refine()
     assert pred.refined and not s.needs_refine
-    assert pred.labels[24, 30] == 1                      # the click is a hard constraint
+    assert pred.labels[24, 30] == 1  # the click is a hard constraint
     s.add_annotation(Click(2, 2, 0))
-    assert s.needs_refine and s.predict().refined        # the last refinement until the next
+    assert s.needs_refine and s.predict().refined  # the last refinement until the next
     s.undo()
-    assert not s.needs_refine                            # back to what was refined
+    assert not s.needs_refine  # back to what was refined
     assert s.clear() == 1 and s.predict().refined is False
     assert TrainingSession(TINY).refine is not None
 
@@ -261,10 +281,10 @@ def test_network_runs_at_network_scale_of_the_working_size(scene):
     assert half.work_size == (48, 64) and half.network_size == (24, 32)
     f = half._frame
     assert tuple(f.code.shape[-2:]) == (24, 32) and tuple(f.target.shape[-2:]) == (24, 32)
-    half.add_annotation(Click(32, 24, 1, radius=4))          # radius in working pixels
+    half.add_annotation(Click(32, 24, 1, radius=4))  # radius in working pixels
     assert int((f.labels == 1).sum()) == int((np.hypot(*np.mgrid[-2:3, -2:3]) <= 2).sum())
     half.step(2)
-    pred = half.predict()                                     # back at the original size
+    pred = half.predict()  # back at the original size
     assert pred.labels.shape == (48, 64) and pred.probabilities.shape == (48, 64, 2)
     full = TrainingSession(replace(TINY, network_scale=1.0))
     full.set_image(scene.rgb)

@@ -1,17 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
 """The node end to end in one process: frames and clicks in, masks with the frame's header out,
 IoU >= 0.9 on the synthetic two-class scene with the engine's default preset."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 from geometry_msgs.msg import Point
+from node_harness import TINY, Harness, header, mask_of, stamp_ns
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
-
-from node_harness import TINY, Harness, header, mask_of, stamp_ns
 
 from segdip_ros.core import iou, mean_iou
 from segdip_ros.core.synthetic import three_class_scene, two_class_scene
@@ -21,8 +21,7 @@ from segdip_ros.tools.demo import corrective_click, scripted_clicks
 def test_clicks_give_iou_and_frame_header():
     """Default engine preset: IoU >= 0.9."""
     scene = two_class_scene()
-    h = Harness(10, {'mode': 'still', 'torch_threads': 1,
-                     'publish_rate': 5.0})
+    h = Harness(10, {'mode': 'still', 'torch_threads': 1, 'publish_rate': 5.0})
     try:
         masks = h.sub(Image, '/segdip/mask')
         pub = h.pub(Image, 'image', 5)
@@ -48,8 +47,12 @@ def test_clicks_give_iou_and_frame_header():
                 send(c)
                 n += 1
                 assert h.spin_until(
-                    lambda: h.node.trainer.stats.annotations_accepted
-                    + h.node.trainer.pending_commands >= n, 10)
+                    lambda: (
+                        h.node.trainer.stats.annotations_accepted + h.node.trainer.pending_commands
+                        >= n
+                    ),
+                    10,
+                )
             assert h.spin_until(lambda: h.node.trainer.stats.annotations_accepted >= n, 150)
             assert h.wait_idle(180), h.node.trainer.stats
             h.spin_for(0.4)
@@ -71,8 +74,9 @@ def test_clicks_give_iou_and_frame_header():
 def test_multiclass_via_annotations_json():
     """Three classes with explicit class ids on ~/annotations (click, stroke, box), tiny net."""
     scene = three_class_scene()
-    h = Harness(11, {**TINY, 'num_classes': 3, 'class_names': ['bg', 'blob', 'rect'],
-                     'mode': 'still'})
+    h = Harness(
+        11, {**TINY, 'num_classes': 3, 'class_names': ['bg', 'blob', 'rect'], 'mode': 'still'}
+    )
     try:
         masks = h.sub(Image, '/segdip/mask')
         assert h.wait_matched(h.pub(Image, 'image', 5))
@@ -82,10 +86,17 @@ def test_multiclass_via_annotations_json():
         st = {'sec': 7, 'nanosec': 0}
         anns = [dict(c, stamp=st) for c in scripted_clicks(scene.labels == 1, 2, 2)]
         ys, xs = np.nonzero(scene.labels == 2)
-        anns.append({'type': 'box', 'x0': float(xs.min() + 3), 'y0': float(ys.min() + 3),
-                     'x1': float(xs.max() - 3), 'y1': float(ys.max() - 3), 'class_id': 2})
-        anns.append({'type': 'stroke', 'points': [[5, 5], [40, 8]], 'class_id': 0,
-                     'width': 3.0})
+        anns.append(
+            {
+                'type': 'box',
+                'x0': float(xs.min() + 3),
+                'y0': float(ys.min() + 3),
+                'x1': float(xs.max() - 3),
+                'y1': float(ys.max() - 3),
+                'class_id': 2,
+            }
+        )
+        anns.append({'type': 'stroke', 'points': [[5, 5], [40, 8]], 'class_id': 0, 'width': 3.0})
         for a in anns:
             h.annotate(json.dumps(a))
         assert h.spin_until(lambda: h.node.trainer.stats.annotations_accepted == len(anns), 30)

@@ -3,15 +3,15 @@
 wrong-typed parameter sets are refused, a storm of hostile messages on every input neither
 stops the node nor changes what it learns from a good scene, and SIGKILL in every state of
 the node (a child process) loses no accepted annotation and applies none twice."""
+
 from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray
+from node_harness import TINY, Harness, header
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
-from node_harness import TINY, Harness, header
-
-import segdip_ros.segdip_node as segdip_node
+from segdip_ros import segdip_node
 from segdip_ros.bench.killtest import STATES, KillSettings, run_kills
 from segdip_ros.bench.storm import StormSettings, run_storm
 from segdip_ros.core.synthetic import two_class_scene
@@ -44,6 +44,7 @@ def test_a_failing_decoder_is_contained_counted_and_the_node_keeps_working(monke
 
         def values():
             return {kv.key: kv.value for kv in diags[-1].status[0].values} if diags else {}
+
         assert h.spin_until(lambda: values().get('callback_errors') == '3', 5), values()
         assert diags[-1].status[0].level == b'\x01'  # WARN while errors were contained
         # the next frame decodes: the node is alive and trains on it
@@ -51,8 +52,12 @@ def test_a_failing_decoder_is_contained_counted_and_the_node_keeps_working(monke
         assert h.spin_until(lambda: h.node.trainer.current is not None, 20)
         assert h.node.trainer.current.stamp_ns == 9_000_000_000
         # parameter sets of the wrong type or value are refused with a reason
-        for name, value in (('active_class', 'object'), ('mode', 5), ('publish_rate', -1.0),
-                            ('class_colors', [1, 2])):
+        for name, value in (
+            ('active_class', 'object'),
+            ('mode', 5),
+            ('publish_rate', -1.0),
+            ('class_colors', [1, 2]),
+        ):
             try:
                 res = h.node.set_parameters([Parameter(name, value=value)])[0]
                 ok, reason = res.successful, res.reason
@@ -66,25 +71,31 @@ def test_a_failing_decoder_is_contained_counted_and_the_node_keeps_working(monke
 
 def test_storm_of_hostile_messages_changes_nothing():
     params = {**TINY, 'mode': 'still'}
-    calm = run_storm(StormSettings(messages=0, storm=False, domain_id=77, params=params),
-                     log=lambda m: None)
-    stormy = run_storm(StormSettings(messages=1000, domain_id=77, params=params),
-                       log=lambda m: None)
+    calm = run_storm(
+        StormSettings(messages=0, storm=False, domain_id=77, params=params), log=lambda m: None
+    )
+    stormy = run_storm(
+        StormSettings(messages=1000, domain_id=77, params=params), log=lambda m: None
+    )
     assert stormy.crashes == 0, stormy.crash_reasons
     assert stormy.trainer_alive and stormy.messages == 1000
     assert stormy.hostile_applied == 0 and calm.hostile_applied == 0
     assert abs(calm.iou - stormy.iou) <= 0.02, (calm.iou, stormy.iou)
     assert calm.iou > 0.7
     assert stormy.rss_end_mb - stormy.rss_warm_mb < 50
-    assert stormy.problems_counted > 500              # the storm was seen and refused ...
+    assert stormy.problems_counted > 500  # the storm was seen and refused ...
     assert stormy.warnings_logged < stormy.messages / 10  # ... and the log rate-limited
     assert stormy.parameter_sets_sent > 0
     assert stormy.parameter_sets_refused == stormy.parameter_sets_sent
 
 
 def test_sigkill_in_every_state_loses_and_duplicates_nothing(tmp_path):
-    report = run_kills(KillSettings(kills=len(STATES), chain_length=len(STATES), seed=1,
-                                    domain_id=78, workdir=tmp_path), log=print)
+    report = run_kills(
+        KillSettings(
+            kills=len(STATES), chain_length=len(STATES), seed=1, domain_id=78, workdir=tmp_path
+        ),
+        log=print,
+    )
     assert report.problems == []
     t = report.totals()
     assert t['kills'] == len(STATES) and set(report.per_state) == set(STATES)

@@ -2,6 +2,7 @@
 """The write-ahead log and the checked state files, without ROS: the replay plan, torn and
 foreign logs, torn, foreign and mismatched checkpoints (each set aside, never deleted), and
 the JSON input limits checked before parsing."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,14 @@ import torch
 
 from segdip_ros.core import CheckpointError, SessionConfig, TrainingSession
 from segdip_ros.core.synthetic import two_class_scene
-from segdip_ros.node.inputs import (MAX_STROKE_POINTS, Command, InputError,
-                                    parse_annotation_json)
-from segdip_ros.node.journal import (applied_record, command_from_record, plan_replay,
-                                     queued_record, read_journal)
+from segdip_ros.node.inputs import MAX_STROKE_POINTS, Command, InputError, parse_annotation_json
+from segdip_ros.node.journal import (
+    applied_record,
+    command_from_record,
+    plan_replay,
+    queued_record,
+    read_journal,
+)
 from segdip_ros.node.params import engine_config, read_settings
 from segdip_ros.node.store import SessionStore
 
@@ -28,11 +33,13 @@ def _tiny_cfg() -> SessionConfig:
 
 def _default(name: str):
     from segdip_ros.node.params import PARAMS
+
     return PARAMS[name].default
 
 
 def _click(x: float, cls: int = 1) -> Command:
     from segdip_ros.core import Click
+
     return Command('add', Click(x, 10.0, cls), 0, 'test')
 
 
@@ -43,9 +50,9 @@ def test_replay_plan_requeues_pending_and_reapplies_after_the_checkpoint(tmp_pat
     a = j.append(queued_record(_click(1)))
     b = j.append(queued_record(_click(2)))
     j.append(applied_record('s1', 0, 5, (160, 120)), command_id=a['id'])
-    ckpt_seq = j.last_seq                               # checkpoint written here
+    ckpt_seq = j.last_seq  # checkpoint written here
     j.append(applied_record('s1', 0, 5, (160, 120)), command_id=b['id'])
-    c = j.append(queued_record(_click(3)))               # accepted, never applied
+    c = j.append(queued_record(_click(3)))  # accepted, never applied
     records = read_journal(store.log_path).records
     plan = plan_replay(records, ckpt_seq, ('s1', 0))
     assert [r['id'] for r in plan.reapply] == [b['id']] and not plan.replace_set
@@ -76,8 +83,11 @@ def test_torn_last_line_and_garbage_are_set_aside_and_good_records_kept(tmp_path
     records, notes = store2.open_journal(2)
     assert len(notes) == 1 and 'the last line is torn' in notes[0], notes
     assert [r['id'] for r in records if r['status'] == 'queued'] == ids
-    aside = [p.name for p in tmp_path.iterdir() if p.name.startswith('annotations.')
-             and p.name != 'annotations.jsonl']
+    aside = [
+        p.name
+        for p in tmp_path.iterdir()
+        if p.name.startswith('annotations.') and p.name != 'annotations.jsonl'
+    ]
     assert len(aside) == 1 and aside[0].endswith('.damaged.jsonl'), aside
     assert (tmp_path / aside[0]).read_bytes().endswith(b'"status":"queu')  # kept as it was
     # the repaired log goes on with the next seq
@@ -117,25 +127,31 @@ def test_checkpoint_round_trip_with_its_header(tmp_path):
 def test_torn_foreign_and_unsafe_checkpoints_are_refused(tmp_path):
     store, _ = _saved(tmp_path)
     data = store.checkpoint_path.read_bytes()
-    store.checkpoint_path.write_bytes(data[:len(data) // 2])  # torn
+    store.checkpoint_path.write_bytes(data[: len(data) // 2])  # torn
     with pytest.raises(CheckpointError, match='cannot use checkpoint.pt: .*cannot read'):
         store.load_checkpoint(_tiny_cfg())
     moved = store.set_checkpoint_aside('unusable')
     assert moved.exists() and not store.checkpoint_path.exists()
-    assert any(p.name.startswith('checkpoint.') and p.suffix == '.json'
-               and 'unusable' in p.name for p in tmp_path.iterdir())
+    assert any(
+        p.name.startswith('checkpoint.') and p.suffix == '.json' and 'unusable' in p.name
+        for p in tmp_path.iterdir()
+    )
 
     # a pickle that would run code is refused by the weights-only check
     class Evil:
         def __reduce__(self):
             return (print, ('pwned',))
+
     torch.save({'x': Evil()}, store.checkpoint_path)
     with pytest.raises(CheckpointError, match='could run code'):
         store.load_checkpoint(_tiny_cfg())
     # another working size: foreign
     store2, _ = _saved(tmp_path / 'b')
-    other = engine_config(read_settings(
-        lambda n: {'working_size': 96, 'engine_overrides': ['width=16']}.get(n, _default(n))))
+    other = engine_config(
+        read_settings(
+            lambda n: {'working_size': 96, 'engine_overrides': ['width=16']}.get(n, _default(n))
+        )
+    )
     with pytest.raises(CheckpointError, match='another engine'):
         store2.load_checkpoint(other)
 
@@ -156,21 +172,32 @@ def test_checkpoint_header_must_describe_the_checkpoint(tmp_path):
         store.load_checkpoint(_tiny_cfg())
 
 
-@pytest.mark.parametrize('text, key, match', [
-    ('[' * 5000, 'json', 'nested deeper'),
-    ('{"a":' * 3000 + '1' + '}' * 3000, 'json', 'nested deeper'),
-    ('{"type":"click","x":1,"y":1,"class_id":1,"p":"' + 'x' * 1_100_000 + '"}', 'json',
-     'characters refused'),
-    ('{"type":"click","x":NaN,"y":1,"class_id":1}', 'json', 'NaN'),
-    ('{"type":"click","x":1e400,"y":1,"class_id":1}', 'outside', 'inf'),
-    ('{"type":"click","x":1,"y":1,"class_id":' + '9' * 5000 + '}', 'json', 'not JSON'),
-    ('{"type":"click","x":1,"y":1,"class_id":"object"}', 'class', 'not an integer'),
-    ('{"type":"box","x0":9,"y0":1,"x1":2,"y1":5,"class_id":1}', 'box', 'negative size'),
-    ('{"type":"stroke","points":[' + ','.join(['[1,2]'] * (MAX_STROKE_POINTS + 1))
-     + '],"class_id":1}', 'stroke', 'points refused'),
-    ('{"type":"stroke","points":[[1,1],[2,2]],"class_id":1,"width":1e9}', 'json', 'width'),
-    ('\ufffd\ufffd{"type":"click"}', 'json', 'not JSON'),  # what non-UTF-8 bytes become
-])
+@pytest.mark.parametrize(
+    'text, key, match',
+    [
+        ('[' * 5000, 'json', 'nested deeper'),
+        ('{"a":' * 3000 + '1' + '}' * 3000, 'json', 'nested deeper'),
+        (
+            '{"type":"click","x":1,"y":1,"class_id":1,"p":"' + 'x' * 1_100_000 + '"}',
+            'json',
+            'characters refused',
+        ),
+        ('{"type":"click","x":NaN,"y":1,"class_id":1}', 'json', 'NaN'),
+        ('{"type":"click","x":1e400,"y":1,"class_id":1}', 'outside', 'inf'),
+        ('{"type":"click","x":1,"y":1,"class_id":' + '9' * 5000 + '}', 'json', 'not JSON'),
+        ('{"type":"click","x":1,"y":1,"class_id":"object"}', 'class', 'not an integer'),
+        ('{"type":"box","x0":9,"y0":1,"x1":2,"y1":5,"class_id":1}', 'box', 'negative size'),
+        (
+            '{"type":"stroke","points":['
+            + ','.join(['[1,2]'] * (MAX_STROKE_POINTS + 1))
+            + '],"class_id":1}',
+            'stroke',
+            'points refused',
+        ),
+        ('{"type":"stroke","points":[[1,1],[2,2]],"class_id":1,"width":1e9}', 'json', 'width'),
+        ('\ufffd\ufffd{"type":"click"}', 'json', 'not JSON'),  # what non-UTF-8 bytes become
+    ],
+)
 def test_hostile_json_is_refused_with_a_reason(text, key, match):
     with pytest.raises(InputError, match=match) as info:
         parse_annotation_json(text, 2)

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The node as a lifecycle (managed) node, driven through its lifecycle services as a
 lifecycle manager would, and ~/enable pausing it without a transition."""
+
 from __future__ import annotations
 
 import gc
@@ -9,11 +10,10 @@ import weakref
 
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+from node_harness import TINY, Harness, header, mask_of
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
-
-from node_harness import TINY, Harness, header, mask_of
 
 from segdip_ros.core.synthetic import two_class_scene
 
@@ -65,7 +65,7 @@ def test_transitions_free_the_model_and_activate_resumes_from_the_checkpoint(tmp
         assert _state(h) == 'inactive'
         assert node.trainer.session is None and not node.trainer.running
         gc.collect()
-        assert model() is None, "deactivate kept the session (and its model) alive"
+        assert model() is None, 'deactivate kept the session (and its model) alive'
         assert (tmp_path / 'checkpoint.pt').is_file()
 
         assert _change(h, Transition.TRANSITION_ACTIVATE)
@@ -74,8 +74,9 @@ def test_transitions_free_the_model_and_activate_resumes_from_the_checkpoint(tmp
         assert restored.iteration == iteration
         assert node.trainer.current.stamp_ns == 5_000_000_000
         masks = h.sub(Image, '/segdip/mask')
-        assert h.spin_until(lambda: masks and 1 in mask_of(masks[-1]), 30), \
+        assert h.spin_until(lambda: masks and 1 in mask_of(masks[-1]), 30), (
             'the restored model publishes no mask with the clicked class'
+        )
         ann.publish(_click(20, 20, 0))
         assert h.spin_until(lambda: node.trainer.stats.annotations_accepted == 2, 30)
         # training goes on from the restored iteration (a fresh model would restart at 0)

@@ -1,23 +1,23 @@
 # SPDX-License-Identifier: Apache-2.0
 """Bad input keeps the node alive and is reported once; bgr8 and compressed input; live
 parameter refusal; services (undo, clear, reset, next_frame, save). Tiny engine config."""
+
 from __future__ import annotations
 
 import array
 import json
 
 import cv2
-import pytest
 import numpy as np
-from geometry_msgs.msg import Point
+import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Point
+from node_harness import TINY, Harness, header, stamp_ns
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
-
-from node_harness import TINY, Harness, header, stamp_ns
 
 from segdip_ros.core.synthetic import two_class_scene
 from segdip_ros.ros.convert import rgb_to_image_msg
@@ -76,8 +76,12 @@ def test_bad_input_reported_once_and_node_keeps_working():
         # image size change mid-stream: the session restarts on the new size, with a warning
         small = cv2.resize(scene.rgb, (80, 60))
         h.send_image(small, header(2))
-        assert h.spin_until(lambda: masks and masks[-1].width == 80
-                            and stamp_ns(masks[-1].header) == 2_000_000_000, 30)
+        assert h.spin_until(
+            lambda: (
+                masks and masks[-1].width == 80 and stamp_ns(masks[-1].header) == 2_000_000_000
+            ),
+            30,
+        )
         assert sum('image size changed from 160x120 to 80x60' in w for w in logged) == 1
         # and it still learns from clicks
         ann.publish(String(data=json.dumps({'type': 'click', 'x': 44, 'y': 30, 'class_id': 1})))
@@ -87,10 +91,17 @@ def test_bad_input_reported_once_and_node_keeps_working():
 
         def values():
             return {kv.key: kv.value for kv in diags[-1].status[0].values} if diags else {}
+
         assert h.spin_until(lambda: values().get('frames_rejected') == '9', 5)
         values = values()
-        for key in ('iterations_per_second', 'loss', 'device', 'frames_received',
-                    'frames_dropped', 'annotations'):
+        for key in (
+            'iterations_per_second',
+            'loss',
+            'device',
+            'frames_received',
+            'frames_dropped',
+            'annotations',
+        ):
             assert key in values, key
         assert values['device'] == 'cpu' and int(values['frames_rejected']) == 9
     finally:
@@ -133,10 +144,12 @@ def test_live_parameters_and_services(tmp_path):
         info = json.loads(infos[-1].data)
         assert [c['name'] for c in info['classes']] == ['background', 'object']
         assert info['unlabelled_id'] == 255 and len(info['classes'][1]['color']) == 3
-        for name, value, reason in [('active_class', 5, 'active_class'),
-                                    ('mode', 'fast', 'mode'),
-                                    ('class_colors', ['#zzzzzz'], 'colour'),
-                                    ('num_classes', 3, 'read-only')]:
+        for name, value, reason in [
+            ('active_class', 5, 'active_class'),
+            ('mode', 'fast', 'mode'),
+            ('class_colors', ['#zzzzzz'], 'colour'),
+            ('num_classes', 3, 'read-only'),
+        ]:
             res = node.set_parameters([Parameter(name, value=value)])[0]
             assert not res.successful and reason in res.reason, (name, res.reason)
         assert node.set_parameters([Parameter('active_class', value=0)])[0].successful
@@ -150,8 +163,9 @@ def test_live_parameters_and_services(tmp_path):
         assert h.wait_matched(ann)
         h.send_image(scene.rgb, header(10))
         for x, cls in ((80, 1), (10, 0), (150, 0)):
-            ann.publish(String(data=json.dumps({'type': 'click', 'x': x, 'y': 60,
-                                                'class_id': cls})))
+            ann.publish(
+                String(data=json.dumps({'type': 'click', 'x': x, 'y': 60, 'class_id': cls}))
+            )
         assert h.spin_until(lambda: node.trainer.stats.annotations_accepted == 3, 30)
         r = _call(h, '/segdip/undo')
         assert r.success and len(node.trainer.session.annotations) == 2, r.message
@@ -160,8 +174,13 @@ def test_live_parameters_and_services(tmp_path):
         ds = tmp_path / 'dataset'
         files = sorted(str(p.relative_to(ds)) for p in ds.rglob('*') if p.is_file())
         name = '10_000000000_camera'
-        assert files == ['classes.json', f'images/{name}.png', 'manifest.jsonl',
-                         f'masks/{name}.png', f'overlays/{name}.png']
+        assert files == [
+            'classes.json',
+            f'images/{name}.png',
+            'manifest.jsonl',
+            f'masks/{name}.png',
+            f'overlays/{name}.png',
+        ]
         saved = json.loads((ds / 'manifest.jsonl').read_text().splitlines()[0])
         assert len(saved['annotations']) == 2 and (saved['width'], saved['height']) == (160, 120)
         assert saved['stamp'] == {'sec': 10, 'nanosec': 0} and saved['frame_id'] == 'camera'
@@ -179,12 +198,19 @@ def test_live_parameters_and_services(tmp_path):
         assert len(node.trainer.session.annotations) == 0
         r = _call(h, '/segdip/reset')
         assert r.success and node.trainer.stats.scenes == 2, r.message
-        log = [json.loads(line) for line in (tmp_path / 'annotations.jsonl').read_text()
-               .splitlines()]
+        log = [
+            json.loads(line) for line in (tmp_path / 'annotations.jsonl').read_text().splitlines()
+        ]
         queued = {d['id']: d for d in log if d['status'] == 'queued'}
         applied = [(queued[d['id']], d['frame']) for d in log if d['status'] == 'applied']
-        assert [c['type'] for c, _ in applied] == ['click', 'click', 'click', 'undo', 'click',
-                                                   'clear']
+        assert [c['type'] for c, _ in applied] == [
+            'click',
+            'click',
+            'click',
+            'undo',
+            'click',
+            'clear',
+        ]
         assert applied[0][1]['stamp'] == {'sec': 10, 'nanosec': 0}
         assert applied[4][1]['stamp'] == {'sec': 11, 'nanosec': 0}
         assert [d['reason'] for d in log if d['status'] == 'scene'] == ['first image', 'reset']

@@ -1,12 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """RViz2 clicks through the node: PointStamped on the image plane (class by topic) reach
 IoU >= 0.9 with the default engine preset; a 3D point in the camera frame lands on its pixel."""
+
 from __future__ import annotations
 
 from geometry_msgs.msg import PointStamped
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-
 from node_harness import TINY, Harness, header, mask_of, stamp_ns
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from segdip_ros.core import Click, iou
 from segdip_ros.core.synthetic import two_class_scene
@@ -25,13 +25,14 @@ def _rviz_point(x: float, y: float, z: float, frame: str) -> PointStamped:
 
 def test_image_plane_clicks_per_class_topic_reach_iou():
     scene = two_class_scene()
-    h = Harness(16, {'mode': 'still', 'torch_threads': 1,
-                     'active_class': 0})
+    h = Harness(16, {'mode': 'still', 'torch_threads': 1, 'active_class': 0})
     try:
         masks = h.sub(Image, '/segdip/mask')
         clouds = h.sub(PointCloud2, '/segdip/image_plane')
-        pubs = {c: h.pub(PointStamped, f'/segdip/clicked_point/{name}', 100)
-                for c, name in ((0, 'background'), (1, 'object'))}
+        pubs = {
+            c: h.pub(PointStamped, f'/segdip/clicked_point/{name}', 100)
+            for c, name in ((0, 'background'), (1, 'object'))
+        }
         for p in (*pubs.values(), h.pub(Image, 'image', 5)):
             assert h.wait_matched(p)
         hd = header(9, 0, 'camera')
@@ -61,8 +62,10 @@ def test_image_plane_clicks_per_class_topic_reach_iou():
         anns = h.node.trainer.session.annotations
         first = scripted_clicks(scene.labels, 1, 1)
         # class from the topic (two topics: arrival order between them is not fixed)
-        assert set(anns[:2]) == {Click(first[0]['x'], first[0]['y'], 1),
-                                 Click(first[1]['x'], first[1]['y'], 0)}
+        assert set(anns[:2]) == {
+            Click(first[0]['x'], first[0]['y'], 1),
+            Click(first[1]['x'], first[1]['y'], 0),
+        }
     finally:
         h.close()
 
@@ -83,8 +86,9 @@ def test_camera_frame_point_projects_to_pixel():
             assert h.wait_matched(p)
         cam.publish(info)
         h.send_image(scene.rgb, header(3, 0, 'camera_optical'))
-        assert h.spin_until(lambda: h.node.clicks.camera is not None
-                            and h.node.trainer.current is not None, 20)
+        assert h.spin_until(
+            lambda: h.node.clicks.camera is not None and h.node.trainer.current is not None, 20
+        )
         # (0.2, -0.1, 2.0) m -> u = 100 * 0.1 + 80 = 90, v = 100 * -0.05 + 60 = 55
         generic.publish(_rviz_point(0.2, -0.1, 2.0, 'camera_optical'))
         assert h.spin_until(lambda: len(h.node.trainer.session.annotations) == 1, 60)

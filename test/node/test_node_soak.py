@@ -2,6 +2,7 @@
 """30 s of 30 Hz frames with clicks at random: the node stays alive, memory stays flat, and
 every accepted click is in the saved annotation log; a restart with the same session_dir
 resumes the model and the annotations."""
+
 from __future__ import annotations
 
 import json
@@ -10,10 +11,9 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import Point
+from node_harness import TINY, Harness, header, mask_of, stamp_ns
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
-
-from node_harness import TINY, Harness, header, mask_of, stamp_ns
 
 from segdip_ros.core.synthetic import moving_object_sequence, two_class_scene
 from segdip_ros.ros.convert import rgb_to_image_msg
@@ -51,8 +51,10 @@ def test_soak_30s_tracking(tmp_path):
             now = time.monotonic()
             if now >= next_frame:
                 msg = frames[k % len(frames)]
-                msg.header.stamp.sec, msg.header.stamp.nanosec = 1000 + k // 30, \
-                    (k % 30) * 33_000_000
+                msg.header.stamp.sec, msg.header.stamp.nanosec = (
+                    1000 + k // 30,
+                    (k % 30) * 33_000_000,
+                )
                 img.publish(msg)
                 k += 1
                 next_frame += 1.0 / FPS
@@ -61,14 +63,24 @@ def test_soak_30s_tracking(tmp_path):
                 if rng.random() < 0.02:
                     x, y, cls = rng.uniform(0, 159), rng.uniform(0, 119), rng.randrange(2)
                     if rng.random() < 0.5:
-                        d = {'type': 'click', 'x': x, 'y': y, 'class_id': cls,
-                             'stamp': {'sec': msg.header.stamp.sec,
-                                       'nanosec': msg.header.stamp.nanosec}}
+                        d = {
+                            'type': 'click',
+                            'x': x,
+                            'y': y,
+                            'class_id': cls,
+                            'stamp': {
+                                'sec': msg.header.stamp.sec,
+                                'nanosec': msg.header.stamp.nanosec,
+                            },
+                        }
                         ann.publish(String(data=json.dumps(d)))
                         sent_ok.append((x, y, cls))
                     elif rng.random() < 0.8:
-                        ann.publish(String(data=json.dumps(
-                            {'type': 'click', 'x': x, 'y': y, 'class_id': cls})))
+                        ann.publish(
+                            String(
+                                data=json.dumps({'type': 'click', 'x': x, 'y': y, 'class_id': cls})
+                            )
+                        )
                         sent_ok.append((x, y, cls))
                     else:  # a bad one now and then: outside the image
                         click.publish(Point(x=500.0, y=y))
@@ -77,16 +89,23 @@ def test_soak_30s_tracking(tmp_path):
             h.executor.spin_once(timeout_sec=max(0.0, min(0.01, next_frame - now)))
         rss_end = _rss_mb()
         st = h.node.trainer.stats
-        print(f'soak: {k} frames sent, {h.node.frames_received} received, {st.frames_used} '
-              f'used, {st.frames_dropped} dropped, {st.iteration} iterations, '
-              f'{len(sent_ok)} clicks, RSS {rss_warm:.0f} -> {rss_end:.0f} MB')
+        print(
+            f'soak: {k} frames sent, {h.node.frames_received} received, {st.frames_used} '
+            f'used, {st.frames_dropped} dropped, {st.iteration} iterations, '
+            f'{len(sent_ok)} clicks, RSS {rss_warm:.0f} -> {rss_end:.0f} MB'
+        )
         assert k >= SOAK_SECONDS * FPS * 0.9
         assert h.node.frames_received > 0.5 * k
         assert st.frames_used > 5 and masks and h.node.trainer._thread.is_alive()
         assert rss_end - rss_warm < 50.0, (rss_warm, rss_end)
         assert h.node.warnings.total('outside') >= 1
-        assert h.spin_until(lambda: h.node.trainer.stats.annotations_accepted
-                            + h.node.trainer.pending_commands >= len(sent_ok), 10)
+        assert h.spin_until(
+            lambda: (
+                h.node.trainer.stats.annotations_accepted + h.node.trainer.pending_commands
+                >= len(sent_ok)
+            ),
+            10,
+        )
         used = {stamp_ns(m.header) for m in masks}
         assert len(used) > 5  # masks followed the stream
     finally:
@@ -109,8 +128,9 @@ def test_restart_with_same_session_dir_resumes(tmp_path):
         assert h.wait_matched(h.pub(Image, 'image', 5)) and h.wait_matched(ann)
         h.send_image(scene.rgb, header(50, 0, 'cam'))
         for x, cls in ((88, 1), (10, 0), (150, 0), (90, 1)):
-            ann.publish(String(data=json.dumps({'type': 'click', 'x': x, 'y': 60,
-                                                'class_id': cls})))
+            ann.publish(
+                String(data=json.dumps({'type': 'click', 'x': x, 'y': 60, 'class_id': cls}))
+            )
         assert h.wait_idle(60) and h.node.trainer.stats.annotations_accepted == 4
         before = h.node.trainer.session.annotations
         iteration = h.node.trainer.session.iteration

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Tracking evaluation: J/F scoring, the frame-switch rule, and eval_bag end to end."""
+
 from __future__ import annotations
 
 import json
@@ -12,20 +13,24 @@ from typing import Any
 import numpy as np
 import pytest
 
-from segdip_ros.offline.bagio import BagAnnotation, BagReader
-from segdip_ros.core.metrics import boundary_map
 from segdip_ros.core import FrameDriver
-from segdip_ros.offline.tracking_eval import (assign_annotations, score_sequence,
-                                              write_dataset_report)
+from segdip_ros.core.metrics import boundary_map
+from segdip_ros.offline.bagio import BagAnnotation, BagReader
+from segdip_ros.offline.tracking_eval import (
+    assign_annotations,
+    score_sequence,
+    write_dataset_report,
+)
 from segdip_ros.tools import eval_bag, make_bag
 
-DATA = Path(os.environ.get('SEGDIP_DATA') or
-            Path(__file__).resolve().parents[2].parent / 'shared' / 'data')
+DATA = Path(
+    os.environ.get('SEGDIP_DATA') or Path(__file__).resolve().parents[2].parent / 'shared' / 'data'
+)
 
 
 def rect(h: int, w: int, y0: int, x0: int, rh: int, rw: int) -> np.ndarray:
     m = np.zeros((h, w), np.uint8)
-    m[y0:y0 + rh, x0:x0 + rw] = 255
+    m[y0 : y0 + rh, x0 : x0 + rw] = 255
     return m
 
 
@@ -50,11 +55,13 @@ def test_shifted_prediction_scores_known_values() -> None:
     h, w, rh, rw = 100, 100, 30, 40
     gts = [rect(h, w, 20, 20, rh, rw)] * 3
     # frame 0 is perfect (excluded anyway), frame 1 shifted by 4 px, frame 2 by 1 px
-    preds = [(gts[0] > 0).astype(np.uint8),
-             (rect(h, w, 20, 24, rh, rw) > 0).astype(np.uint8),
-             (rect(h, w, 20, 21, rh, rw) > 0).astype(np.uint8)]
+    preds = [
+        (gts[0] > 0).astype(np.uint8),
+        (rect(h, w, 20, 24, rh, rw) > 0).astype(np.uint8),
+        (rect(h, w, 20, 21, rh, rw) > 0).astype(np.uint8),
+    ]
     per, j, f = score_sequence(preds, gts)
-    radius = np.ceil(0.008 * np.hypot(h, w))       # DAVIS tolerance: 2 px here
+    radius = np.ceil(0.008 * np.hypot(h, w))  # DAVIS tolerance: 2 px here
     j1, j2 = (rw - 4) / (rw + 4), (rw - 1) / (rw + 1)
     f1 = brute_force_f(preds[1], gts[1], radius)
     assert per[1][0] == pytest.approx(j1) and per[2][0] == pytest.approx(j2)
@@ -68,10 +75,12 @@ def test_shifted_prediction_scores_known_values() -> None:
 
 def test_assign_annotations_by_stamp_and_by_arrival() -> None:
     frames = [SimpleNamespace(stamp_ns=100 * k, recv_ns=100 * k + 5) for k in range(3)]
-    anns = [BagAnnotation({'type': 'click', 'n': 'stamped0'}, 0, 6),
-            BagAnnotation({'type': 'click', 'n': 'late-stamped1'}, 100, 250),
-            BagAnnotation({'type': 'click', 'n': 'unstamped-after1'}, None, 110),
-            BagAnnotation({'type': 'click', 'n': 'unstamped-before0'}, None, 1)]
+    anns = [
+        BagAnnotation({'type': 'click', 'n': 'stamped0'}, 0, 6),
+        BagAnnotation({'type': 'click', 'n': 'late-stamped1'}, 100, 250),
+        BagAnnotation({'type': 'click', 'n': 'unstamped-after1'}, None, 110),
+        BagAnnotation({'type': 'click', 'n': 'unstamped-before0'}, None, 1),
+    ]
     got = [[a['n'] for a in anns] for _, anns in assign_annotations(frames, anns)]
     assert got == [['unstamped-before0', 'stamped0'], ['unstamped-after1', 'late-stamped1'], []]
 
@@ -83,8 +92,11 @@ class FakeSession:
     calls: list[Any]
     has_image: bool = False
     frame_index: int = 0
-    cfg: Any = field(default_factory=lambda: SimpleNamespace(
-        iterations_per_click=7, iterations_first=300, iterations_per_frame=30))
+    cfg: Any = field(
+        default_factory=lambda: SimpleNamespace(
+            iterations_per_click=7, iterations_first=300, iterations_per_frame=30
+        )
+    )
 
     def set_image(self, rgb: Any) -> None:
         self.calls.append('set_image')
@@ -104,6 +116,7 @@ class FakeSession:
 
     def add_annotation(self, a: Any) -> int:
         from segdip_ros.core import AnnotationError
+
         if a.class_id > 1:
             raise AnnotationError(f'class_id {a.class_id} is not in [0, 1]')
         self.calls.append(type(a).__name__)
@@ -132,9 +145,23 @@ def test_frame_driver_follows_the_frame_switch_rule() -> None:
     tr.process(None, [])
     tr.process(None, [click, {**click, 'class_id': 5}, {'type': 'paint'}])
     # annotated frames train, then refine; a tracked frame is refined first, then trains
-    assert s.calls == ['set_image', 'warmup', 'Click', 'undo', 'Click', 'clear', ('step', 314),
-                       'refine', 'next_frame', 'refine', ('step', 30),
-                       'next_frame', 'Click', ('step', 30 + 7), 'refine']
+    assert s.calls == [
+        'set_image',
+        'warmup',
+        'Click',
+        'undo',
+        'Click',
+        'clear',
+        ('step', 314),
+        'refine',
+        'next_frame',
+        'refine',
+        ('step', 30),
+        'next_frame',
+        'Click',
+        ('step', 30 + 7),
+        'refine',
+    ]
     assert len(tr.errors) == 2 and 'class_id 5' in tr.errors[0] and 'paint' in tr.errors[1]
     s2 = FakeSession([])
     FrameDriver(s2, warmup=False).process(None, [click])  # type: ignore[arg-type]
@@ -142,17 +169,47 @@ def test_frame_driver_follows_the_frame_switch_rule() -> None:
 
 
 def _tiny_args(tmp: Path) -> list[str]:
-    return ['--out', str(tmp / 'eval'), '--iterations-first', '20', '--iterations-per-frame', '4',
-            '--warmup', '10', '--working-size', '48', '--width', '8', '--device', 'cpu',
-            '--threads', '1', '--quiet']
+    return [
+        '--out',
+        str(tmp / 'eval'),
+        '--iterations-first',
+        '20',
+        '--iterations-per-frame',
+        '4',
+        '--warmup',
+        '10',
+        '--working-size',
+        '48',
+        '--width',
+        '8',
+        '--device',
+        'cpu',
+        '--threads',
+        '1',
+        '--quiet',
+    ]
 
 
 @pytest.mark.skipif(not (DATA / 'davis_dev' / 'images').is_dir(), reason='shared data absent')
 def test_eval_bag_end_to_end_on_davis(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     pytest.importorskip('segdip_ros.core.session')
     bag = tmp_path / 'bag'
-    assert make_bag.main([str(DATA / 'davis_dev'), '--sequence', 'blackswan', '--out', str(bag),
-                          '--max-frames', '4', '--clicks', '3']) == 0
+    assert (
+        make_bag.main(
+            [
+                str(DATA / 'davis_dev'),
+                '--sequence',
+                'blackswan',
+                '--out',
+                str(bag),
+                '--max-frames',
+                '4',
+                '--clicks',
+                '3',
+            ]
+        )
+        == 0
+    )
     assert eval_bag.main([str(bag), *_tiny_args(tmp_path)]) == 0
     out = tmp_path / 'eval'
     res = json.loads((out / 'results.json').read_text())
@@ -160,22 +217,29 @@ def test_eval_bag_end_to_end_on_davis(tmp_path: Path, capsys: pytest.CaptureFixt
     assert 0.0 <= res['j_mean'] <= 1.0 and 0.0 <= res['f_mean'] <= 1.0
     for name in ('results.md', 'j_over_frames.png', 'overlay.mp4', 'masks/00003.png'):
         assert (out / name).stat().st_size > 0, name
-    masks = BagReader(out / 'mask_bag', image_topic='/segdip/mask', annotation_topic=None,
-                      gt_topic=None)
+    masks = BagReader(
+        out / 'mask_bag', image_topic='/segdip/mask', annotation_topic=None, gt_topic=None
+    )
     images = BagReader(bag)
     assert [f.stamp_ns for f in masks.frames()] == [f.stamp_ns for f in images.frames()]
-    print(f"\nblackswan, 4 frames, tiny config: J={res['j_mean']:.3f} F={res['f_mean']:.3f} "
-          f"{res['seconds_per_frame']:.2f} s/frame", file=__import__('sys').stderr)
+    print(
+        f'\nblackswan, 4 frames, tiny config: J={res["j_mean"]:.3f} F={res["f_mean"]:.3f} '
+        f'{res["seconds_per_frame"]:.2f} s/frame',
+        file=__import__('sys').stderr,
+    )
 
 
 def test_eval_bag_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from test_bag_io import make_frames_dir
+
     make_frames_dir(tmp_path / 'data', n=2)
     bag = tmp_path / 'bag'
     make_bag.write_sequence_bag(bag, make_bag.load_sequence(tmp_path / 'data', 'toy'), [])
-    cases = [([str(bag), '--image-topic', '/nope'], 'image topic /nope not in bag'),
-             ([str(tmp_path / 'missing')], 'does not exist'),
-             ([], 'give either a bag or --dataset')]
+    cases = [
+        ([str(bag), '--image-topic', '/nope'], 'image topic /nope not in bag'),
+        ([str(tmp_path / 'missing')], 'does not exist'),
+        ([], 'give either a bag or --dataset'),
+    ]
     (f,) = bag.glob('*.db3')
     for argv, msg in cases:
         capsys.readouterr()
@@ -190,9 +254,16 @@ def test_eval_bag_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_dataset_report_means_over_sequences(tmp_path: Path) -> None:
     from segdip_ros.offline.tracking_eval import FrameScore, SequenceResult
+
     a = SequenceResult('a', [FrameScore(0, 0, 1.0, 1.0, 1.0), FrameScore(1, 1, 0.5, 0.25, 0.1)])
-    b = SequenceResult('b', [FrameScore(0, 0, 1.0, 1.0, 1.0), FrameScore(1, 1, 0.7, 0.75, 0.3),
-                             FrameScore(2, 2, 0.9, 0.75, 0.5)])
+    b = SequenceResult(
+        'b',
+        [
+            FrameScore(0, 0, 1.0, 1.0, 1.0),
+            FrameScore(1, 1, 0.7, 0.75, 0.3),
+            FrameScore(2, 2, 0.9, 0.75, 0.5),
+        ],
+    )
     summary = write_dataset_report([a.finish(), b.finish()], tmp_path)
     assert b.j_mean == pytest.approx(0.8) and b.seconds_per_frame == pytest.approx(0.4)
     assert summary['mean']['J'] == pytest.approx(0.65)
@@ -203,15 +274,22 @@ def test_dataset_report_means_over_sequences(tmp_path: Path) -> None:
 def _moving_sequence_dir(root: Path, frames: int = 6) -> None:
     """A DAVIS-layout folder of a synthetic moving object, 64x48."""
     import cv2
+
     from segdip_ros.core.synthetic import moving_object_sequence
+
     (root / 'images' / 'toy').mkdir(parents=True)
     (root / 'masks' / 'toy').mkdir(parents=True)
-    for k, s in enumerate(moving_object_sequence(frames=frames, height=48, width=64, seed=0,
-                                                 speed=2.0)):
-        cv2.imwrite(str(root / 'images' / 'toy' / f'{k:05d}.jpg'),
-                    cv2.cvtColor(s.rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-        cv2.imwrite(str(root / 'masks' / 'toy' / f'{k:05d}.png'),
-                    (s.labels > 0).astype(np.uint8) * 255)
+    for k, s in enumerate(
+        moving_object_sequence(frames=frames, height=48, width=64, seed=0, speed=2.0)
+    ):
+        cv2.imwrite(
+            str(root / 'images' / 'toy' / f'{k:05d}.jpg'),
+            cv2.cvtColor(s.rgb, cv2.COLOR_RGB2BGR),
+            [cv2.IMWRITE_JPEG_QUALITY, 95],
+        )
+        cv2.imwrite(
+            str(root / 'masks' / 'toy' / f'{k:05d}.png'), (s.labels > 0).astype(np.uint8) * 255
+        )
 
 
 def test_every_method_in_one_run_from_the_first_frame_mask(tmp_path: Path) -> None:
@@ -220,18 +298,37 @@ def test_every_method_in_one_run_from_the_first_frame_mask(tmp_path: Path) -> No
     frames worse than the flow-cut peer that follows the motion."""
     _moving_sequence_dir(tmp_path / 'data')
     out = tmp_path / 'eval'
-    args = ['--dataset', str(tmp_path / 'data'), '--out', str(out), '--first-frame', 'mask',
-            '--methods', 'segdip,segdip-nonet,flow-cut,identity', '--working-size', '64',
-            '--threads', '1',
-            '--no-video', '--quiet', '--engine', 'width=8', '--engine', 'warmup_iterations=20',
-            '--engine', 'iterations_first=20', '--engine', 'iterations_per_frame=5']
+    args = [
+        '--dataset',
+        str(tmp_path / 'data'),
+        '--out',
+        str(out),
+        '--first-frame',
+        'mask',
+        '--methods',
+        'segdip,segdip-nonet,flow-cut,identity',
+        '--working-size',
+        '64',
+        '--threads',
+        '1',
+        '--no-video',
+        '--quiet',
+        '--engine',
+        'width=8',
+        '--engine',
+        'warmup_iterations=20',
+        '--engine',
+        'iterations_first=20',
+        '--engine',
+        'iterations_per_frame=5',
+    ]
     assert eval_bag.main(args) == 0
     table = json.loads((out / 'results.json').read_text())
     assert set(table) == {'segdip', 'segdip-nonet', 'flow-cut', 'identity'}
     for method in table:
         per = json.loads((out / method / 'toy' / 'results.json').read_text())
-        assert per['frames'][0]['annotations'] == 1       # the mask
-        assert per['frames'][0]['j'] > 0.95, method       # frame 0 is the given mask
+        assert per['frames'][0]['annotations'] == 1  # the mask
+        assert per['frames'][0]['j'] > 0.95, method  # frame 0 is the given mask
     assert table['flow-cut']['mean_J'] > table['identity']['mean_J'] + 0.05
     assert '| identity |' in (out / 'results.md').read_text()
     assert eval_bag.main([*args[:-2], '--methods', 'segdip,magic']) == 1

@@ -3,6 +3,7 @@
 
 Round trips and clear errors.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,13 +14,22 @@ import cv2
 import numpy as np
 import pytest
 
-from segdip_ros.offline.bagio import (BagError, BagReader, BagWriter, decode_image, image_msg,
-                                      stamp_to_ns, string_msg, typestore)
+from segdip_ros.offline.bagio import (
+    BagError,
+    BagReader,
+    BagWriter,
+    decode_image,
+    image_msg,
+    stamp_to_ns,
+    string_msg,
+    typestore,
+)
 from segdip_ros.tools import make_bag
 
 
-def make_frames_dir(root: Path, seq: str = 'toy', n: int = 4, h: int = 24, w: int = 32,
-                    seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+def make_frames_dir(
+    root: Path, seq: str = 'toy', n: int = 4, h: int = 24, w: int = 32, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """A DAVIS-layout folder of n random PNG frames with a moving square as the mask."""
     rng = np.random.default_rng(seed)
     (root / 'images' / seq).mkdir(parents=True)
@@ -28,7 +38,7 @@ def make_frames_dir(root: Path, seq: str = 'toy', n: int = 4, h: int = 24, w: in
     for k in range(n):
         rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         mask = np.zeros((h, w), np.uint8)
-        mask[6:18, 4 + k:16 + k] = 255
+        mask[6:18, 4 + k : 16 + k] = 255
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         cv2.imwrite(str(root / 'images' / seq / f'{k:05d}.png'), bgr)
         cv2.imwrite(str(root / 'masks' / seq / f'{k:05d}.png'), mask)
@@ -40,8 +50,23 @@ def make_frames_dir(root: Path, seq: str = 'toy', n: int = 4, h: int = 24, w: in
 def test_round_trip_pixels_and_stamps(tmp_path: Path, storage: str) -> None:
     frames = make_frames_dir(tmp_path / 'data')
     bag = tmp_path / 'bag'
-    rc = make_bag.main([str(tmp_path / 'data'), '--sequence', 'toy', '--out', str(bag),
-                        '--storage', storage, '--fps', '5', '--t0', '12.5', '--clicks', '3'])
+    rc = make_bag.main(
+        [
+            str(tmp_path / 'data'),
+            '--sequence',
+            'toy',
+            '--out',
+            str(bag),
+            '--storage',
+            storage,
+            '--fps',
+            '5',
+            '--t0',
+            '12.5',
+            '--clicks',
+            '3',
+        ]
+    )
     assert rc == 0
     reader = BagReader(bag)
     assert reader.image_topic == '/camera/image_raw'
@@ -83,8 +108,18 @@ def test_all_sequences_and_annotation_file(tmp_path: Path) -> None:
     make_frames_dir(tmp_path / 'data', 'b', n=3)
     ann = [{'type': 'box', 'x0': 1, 'y0': 2, 'x1': 10, 'y1': 12, 'class_id': 1}, {'type': 'undo'}]
     (tmp_path / 'ann.json').write_text(json.dumps(ann))
-    assert make_bag.main([str(tmp_path / 'data'), '--out', str(tmp_path / 'bags'),
-                          '--annotations', str(tmp_path / 'ann.json')]) == 0
+    assert (
+        make_bag.main(
+            [
+                str(tmp_path / 'data'),
+                '--out',
+                str(tmp_path / 'bags'),
+                '--annotations',
+                str(tmp_path / 'ann.json'),
+            ]
+        )
+        == 0
+    )
     counts = {s: BagReader(tmp_path / 'bags' / s).frame_count() for s in ('a', 'b')}
     assert counts == {'a': 2, 'b': 3}
     got = [a.data for a in BagReader(tmp_path / 'bags' / 'b').annotations()]
@@ -155,8 +190,9 @@ def test_missing_topic_and_missing_bag(tmp_path: Path) -> None:
 def test_truncated_bag_is_a_clear_error(tmp_path: Path, storage: str) -> None:
     make_frames_dir(tmp_path / 'data', n=3)
     bag = tmp_path / 'bag'
-    make_bag.write_sequence_bag(bag, make_bag.load_sequence(tmp_path / 'data', 'toy'), [],
-                                storage=storage)
+    make_bag.write_sequence_bag(
+        bag, make_bag.load_sequence(tmp_path / 'data', 'toy'), [], storage=storage
+    )
     (f,) = [p for p in bag.iterdir() if p.suffix in ('.db3', '.mcap')]
     os.truncate(f, f.stat().st_size // 2)
     with pytest.raises(BagError, match='bag|corrupt|truncated'):

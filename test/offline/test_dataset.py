@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """DatasetWriter / load_dataset: layout, read-back checks, replacement, crash safety."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,10 @@ def test_write_and_load_back(tmp_path):
     r2 = w.add(s2.rgb, s2.labels, [], 13_000_000_000, '', source='keyframe')
     assert r1['name'] == '12_000000005_cam_left' and r2['name'] == '13_000000000'
     root = tmp_path / 'ds'
-    assert sorted(p.name for p in (root / 'images').iterdir()) == \
-        ['12_000000005_cam_left.png', '13_000000000.png']
+    assert sorted(p.name for p in (root / 'images').iterdir()) == [
+        '12_000000005_cam_left.png',
+        '13_000000000.png',
+    ]
     assert not list(root.rglob('*.tmp'))
     classes = json.loads((root / 'classes.json').read_text())
     assert [c['name'] for c in classes['classes']] == NAMES
@@ -71,7 +74,7 @@ def test_bad_samples_and_class_lists_are_refused(tmp_path):
     with pytest.raises(DatasetError, match=r'image must be \(H, W, 3\) uint8'):
         w.add(s.rgb.astype(np.float32), s.labels, [], 1, '')
     assert len(w) == 0 and not (tmp_path / 'manifest.jsonl').exists()
-    with pytest.raises(DatasetError, match="holds classes .* use another folder"):
+    with pytest.raises(DatasetError, match='holds classes .* use another folder'):
         DatasetWriter(tmp_path, ['a', 'b'], COLORS[:2])
     with pytest.raises(DatasetError, match='not a dataset'):
         load_dataset(tmp_path / 'nothing')
@@ -109,15 +112,20 @@ def test_a_crash_while_writing_leaves_no_half_sample(tmp_path, monkeypatch):
         if str(dst).endswith('manifest.jsonl'):
             raise OSError('disk full (simulated)')
         real(src, dst)
+
     monkeypatch.setattr(dsmod.os, 'replace', failing)
     with pytest.raises(OSError, match='disk full'):
         w.add(s.rgb, s.labels, [], 2_000_000_000, 'cam')
     monkeypatch.setattr(dsmod.os, 'replace', real)
     assert (tmp_path / 'manifest.jsonl').read_bytes() == before
-    assert not list(tmp_path.rglob('*.tmp'))        # the temp file was removed
-    ds = load_dataset(tmp_path)                     # the orphan image is not listed
+    assert not list(tmp_path.rglob('*.tmp'))  # the temp file was removed
+    ds = load_dataset(tmp_path)  # the orphan image is not listed
     assert [x.stamp_ns for x in ds.samples] == [1_000_000_000]
     # the writer still works, and a new writer picks up only complete samples
-    assert DatasetWriter(tmp_path, NAMES, COLORS).add(
-        s.rgb, s.labels, [], 2_000_000_000, 'cam')['name'] == '2_000000000_cam'
+    assert (
+        DatasetWriter(tmp_path, NAMES, COLORS).add(s.rgb, s.labels, [], 2_000_000_000, 'cam')[
+            'name'
+        ]
+        == '2_000000000_cam'
+    )
     assert len(load_dataset(tmp_path).samples) == 2

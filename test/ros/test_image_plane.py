@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Tests of segdip_ros.ros.image_plane: image plane both ways, overlay cloud, camera projection."""
+
 import importlib.util
 import sys
 import types
@@ -11,8 +12,14 @@ from sensor_msgs.msg import CameraInfo, PointField
 from std_msgs.msg import Header
 
 from segdip_ros.ros.image_plane import (
-    CameraModel, ClickGeometryError, ImagePlane, class_topic_name, class_topic_names,
-    cloud_to_arrays, overlay_to_cloud, transform_point_to_frame,
+    CameraModel,
+    ClickGeometryError,
+    ImagePlane,
+    class_topic_name,
+    class_topic_names,
+    cloud_to_arrays,
+    overlay_to_cloud,
+    transform_point_to_frame,
 )
 
 W, H = 7, 4  # non-square on purpose
@@ -95,8 +102,11 @@ def test_cloud_layout_points_and_colours(stride):
     assert msg.header.frame_id == 'segdip_image_plane'
     assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (12, 345)
     assert [(f.name, f.offset, f.datatype, f.count) for f in msg.fields] == [
-        ('x', 0, PointField.FLOAT32, 1), ('y', 4, PointField.FLOAT32, 1),
-        ('z', 8, PointField.FLOAT32, 1), ('rgb', 12, PointField.FLOAT32, 1)]
+        ('x', 0, PointField.FLOAT32, 1),
+        ('y', 4, PointField.FLOAT32, 1),
+        ('z', 8, PointField.FLOAT32, 1),
+        ('rgb', 12, PointField.FLOAT32, 1),
+    ]
     xyz, rgb = cloud_to_arrays(msg)
     np.testing.assert_array_equal(rgb, img[::stride, ::stride])
     # Independent decoding of one packed colour: 0x00RRGGBB reinterpreted as float32.
@@ -108,12 +118,16 @@ def test_cloud_layout_points_and_colours(stride):
         for j in range(cols):
             x, y, z = xyz[i, j]
             assert z == 0.0
-            assert plane.point_to_pixel_index(float(x), float(y), w, h, stride) == \
-                (j * stride, i * stride)
+            assert plane.point_to_pixel_index(float(x), float(y), w, h, stride) == (
+                j * stride,
+                i * stride,
+            )
 
 
-@pytest.mark.parametrize('bad', [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32),
-                                 np.zeros((4, 4, 4), np.uint8)])
+@pytest.mark.parametrize(
+    'bad',
+    [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32), np.zeros((4, 4, 4), np.uint8)],
+)
 def test_cloud_rejects_bad_overlay(bad):
     with pytest.raises(ValueError, match='HxWx3 uint8'):
         overlay_to_cloud(bad, Header(), ImagePlane())
@@ -188,8 +202,9 @@ def test_same_or_empty_frame_passes_without_tf():
 def test_other_frame_refused_without_tf2():
     if importlib.util.find_spec('tf2_ros') and importlib.util.find_spec('tf2_geometry_msgs'):
         pytest.skip('tf2 installed: the tf2 path is covered by the fake-tf2 test')
-    with pytest.raises(ClickGeometryError,
-                       match="tf2.*not available.*frame 'map'.*camera frame 'cam_optical'"):
+    with pytest.raises(
+        ClickGeometryError, match="tf2.*not available.*frame 'map'.*camera frame 'cam_optical'"
+    ):
         transform_point_to_frame(_stamped('map'), 'cam_optical', tf_buffer=object())
 
 
@@ -204,6 +219,7 @@ def test_tf2_path_uses_latest_transform(monkeypatch):
     def do_transform_point(ps, offset):
         out = _stamped('cam_optical', (ps.point.x + offset, ps.point.y, ps.point.z))
         return out
+
     tf2_gm.do_transform_point = do_transform_point
     monkeypatch.setitem(sys.modules, 'tf2_ros', tf2_ros)
     monkeypatch.setitem(sys.modules, 'tf2_geometry_msgs', tf2_gm)
@@ -223,10 +239,17 @@ def test_tf2_path_uses_latest_transform(monkeypatch):
         transform_point_to_frame(_stamped('map'), 'cam_optical', None)
 
 
-@pytest.mark.parametrize('name, token', [
-    ('background', 'background'), ('Traffic Sign', 'traffic_sign'), ('3D-box', 'class_3d_box'),
-    ('  a__b//c ', 'a_b_c'), ('Ünïcode car', 'unicode_car'), ('Straße', 'strae'),
-])
+@pytest.mark.parametrize(
+    'name, token',
+    [
+        ('background', 'background'),
+        ('Traffic Sign', 'traffic_sign'),
+        ('3D-box', 'class_3d_box'),
+        ('  a__b//c ', 'a_b_c'),
+        ('Ünïcode car', 'unicode_car'),
+        ('Straße', 'strae'),
+    ],
+)
 def test_class_topic_name(name, token):
     assert class_topic_name(name) == token
 

@@ -48,22 +48,31 @@ def _msg(payload: np.ndarray, encoding: str, *, pad: int = 0, bigendian: bool = 
         payload = payload.astype('>u2' if bigendian else '<u2')
     rows = np.ascontiguousarray(payload).view(np.uint8).reshape(h, -1)
     padded = np.concatenate([rows, np.full((h, pad), 0xAB, np.uint8)], axis=1)
-    return Image(header=_header(), height=h, width=w, encoding=encoding,
-                 is_bigendian=int(bigendian), step=padded.shape[1],
-                 data=array.array('B', padded.tobytes()))
+    return Image(
+        header=_header(),
+        height=h,
+        width=w,
+        encoding=encoding,
+        is_bigendian=int(bigendian),
+        step=padded.shape[1],
+        data=array.array('B', padded.tobytes()),
+    )
 
 
 # --- lossless colour and mono encodings --------------------------------------
-@pytest.mark.parametrize(('encoding', 'payload'), [
-    ('rgb8', RGB),
-    ('bgr8', RGB[..., ::-1]),
-    ('8UC3', RGB[..., ::-1]),
-    ('rgba8', np.dstack([RGB, np.full((H, W), 7, np.uint8)])),
-    ('bgra8', np.dstack([RGB[..., ::-1], np.full((H, W), 7, np.uint8)])),
-    ('8UC4', np.dstack([RGB[..., ::-1], np.full((H, W), 7, np.uint8)])),
-    ('rgb16', RGB.astype(np.uint16) * 256 + 99),
-    ('bgr16', RGB[..., ::-1].astype(np.uint16) * 256 + 99),
-])
+@pytest.mark.parametrize(
+    ('encoding', 'payload'),
+    [
+        ('rgb8', RGB),
+        ('bgr8', RGB[..., ::-1]),
+        ('8UC3', RGB[..., ::-1]),
+        ('rgba8', np.dstack([RGB, np.full((H, W), 7, np.uint8)])),
+        ('bgra8', np.dstack([RGB[..., ::-1], np.full((H, W), 7, np.uint8)])),
+        ('8UC4', np.dstack([RGB[..., ::-1], np.full((H, W), 7, np.uint8)])),
+        ('rgb16', RGB.astype(np.uint16) * 256 + 99),
+        ('bgr16', RGB[..., ::-1].astype(np.uint16) * 256 + 99),
+    ],
+)
 @pytest.mark.parametrize('pad', [0, 5])
 def test_colour_encodings_exact(encoding: str, payload: np.ndarray, pad: int) -> None:
     out = image_msg_to_rgb(_msg(payload, encoding, pad=pad))
@@ -161,10 +170,17 @@ def _pack_422(rgb: np.ndarray, order: str) -> np.ndarray:
 PAIRS = np.repeat(RGB[:, ::2], 2, axis=1)  # each horizontal pair shares a colour
 
 
-@pytest.mark.parametrize(('encoding', 'order'), [
-    ('yuv422', 'uyvy'), ('uyvy', 'uyvy'), ('UYVY', 'uyvy'),
-    ('yuv422_yuy2', 'yuyv'), ('yuyv', 'yuyv'), ('YUYV', 'yuyv'),
-])
+@pytest.mark.parametrize(
+    ('encoding', 'order'),
+    [
+        ('yuv422', 'uyvy'),
+        ('uyvy', 'uyvy'),
+        ('UYVY', 'uyvy'),
+        ('yuv422_yuy2', 'yuyv'),
+        ('yuyv', 'yuyv'),
+        ('YUYV', 'yuyv'),
+    ],
+)
 def test_yuv422(encoding: str, order: str) -> None:
     out = image_msg_to_rgb(_msg(_pack_422(PAIRS, order), encoding, pad=4))
     assert out.shape == (H, W, 3)
@@ -172,9 +188,28 @@ def test_yuv422(encoding: str, order: str) -> None:
 
 
 def test_every_supported_encoding_is_tested() -> None:
-    tested = {'rgb8', 'bgr8', '8UC3', 'rgba8', 'bgra8', '8UC4', 'rgb16', 'bgr16',
-              'mono8', '8UC1', 'mono16', '16UC1', 'yuv422', 'uyvy', 'UYVY',
-              'yuv422_yuy2', 'yuyv', 'YUYV', 'rgba16', 'bgra16'}
+    tested = {
+        'rgb8',
+        'bgr8',
+        '8UC3',
+        'rgba8',
+        'bgra8',
+        '8UC4',
+        'rgb16',
+        'bgr16',
+        'mono8',
+        '8UC1',
+        'mono16',
+        '16UC1',
+        'yuv422',
+        'uyvy',
+        'UYVY',
+        'yuv422_yuy2',
+        'yuyv',
+        'YUYV',
+        'rgba16',
+        'bgra16',
+    }
     tested |= {f'bayer_{p}{b}' for p in ('rggb', 'bggr', 'gbrg', 'grbg') for b in (8, 16)}
     assert set(SUPPORTED_ENCODINGS) == tested
 
@@ -250,8 +285,9 @@ def test_cv_bridge_used_when_available(monkeypatch: pytest.MonkeyPatch) -> None:
     assert fake.calls == 1
 
 
-@pytest.mark.parametrize('fake', [_FakeBridge(fail=True),
-                                  _FakeBridge(result=np.zeros((2, 2, 3), np.uint8))])
+@pytest.mark.parametrize(
+    'fake', [_FakeBridge(fail=True), _FakeBridge(result=np.zeros((2, 2, 3), np.uint8))]
+)
 def test_cv_bridge_failure_falls_back(monkeypatch: pytest.MonkeyPatch, fake: _FakeBridge) -> None:
     monkeypatch.setattr(rc, '_get_bridge', lambda: fake)
     with warnings.catch_warnings():
@@ -306,11 +342,14 @@ def test_compressed_mono_and_16bit_png() -> None:
     np.testing.assert_array_equal(out, np.dstack([(GRAY16 >> 8).astype(np.uint8)] * 3))
 
 
-@pytest.mark.parametrize(('data', 'fmt', 'pattern'), [
-    (b'not an image at all', 'jpeg', r'could not decode 19 bytes'),
-    (b'', 'png', 'no data'),
-    (b'\x00' * 20, '16UC1; compressedDepth png', 'compressedDepth'),
-])
+@pytest.mark.parametrize(
+    ('data', 'fmt', 'pattern'),
+    [
+        (b'not an image at all', 'jpeg', r'could not decode 19 bytes'),
+        (b'', 'png', 'no data'),
+        (b'\x00' * 20, '16UC1; compressedDepth png', 'compressedDepth'),
+    ],
+)
 def test_compressed_errors(data: bytes, fmt: str, pattern: str) -> None:
     msg = CompressedImage(format=fmt, data=array.array('B', data))
     with pytest.raises(ImageConversionError, match=pattern):
@@ -344,15 +383,18 @@ def test_float_32fc1() -> None:
     np.testing.assert_array_equal(back, probs.astype(np.float32))
 
 
-@pytest.mark.parametrize(('func', 'arr', 'pattern'), [
-    (rgb_to_image_msg, np.zeros((4, 4), np.uint8), r'HxWx3.*\(4, 4\)'),
-    (rgb_to_image_msg, np.zeros((4, 4, 3), np.float32), 'uint8, got dtype float32'),
-    (labels_to_mono8_msg, np.array([[0, 256]]), 'min 0, max 256'),
-    (labels_to_mono8_msg, np.array([[-1, 3]]), 'min -1, max 3'),
-    (labels_to_mono8_msg, np.zeros((2, 2), np.float32), 'integer dtype'),
-    (float_to_32fc1_msg, np.zeros((2, 2, 2)), r'HxW array.*\(2, 2, 2\)'),
-])
-def test_output_errors(func, arr: np.ndarray, pattern: str) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    ('func', 'arr', 'pattern'),
+    [
+        (rgb_to_image_msg, np.zeros((4, 4), np.uint8), r'HxWx3.*\(4, 4\)'),
+        (rgb_to_image_msg, np.zeros((4, 4, 3), np.float32), 'uint8, got dtype float32'),
+        (labels_to_mono8_msg, np.array([[0, 256]]), 'min 0, max 256'),
+        (labels_to_mono8_msg, np.array([[-1, 3]]), 'min -1, max 3'),
+        (labels_to_mono8_msg, np.zeros((2, 2), np.float32), 'integer dtype'),
+        (float_to_32fc1_msg, np.zeros((2, 2, 2)), r'HxW array.*\(2, 2, 2\)'),
+    ],
+)
+def test_output_errors(func, arr: np.ndarray, pattern: str) -> None:
     with pytest.raises(ImageConversionError, match=pattern):
         func(arr, _header())
 
@@ -365,10 +407,17 @@ def test_bad_output_encoding() -> None:
 def test_duck_typed_message_with_numpy_or_list_data() -> None:
     """rosbags deserialises uint8[] as numpy arrays; hand-made messages use lists."""
     from types import SimpleNamespace
+
     base = _msg(RGB[..., ::-1], 'bgr8', pad=1)
     for data in (np.frombuffer(bytes(base.data), np.uint8), list(bytes(base.data))):
-        fake = SimpleNamespace(height=base.height, width=base.width, encoding='bgr8',
-                               is_bigendian=0, step=base.step, data=data)
+        fake = SimpleNamespace(
+            height=base.height,
+            width=base.width,
+            encoding='bgr8',
+            is_bigendian=0,
+            step=base.step,
+            data=data,
+        )
         np.testing.assert_array_equal(image_msg_to_rgb(fake, use_cv_bridge=False), RGB)
 
 

@@ -1,13 +1,19 @@
 # SPDX-License-Identifier: Apache-2.0
 """Tests of segdip_ros.tools.rviz_config and the shipped rviz/segdip.rviz."""
+
 from pathlib import Path
 
 import pytest
 import yaml
 
 from segdip_ros.tools.rviz_config import (
-    DEFAULT_CLASSES, class_names_from_params, main, make_rviz_config, node_topic,
-    render_rviz_config, write_rviz_config,
+    DEFAULT_CLASSES,
+    class_names_from_params,
+    main,
+    make_rviz_config,
+    node_topic,
+    render_rviz_config,
+    write_rviz_config,
 )
 
 SHIPPED = Path(__file__).resolve().parents[2] / 'rviz' / 'segdip.rviz'
@@ -21,9 +27,23 @@ def _topics(cfg, kind):
 
 def test_generated_file_parses_and_names_expected_topics(tmp_path):
     out = tmp_path / 'x.rviz'
-    assert main(['--classes', 'road, Traffic Sign,sky', '--node-name', 'seg',
-                 '--namespace', '/robot1/', '--image-topic', 'camera/image_raw',
-                 '--out', str(out)]) == 0
+    assert (
+        main(
+            [
+                '--classes',
+                'road, Traffic Sign,sky',
+                '--node-name',
+                'seg',
+                '--namespace',
+                '/robot1/',
+                '--image-topic',
+                'camera/image_raw',
+                '--out',
+                str(out),
+            ]
+        )
+        == 0
+    )
     cfg = yaml.safe_load(out.read_text())
     vm = cfg['Visualization Manager']
     assert vm['Global Options']['Fixed Frame'] == 'segdip_image_plane'
@@ -55,8 +75,9 @@ def test_one_point_tool_per_class_and_absolute_image_topic_kept():
 
 
 def test_view_is_centred_on_the_image_and_squares_cover_the_stride():
-    cfg = make_rviz_config(['a'], plane_scale=0.02, plane_stride=3, image_width=100,
-                           image_height=50)
+    cfg = make_rviz_config(
+        ['a'], plane_scale=0.02, plane_stride=3, image_width=100, image_height=50
+    )
     view = cfg['Visualization Manager']['Views']['Current']
     assert (view['X'], view['Y'], view['Scale']) == pytest.approx((1.0, -0.5, 50.0))
     assert cfg['Visualization Manager']['Displays'][0]['Size (m)'] == pytest.approx(0.06)
@@ -64,8 +85,9 @@ def test_view_is_centred_on_the_image_and_squares_cover_the_stride():
 
 def test_shipped_config_matches_generator():
     expected = render_rviz_config(make_rviz_config(list(DEFAULT_CLASSES)))
-    assert SHIPPED.read_text() == expected, \
+    assert SHIPPED.read_text() == expected, (
         'rviz/segdip.rviz is stale: run segdip_rviz_config --out rviz/segdip.rviz'
+    )
 
 
 def test_main_to_stdout(capsys):
@@ -73,12 +95,15 @@ def test_main_to_stdout(capsys):
     assert '/segdip/clicked_point/x' in capsys.readouterr().out
 
 
-@pytest.mark.parametrize('argv, message', [
-    (['--classes', 'a,A'], 'both map to topic token'),
-    (['--classes', ','], 'at least one class'),
-    (['--classes', 'a', '--image-size', '640'], 'must look like 640x480'),
-    (['--classes', 'a', '--node-name', 'a/b'], 'single non-empty token'),
-])
+@pytest.mark.parametrize(
+    'argv, message',
+    [
+        (['--classes', 'a,A'], 'both map to topic token'),
+        (['--classes', ','], 'at least one class'),
+        (['--classes', 'a', '--image-size', '640'], 'must look like 640x480'),
+        (['--classes', 'a', '--node-name', 'a/b'], 'single non-empty token'),
+    ],
+)
 def test_main_reports_bad_arguments(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
@@ -91,21 +116,31 @@ def test_node_topic():
 
 def test_config_for_a_namespaced_node_takes_its_classes_from_the_params_file(tmp_path):
     params = tmp_path / 'p.yaml'
-    params.write_text(yaml.safe_dump({
-        '/**': {'ros__parameters': {'class_names': ['floor', 'box']}},
-        '/r2/segdip': {'ros__parameters': {'num_classes': 3, 'class_names': ['sea', 'boat']}},
-    }))
+    params.write_text(
+        yaml.safe_dump(
+            {
+                '/**': {'ros__parameters': {'class_names': ['floor', 'box']}},
+                '/r2/segdip': {
+                    'ros__parameters': {'num_classes': 3, 'class_names': ['sea', 'boat']}
+                },
+            }
+        )
+    )
     assert class_names_from_params(params, 'segdip', 'r1') == ['floor', 'box']
     assert class_names_from_params(params, 'segdip', '/r2') == ['sea', 'boat', 'class_2']
     out = tmp_path / 'r2.rviz'
     assert main(['--params-file', str(params), '--namespace', 'r2', '--out', str(out)]) == 0
     cfg = yaml.safe_load(out.read_text())
     assert [t for _, t in _topics(cfg, 'tool')] == [
-        '/r2/segdip/clicked_point', '/r2/segdip/clicked_point/sea',
-        '/r2/segdip/clicked_point/boat', '/r2/segdip/clicked_point/class_2']
+        '/r2/segdip/clicked_point',
+        '/r2/segdip/clicked_point/sea',
+        '/r2/segdip/clicked_point/boat',
+        '/r2/segdip/clicked_point/class_2',
+    ]
     assert ('rviz_default_plugins/Image', '/r2/image') in _topics(cfg, 'display')
-    shipped = class_names_from_params(SHIPPED.parents[1] / 'config' / 'segdip.yaml',
-                                      'segdip', 'anything')
+    shipped = class_names_from_params(
+        SHIPPED.parents[1] / 'config' / 'segdip.yaml', 'segdip', 'anything'
+    )
     assert shipped == list(DEFAULT_CLASSES)
 
 

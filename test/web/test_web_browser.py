@@ -4,6 +4,7 @@ against a live segdip node on a generated scene: gestures become annotations of 
 class at the right pixels, two pages stay in sync, each annotation is applied once, bad
 messages are refused in the page, and the saved dataset exports to COCO that pycocotools
 reads back to the saved masks."""
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from node_harness import TINY, header, mask_of
 from web_harness import CHROMIUM_ARGS, LiveConsole, chromium_path, wait_for
 
@@ -51,13 +51,20 @@ def _drag(page, a: tuple[float, float], b: tuple[float, float], shift: bool = Fa
 def test_labelling_console_end_to_end(tmp_path):
     exe = chromium_path()
     if exe is None:
-        pytest.skip('Debian chromium not found at /usr/bin/chromium '
-                    '(scripts/install_browser.sh installs it with apt-get)')
+        pytest.skip(
+            'Debian chromium not found at /usr/bin/chromium '
+            '(scripts/install_browser.sh installs it with apt-get)'
+        )
     expect = sync_api.expect
     scene = three_class_scene()
-    shot = os.environ.get('SEGDIP_WRITE_SCREENSHOT') == '1'   # docs/web_console.png
-    params = {**TINY, 'mode': 'still', 'num_classes': 3, 'class_names': NAMES,
-              'session_dir': str(tmp_path / 'session')}
+    shot = os.environ.get('SEGDIP_WRITE_SCREENSHOT') == '1'  # docs/web_console.png
+    params = {
+        **TINY,
+        'mode': 'still',
+        'num_classes': 3,
+        'class_names': NAMES,
+        'session_dir': str(tmp_path / 'session'),
+    }
     if shot:  # a picture worth showing: the engine's default preset instead of a tiny one
         params['working_size'] = 0
         del params['engine_overrides']
@@ -73,10 +80,14 @@ def test_labelling_console_end_to_end(tmp_path):
         for p in (p1, p2):
             p.goto(live.url)
             expect(p.locator('#palette .class')).to_have_count(3, timeout=T)
-            expect(p.locator('#canvas')).to_have_attribute('data-frames', re.compile('[1-9]'),
-                                                           timeout=T)
-        assert p1.locator('#palette .class').all_inner_texts() == \
-            ['0 background', '1 blob', '2 box']
+            expect(p.locator('#canvas')).to_have_attribute(
+                'data-frames', re.compile('[1-9]'), timeout=T
+            )
+        assert p1.locator('#palette .class').all_inner_texts() == [
+            '0 background',
+            '1 blob',
+            '2 box',
+        ]
         expect(p1.locator('#palette .class.active')).to_have_text('1 blob')
 
         def anns():
@@ -113,12 +124,14 @@ def test_labelling_console_end_to_end(tmp_path):
         assert isinstance(c, Click) and c.class_id == 0 and abs(c.x - 10) <= 1, c
 
         # a malformed message is refused in the page; the node keeps working
-        p2.evaluate("t => window.segdipConsole.sendRaw(t)",
-                    '{"id":"bad-1","op":"annotate","annotation":{"type":"click",'
-                    '"x":1e400,"y":3,"class_id":1}}')
+        p2.evaluate(
+            't => window.segdipConsole.sendRaw(t)',
+            '{"id":"bad-1","op":"annotate","annotation":{"type":"click",'
+            '"x":1e400,"y":3,"class_id":1}}',
+        )
         expect(p2.locator('#message')).to_contain_text('refused', timeout=T)
         expect(p2.locator('#message')).to_contain_text('finite')
-        p2.evaluate("t => window.segdipConsole.sendRaw(t)", '{"id": "bad-2", "op": [')
+        p2.evaluate('t => window.segdipConsole.sendRaw(t)', '{"id": "bad-2", "op": [')
         expect(p2.locator('#message')).to_contain_text('not JSON', timeout=T)
         assert p2.locator('#message').is_visible()
         assert server.refused == 2 and server.published == 3
@@ -133,8 +146,7 @@ def test_labelling_console_end_to_end(tmp_path):
         # z: undo the stroke (the ~/undo service); the answer shows in both pages
         p1.keyboard.press('z')
         for p in (p1, p2):
-            expect(p.locator('#log')).to_contain_text('undo: 1 annotation(s) removed',
-                                                      timeout=T)
+            expect(p.locator('#log')).to_contain_text('undo: 1 annotation(s) removed', timeout=T)
         assert len(anns()) == 3 and live.stats.annotations_accepted == 4
         for p in (p1, p2):
             expect(p.locator('#status-annotations')).to_have_text('3', timeout=T)
@@ -148,6 +160,7 @@ def test_labelling_console_end_to_end(tmp_path):
         def image_shown():
             live.send_image(scene.rgb, header(7, 0, 'cam'))
             return p2.locator('#canvas').get_attribute('data-view') == 'image'
+
         assert wait_for(image_shown, 30, period=0.3)
         assert 'confidence' not in live.console.bridge.subscribed_views
 
@@ -160,7 +173,7 @@ def test_labelling_console_end_to_end(tmp_path):
         sample = ds.samples[0]
         assert sample.stamp_ns == 7_000_000_000 and sample.frame_id == 'cam'
         assert [x['type'] for x in sample.annotations] == ['click', 'box', 'click']
-        assert np.array_equal(sample.read_image(), scene.rgb)   # PNG: lossless
+        assert np.array_equal(sample.read_image(), scene.rgb)  # PNG: lossless
         mask = sample.read_mask()
         assert mask.shape == (H, W) and set(np.unique(mask)) <= {0, 1, 2, 255}
         assert mask[by, bx] == 1
@@ -177,11 +190,20 @@ def test_labelling_console_end_to_end(tmp_path):
             assert np.array_equal(union, mask == cid), cid
         assert live.stats.last_error == ''
 
-        if shot:   # a few more background clicks, as an operator would give, then the picture
+        if shot:  # a few more background clicks, as an operator would give, then the picture
             import cv2
+
             far = cv2.distanceTransform((scene.labels == 0).astype(np.uint8), cv2.DIST_L2, 5)
-            for x, y in ((150, 8), (75, 110), (150, 112), (80, 8), (8, 112), (70, 62), (150, 55),
-                         (118, 14)):
+            for x, y in (
+                (150, 8),
+                (75, 110),
+                (150, 112),
+                (80, 8),
+                (8, 112),
+                (70, 62),
+                (150, 55),
+                (118, 14),
+            ):
                 if far[y, x] > 4:
                     p1.mouse.click(*_screen(p1, x, y), button='right')
                     time.sleep(0.3)

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """`segdip_web` as a process: prints its URL, serves the page, and stops cleanly on Ctrl-C."""
+
 from __future__ import annotations
 
 import os
@@ -20,10 +21,16 @@ def test_console_script_serves_and_stops_on_sigint():
     exe = shutil.which('segdip_web', path=str(Path(sys.executable).parent))
     if exe is None:
         pytest.skip('segdip_web is not installed in this environment')
-    env = dict(os.environ, ROS_DOMAIN_ID='67', ROS_AUTOMATIC_DISCOVERY_RANGE='OFF',
-               PYTHONUNBUFFERED='1')
-    proc = subprocess.Popen([exe, '--ros-args', '-p', 'port:=0', '-p', 'node:=/nobody'],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    env = dict(
+        os.environ, ROS_DOMAIN_ID='67', ROS_AUTOMATIC_DISCOVERY_RANGE='OFF', PYTHONUNBUFFERED='1'
+    )
+    proc = subprocess.Popen(
+        [exe, '--ros-args', '-p', 'port:=0', '-p', 'node:=/nobody'],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         url, out, end = None, '', time.monotonic() + 60
         while url is None and time.monotonic() < end and proc.poll() is None:

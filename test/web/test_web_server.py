@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The console's web server against a fake backend (no ROS, no browser), and the token rule
 of the real console (binds 0.0.0.0, talks to 127.0.0.1 only)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -15,9 +16,13 @@ import pytest
 
 from segdip_ros.web.server import ConsoleServer, is_loopback
 
-LABELS = {'classes': [{'id': 0, 'name': 'background', 'color_hex': '#3c64ff'},
-                      {'id': 1, 'name': 'object', 'color_hex': '#ff3c3c'}],
-          'unlabelled_id': 255}
+LABELS = {
+    'classes': [
+        {'id': 0, 'name': 'background', 'color_hex': '#3c64ff'},
+        {'id': 1, 'name': 'object', 'color_hex': '#ff3c3c'},
+    ],
+    'unlabelled_id': 255,
+}
 
 
 class FakeBackend:
@@ -47,7 +52,7 @@ async def _next(ws, kind: str, timeout: float = 10.0) -> dict:
                 return data
         elif kind == 'frame' and msg.type == aiohttp.WSMsgType.BINARY:
             n = struct.unpack('>I', msg.data[:4])[0]
-            return {'meta': json.loads(msg.data[4:4 + n]), 'jpeg': msg.data[4 + n:]}
+            return {'meta': json.loads(msg.data[4 : 4 + n]), 'jpeg': msg.data[4 + n :]}
         elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
             raise AssertionError(f'websocket closed while waiting for {kind}')
 
@@ -76,8 +81,14 @@ def test_static_files_websocket_dedupe_services_and_frames():
                     assert 'static/app.js' in await r.text()
                 async with http.get(base + '/static/app.js') as r:
                     assert r.status == 200 and r.content_type == 'text/javascript'
-                for bad in ('/static/server.py', '/static/..%2Fserver.py', '/static/app.js.map',
-                            '/static/', '/etc/passwd', '/static/index.html/'):
+                for bad in (
+                    '/static/server.py',
+                    '/static/..%2Fserver.py',
+                    '/static/app.js.map',
+                    '/static/',
+                    '/etc/passwd',
+                    '/static/index.html/',
+                ):
                     async with http.get(base + bad) as r:
                         assert r.status == 404, bad
                 # another origin may not open the websocket (cross-site websocket hijacking)
@@ -89,9 +100,12 @@ def test_static_files_websocket_dedupe_services_and_frames():
                 b = await http.ws_connect(base + '/ws')
                 hello = await _next(a, 'hello')
                 assert hello['node'] == '/segdip' and 'overlay' in hello['views']
-                click = {'id': 'p1-1', 'op': 'annotate',
-                         'annotation': {'type': 'click', 'x': 3, 'y': 4, 'class_id': 1}}
-                await a.send_str(json.dumps(click))   # before the class list: refused
+                click = {
+                    'id': 'p1-1',
+                    'op': 'annotate',
+                    'annotation': {'type': 'click', 'x': 3, 'y': 4, 'class_id': 1},
+                }
+                await a.send_str(json.dumps(click))  # before the class list: refused
                 err = await _next(a, 'error')
                 assert err['id'] == 'p1-1' and 'no class list' in err['message']
                 server.post_label_info(LABELS)
@@ -100,24 +114,24 @@ def test_static_files_websocket_dedupe_services_and_frames():
                 await a.send_str(json.dumps(click))
                 assert (await _next(a, 'ack'))['id'] == 'p1-2'
                 assert 'click of class 1' in (await _next(b, 'event'))['text']
-                await a.send_str(json.dumps(click))     # a resend: dropped
-                await b.send_str(json.dumps(click))     # the same id from elsewhere: dropped
+                await a.send_str(json.dumps(click))  # a resend: dropped
+                await b.send_str(json.dumps(click))  # the same id from elsewhere: dropped
                 assert (await _next(a, 'ack'))['duplicate'] is True
                 assert (await _next(b, 'ack'))['duplicate'] is True
-                assert backend.published == [
-                    '{"type":"click","x":3.0,"y":4.0,"class_id":1}']
-                await b.send_str('{"id":"q-1","op":"annotate","annotation":{"type":"click",'
-                                 '"x":NaN,"y":1,"class_id":1}}')
+                assert backend.published == ['{"type":"click","x":3.0,"y":4.0,"class_id":1}']
+                await b.send_str(
+                    '{"id":"q-1","op":"annotate","annotation":{"type":"click",'
+                    '"x":NaN,"y":1,"class_id":1}}'
+                )
                 assert 'finite' in (await _next(b, 'error'))['message']
                 await b.send_bytes(b'\x00\x01')
                 assert 'binary' in (await _next(b, 'error'))['message']
                 assert server.refused == 3 and len(backend.published) == 1
 
                 await a.send_str('{"id":"p1-3","op":"service","name":"save"}')
-                for ws in (a, b):   # every page sees the answer
+                for ws in (a, b):  # every page sees the answer
                     res = await _next(ws, 'service')
-                    assert (res['name'], res['ok'], res['message']) == ('save', True,
-                                                                        'save done')
+                    assert (res['name'], res['ok'], res['message']) == ('save', True, 'save done')
                 await a.send_str('{"id":"p1-4","op":"service","name":"reset"}')
                 assert (await _next(b, 'service'))['ok'] is False
 
@@ -125,14 +139,25 @@ def test_static_files_websocket_dedupe_services_and_frames():
                 await b.send_str('{"id":"q-2","op":"view","view":"image"}')
                 await _next(b, 'ack')
                 assert backend.views[-1] == frozenset({'overlay', 'image'})
-                meta = {'width': 4, 'height': 3, 'stamp': {'sec': 5, 'nanosec': 6},
-                        'frame_id': 'cam'}
+                meta = {
+                    'width': 4,
+                    'height': 3,
+                    'stamp': {'sec': 5, 'nanosec': 6},
+                    'frame_id': 'cam',
+                }
                 server.post_frame('image', meta, b'JPEGDATA')
                 frame = await _next(b, 'frame')
                 assert frame['meta']['view'] == 'image' and frame['jpeg'] == b'JPEGDATA'
                 # the frame size now bounds coordinates
-                await a.send_str(json.dumps({'id': 'p1-5', 'op': 'annotate', 'annotation': {
-                    'type': 'click', 'x': 50, 'y': 1, 'class_id': 1}}))
+                await a.send_str(
+                    json.dumps(
+                        {
+                            'id': 'p1-5',
+                            'op': 'annotate',
+                            'annotation': {'type': 'click', 'x': 50, 'y': 1, 'class_id': 1},
+                        }
+                    )
+                )
                 assert 'outside [-1, 4]' in (await _next(a, 'error'))['message']
                 await b.close()
                 for _ in range(100):
@@ -167,8 +192,10 @@ def test_token_required_beyond_localhost():
     rclpy.init(context=ctx, domain_id=64)
     console = None
     try:
-        console = WebConsole(context=ctx, parameter_overrides=[
-            Parameter('host', value='0.0.0.0'), Parameter('port', value=0)])
+        console = WebConsole(
+            context=ctx,
+            parameter_overrides=[Parameter('host', value='0.0.0.0'), Parameter('port', value=0)],
+        )
         url = console.start()
         token = console.server.token
         assert token and len(token) >= 24 and url.endswith(f'/?token={token}')
@@ -192,9 +219,10 @@ def test_token_required_beyond_localhost():
                 assert (await _next(ws, 'hello'))['node'] == '/segdip'
                 await ws.close()
             async with aiohttp.ClientSession(cookies={'segdip_web_token': token}) as http:
-                ws = await http.ws_connect(base + '/ws')   # the cookie the page got
+                ws = await http.ws_connect(base + '/ws')  # the cookie the page got
                 await _next(ws, 'hello')
                 await ws.close()
+
         asyncio.run(asyncio.wait_for(ws_checks(), 30))
     finally:
         if console is not None:
@@ -206,10 +234,14 @@ def test_server_messages_dataset_and_export_import_no_ros():
     """The HTTP side, the message checks, the dataset and the exporter work without rclpy."""
     import subprocess
     import sys
-    code = ('import sys, segdip_ros.web.server, segdip_ros.web.messages, '
-            'segdip_ros.offline.dataset, segdip_ros.tools.export; '
-            'bad = [m for m in sys.modules if m.split(".")[0] in ("rclpy", "sensor_msgs", '
-            '"std_msgs")]; print(bad); sys.exit(1 if bad else 0)')
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                          timeout=120)
+
+    code = (
+        'import sys, segdip_ros.web.server, segdip_ros.web.messages, '
+        'segdip_ros.offline.dataset, segdip_ros.tools.export; '
+        'bad = [m for m in sys.modules if m.split(".")[0] in ("rclpy", "sensor_msgs", '
+        '"std_msgs")]; print(bad); sys.exit(1 if bad else 0)'
+    )
+    proc = subprocess.run(
+        [sys.executable, '-c', code], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
