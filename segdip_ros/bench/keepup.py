@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`segdip-bench keepup`: does the node keep up with a camera? A bag replayed at its own
 timing (`segdip_replay_bag` without --step) into the real node, in one process.
 

@@ -6,8 +6,9 @@ an engine; the trainer only asks `due(...)` at its two decision points and write
 
 - 'annotated': a frame that got annotations is saved at the end of its training budget (the
   mask the operator's clicks produced), again after each further burst of clicks on it.
-- a period ('10s' in dataset_keyframes): the current frame is saved every that many seconds while the node shows
-  labels, skipped when neither the frame nor the model changed since the last one.
+- a period ('10s' in dataset_keyframes): the current frame is saved every that many seconds
+  while the node shows labels, skipped when neither the frame nor the model changed since the
+  last one.
 """
 
 from __future__ import annotations

@@ -135,7 +135,7 @@ def test_settings_validation_reasons():
 
 
 def test_the_parameter_table_is_small_and_says_the_presets_values():
-    assert len(PARAMS) <= 16   # half of the 33 the node had
+    assert len(PARAMS) <= 16  # half of the 33 the node had
     for name, spec in PARAMS.items():
         assert spec.description.strip(), name
     desc = PARAMS['working_size'].description
@@ -279,6 +279,7 @@ def test_engine_overrides_are_typed_and_refused_with_a_reason():
 
 def test_the_keyframe_policy_is_one_parameter():
     from segdip_ros.node.params import parse_keyframes
+
     assert parse_keyframes('off') == ('off', 0.0)
     assert parse_keyframes('annotated') == ('annotated', 0.0)
     assert parse_keyframes('10s') == ('off', 10.0)
