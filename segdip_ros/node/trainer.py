@@ -105,6 +105,7 @@ class Trainer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._paused = threading.Event()  # ~/enable false: no training, no publishing
+        self._applying = 0  # commands taken off the queue whose apply + checkpoint runs now
         self._thread: threading.Thread | None = None
         self._pending: Frame | None = None
         self._commands: deque[Command] = deque()
@@ -272,7 +273,8 @@ class Trainer:
 
     @property
     def pending_commands(self) -> int:
-        return len(self._commands) + len(self._held)
+        """Commands not yet applied and checkpointed (queued, held, or being applied)."""
+        return len(self._commands) + len(self._held) + self._applying
 
     # ----- thread ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -448,12 +450,19 @@ class Trainer:
 
     # ----- commands ----------------------------------------------------------------------
     def _apply_commands(self) -> None:
+        try:
+            self._apply_queued()
+        finally:
+            self._applying = 0
+
+    def _apply_queued(self) -> None:
         changed = False
         while True:
             with self._lock:
                 if not self._commands:
                     break
                 cmd = self._commands.popleft()
+                self._applying += 1  # still pending until applied and checkpointed
             cur = self.current.stamp_ns
             if cmd.stamp_ns > cur:
                 if len(self._held) >= MAX_HELD:
