@@ -21,6 +21,7 @@ import torch
 from .annotations import annotation_from_dict
 from .config import SessionConfig, config_from_dict, config_to_dict
 from .errors import CheckpointError, ConfigError, SegDipError
+from .files import fsync_dir
 from .refine import CutSettings
 
 if TYPE_CHECKING:
@@ -186,20 +187,7 @@ def save_state(state: dict[str, Any], path: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(os.path.dirname(os.path.abspath(path)))
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
 def read_state(path: str) -> dict[str, Any]:

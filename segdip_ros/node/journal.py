@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from segdip_ros.core import annotation_from_dict
+from segdip_ros.core.files import fsync_dir
 from segdip_ros.node.inputs import Command, command_to_dict, ns_to_stamp_dict
 
 __all__ = [
@@ -174,14 +175,6 @@ def read_journal(path: str | os.PathLike[str]) -> JournalRead:
     return out
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Journal:
     """Appends records to one log file, thread-safe, each line fsync'ed before returning.
 
@@ -210,7 +203,7 @@ class Journal:
             if num_classes is not None:
                 header['num_classes'] = int(num_classes)
             self.header_id = self.append(header)['id']
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
 
     @property
     def last_seq(self) -> int:

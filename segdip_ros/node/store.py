@@ -31,19 +31,11 @@ import numpy as np
 
 from segdip_ros.core import CheckpointError, SessionConfig, TrainingSession
 from segdip_ros.core.checkpoint import read_state
+from segdip_ros.core.files import fsync_dir
 from segdip_ros.node.journal import FrameKey, Journal, read_journal
 from segdip_ros.offline.dataset import DatasetWriter
 
 __all__ = ['Restored', 'SessionStore', 'atomic_write', 'fsync_dir']
-
-
-def fsync_dir(directory: Path) -> None:
-    """fsync a directory, so a rename in it survives a power loss."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -30,6 +30,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from segdip_ros.core.files import fsync_dir
+
 __all__ = [
     'CLASSES',
     'MANIFEST',
@@ -52,19 +54,6 @@ class DatasetError(ValueError):
     """A dataset folder is inconsistent or a sample is invalid; the message says where."""
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that a crash leaves the old file or the new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +70,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _png(array: np.ndarray) -> bytes:
