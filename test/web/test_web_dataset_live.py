@@ -49,7 +49,7 @@ def test_annotated_frames_become_dataset_samples(tmp_path):
 
         res = live.node.set_parameters([Parameter('dataset_keyframes', value='all')])[0]
         assert (
-            not res.successful and 'dataset_keyframes must be one of off, annotated' in res.reason
+            not res.successful and "dataset_keyframes must be 'off', 'annotated'" in res.reason
         )
     finally:
         live.close()
