@@ -48,8 +48,6 @@ def test_annotated_frames_become_dataset_samples(tmp_path):
         from rclpy.parameter import Parameter
 
         res = live.node.set_parameters([Parameter('dataset_keyframes', value='all')])[0]
-        assert (
-            not res.successful and "dataset_keyframes must be 'off', 'annotated'" in res.reason
-        )
+        assert not res.successful and "dataset_keyframes must be 'off', 'annotated'" in res.reason
     finally:
         live.close()
