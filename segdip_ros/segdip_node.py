@@ -253,7 +253,7 @@ class SegDipNode(LifecycleNode):
         if (
             self._last_size is not None
             and size != self._last_size
-            and self.settings.mode == 'tracking'
+            and self.settings.mode != 'still'
         ):
             self.get_logger().info(
                 f'image size {size[1]}x{size[0]} differs from '

@@ -167,6 +167,7 @@ SEGDIP_METHODS: dict[str, MethodFactory] = {
         _default, 'segdip-bilinear', track=TrackSettings(upsample_radius=0)
     ),
     'segdip-meshgrid': segdip_factory(_still, 'segdip-meshgrid'),
+    'segdip-rgb': segdip_factory(_variant(input_code='rgb'), 'segdip-rgb'),
     'segdip': segdip_factory(_default, 'segdip'),
     'segdip-paper': segdip_factory(_paper, 'segdip-paper'),
     'segdip-notcl': segdip_factory(_variant(tcl_lambda=0.0), 'segdip-notcl'),

@@ -30,7 +30,7 @@ __all__ = [
     'still_preset',
 ]
 
-InputCode = Literal['meshgrid', 'meshgrid+rgb']
+InputCode = Literal['meshgrid', 'meshgrid+rgb', 'rgb']
 Refine = Literal['none', 'graphcut']
 PresetName = Literal['default', 'still', 'paper']
 
@@ -44,7 +44,9 @@ class SessionConfig:
     width: int = 128
     """Filters per conv layer."""
     input_code: InputCode = 'meshgrid'
-    """The network's input: the xy meshgrid (paper) or the meshgrid plus the frame's RGB."""
+    """The network's input: the xy meshgrid (paper), the meshgrid plus the frame's RGB, or the
+    frame's RGB alone (no position: the network recognises a class by its appearance
+    wherever it moves to)."""
     seg_trains_trunk: bool = True
     """The segmentation loss trains the shared layers (paper) or only its own head."""
     working_size: int = 256

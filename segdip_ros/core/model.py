@@ -79,12 +79,15 @@ class SegDipNet(nn.Module):
 
 def input_channels(cfg: SessionConfig) -> int:
     """Number of channels of the input code."""
-    return 5 if cfg.input_code == 'meshgrid+rgb' else 2
+    return {'meshgrid': 2, 'meshgrid+rgb': 5, 'rgb': 3}[cfg.input_code]
 
 
 def make_input_code(cfg: SessionConfig, rgb: torch.Tensor) -> torch.Tensor:
     """(1, C, h, w) input code at the size of `rgb` ((1, 3, h, w) in [0, 1]): the xy meshgrid
-    in [-1, 1] (paper), with the frame's colours in [-1, 1] for 'meshgrid+rgb'."""
+    in [-1, 1] (paper), with the frame's colours in [-1, 1] for 'meshgrid+rgb', or those
+    colours alone for 'rgb'."""
+    if cfg.input_code == 'rgb':
+        return rgb * 2 - 1
     _, _, height, width = rgb.shape
     ys = torch.linspace(-1.0, 1.0, height, device=rgb.device)
     xs = torch.linspace(-1.0, 1.0, width, device=rgb.device)

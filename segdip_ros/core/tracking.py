@@ -72,7 +72,7 @@ class TrackSettings:
     train_trunk: bool = True
     upsample_radius: int = 4
     upsample_eps: float = 1e-3
-    upsample_scale: float = 0.5
+    upsample_scale: float = 0.25
 
     def __post_init__(self) -> None:
         if min(self.warp_weight, self.network_weight, self.gamma, self.upsample_eps) < 0:

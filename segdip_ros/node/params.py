@@ -59,7 +59,7 @@ DEFAULT_PALETTE = (
     '#ff78c8',
 )
 _HEX = re.compile(r'^#?([0-9a-fA-F]{6})$')
-Mode = Literal['tracking', 'still']
+Mode = Literal['tracking', 'lockstep', 'still']
 Transport = Literal['raw', 'compressed']
 STROKE_WIDTH = 3.0  # px, strokes from ~/stroke (PolygonStamped carries no width)
 AUTOSAVE_PERIOD = 30.0  # s between periodic checkpoints (and one after every annotation change)
@@ -136,7 +136,10 @@ PARAMS: dict[str, ParamSpec] = {
     ),
     'mode': ParamSpec(
         'tracking',
-        "'tracking' (follow the stream) or 'still' (keep one frame until ~/next_frame)",
+        "'tracking' (follow the stream; faster than training, every frame taken gets "
+        "labels and trains 2 iterations), 'lockstep' (follow the stream, every frame "
+        'trains its whole budget first, as segdip_eval_bag; for segdip_replay_bag --step) '
+        "or 'still' (keep one frame until ~/next_frame)",
         live=True,
     ),
     'image_transport': ParamSpec('raw', f"'raw' (image) or 'compressed' (image/compressed) {_RO}"),

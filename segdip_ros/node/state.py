@@ -33,6 +33,17 @@ class Schedule:
     dataset_keyframes: str = 'off'  # 'off' | 'annotated' (node/keyframes.py)
     dataset_period: float = 0.0  # s between dataset samples while labels show, 0 = off
 
+    @property
+    def follows_stream(self) -> bool:
+        """'tracking' and 'lockstep' move on to the newest frame; 'still' waits."""
+        return self.mode in ('tracking', 'lockstep')
+
+    @property
+    def catches_up(self) -> bool:
+        """'tracking': a tracked frame gives way to a waiting one after its catch-up
+        iterations; 'lockstep': every frame trains its whole budget first."""
+        return self.mode == 'tracking'
+
 
 @dataclass
 class TrainerStats:

@@ -351,16 +351,17 @@ class Trainer:
         if self._budget <= 0 and self.session.needs_refine:
             self._finish_budget()  # an undo or clear: no iterations, new labels at once
         self._keyframe(budget_end=False)
-        if sched.mode == 'tracking' and self._pending is not None and self._behind():
+        catch_up = sched.catches_up
+        if catch_up and self._pending is not None and self._behind():
             self._budget = 0  # its labels are out; the newer frame's come first
             self.stats.catch_up_frames += 1
-        if self._budget <= 0 and sched.mode == 'tracking' and self._pending is not None:
+        if self._budget <= 0 and sched.follows_stream and self._pending is not None:
             self._switch(self._take_pending())
             return
         if self._budget > 0:
             self.stats.state = 'training'
             n = self._chunk(self._budget)
-            if self._frame_refined and sched.mode == 'tracking':
+            if self._frame_refined and catch_up:
                 n = min(n, max(1, CATCH_UP_ITERATIONS - self._frame_iterations))
             self._step(n)
             self._frame_iterations += n
@@ -511,7 +512,7 @@ class Trainer:
         stream (tracking) with a newer frame waiting, at most one click's worth, so an operator
         who clicks faster than the network trains does not hold the video on one frame."""
         budget = max(self._budget, 0) + per_click
-        if self.schedule.mode == 'tracking' and self._pending is not None:
+        if self.schedule.follows_stream and self._pending is not None:
             budget = min(budget, per_click)
         return budget
 

@@ -96,3 +96,24 @@ def test_device_selection_with_cuda_present(monkeypatch):
     assert autocast_dtype(torch.device('cuda:0')) is torch.float16
     monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: True)
     assert autocast_dtype(torch.device('cuda:0')) is torch.bfloat16
+
+
+def test_the_rgb_input_code_carries_no_position():
+    """input_code 'rgb': the network sees the colours alone, so a shifted image gives a
+    shifted prediction (away from the borders), unlike with the meshgrid."""
+    import torch
+
+    from segdip_ros.core.model import SegDipNet, input_channels, make_input_code
+
+    torch.manual_seed(0)
+    img = torch.rand(1, 3, 64, 160)
+    shifted = torch.roll(img, shifts=16, dims=3)
+    for code, equivariant in (('rgb', True), ('meshgrid+rgb', False)):
+        cfg = replace(default_preset(), input_code=code, width=8)
+        z, zs = make_input_code(cfg, img), make_input_code(cfg, shifted)
+        assert z.shape[1] == input_channels(cfg)
+        net = SegDipNet(cfg).eval()
+        with torch.no_grad():
+            a = net(torch.cat([z, zs]))[1]
+        diff = (torch.roll(a[:1], shifts=16, dims=3) - a[1:])[..., 24:40, 56:104].abs().max()
+        assert (float(diff) < 1e-4) == equivariant, (code, float(diff))

@@ -93,7 +93,7 @@ def live(bag: Path) -> tuple[dict[int, np.ndarray], int, int]:
     params = {
         'working_size': WORKING_SIZE,
         'torch_threads': 1,
-        'mode': 'tracking',
+        'mode': 'lockstep',  # every frame its whole budget, as offline
         'device': 'cpu',
         'engine_overrides': ENGINE,
         # Low, so that besides the warm-up mask of frame 0 every mask is the final one of
