@@ -25,9 +25,10 @@ __all__ = ['add_options', 'run_cli', 'run_keepup']
 
 
 def run_keepup(
-    bag: Path, rate: float = 1.0, domain_id: int = 97, threads: int = 1
+    bag: Path, rate: float = 1.0, domain_id: int = 97, threads: int = 1, mode: str = 'tracking'
 ) -> dict[str, Any]:
-    """Replay `bag` at `rate` x its timing into an in-process SegDipNode (default params)."""
+    """Replay `bag` at `rate` x its timing into an in-process SegDipNode (default params,
+    `mode` 'tracking' or 'lockstep')."""
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'OFF')
     import json
 
@@ -63,7 +64,7 @@ def run_keepup(
             context=ctx,
             parameter_overrides=[
                 Parameter('torch_threads', value=threads),
-                Parameter('mode', value='tracking'),
+                Parameter('mode', value=mode),
             ],
             cli_args=['--ros-args', '-r', f'image:={reader.image_topic}'],
         )
@@ -160,12 +161,18 @@ def add_options(p: Any) -> None:
     p.add_argument('--rate', type=float, default=1.0, help='replay speed (1 = recorded timing)')
     p.add_argument('--threads', type=int, default=1, help='torch CPU threads of the node')
     p.add_argument('--domain-id', type=int, default=97)
+    p.add_argument(
+        '--mode',
+        choices=('tracking', 'lockstep'),
+        default='tracking',
+        help="the node's mode: 'lockstep' trains every frame's whole budget first",
+    )
 
 
 def run_cli(args: Any) -> int:
-    res = run_keepup(args.bag, args.rate, args.domain_id, args.threads)
+    res = run_keepup(args.bag, args.rate, args.domain_id, args.threads, args.mode)
     print(
-        f'{args.bag.name}: {res["frames_with_mask"]} of {res["frames"]} replayed frames got '
+        f'{args.bag.name} ({args.mode}): {res["frames_with_mask"]} of {res["frames"]} replayed frames got '
         f'a mask ({100 * res["share_with_mask"]:.0f} %), J of those '
         f'{res["j_of_masked_frames"]:.3f}; the node trained on {res["frames_used"]} frames at '
         f'{res["iterations_per_second"]:.0f} it/s'
