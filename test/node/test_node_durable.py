@@ -13,7 +13,7 @@ from sensor_msgs.msg import Image
 
 from segdip_ros import segdip_node
 from segdip_ros.bench.killtest import STATES, KillSettings, run_kills
-from segdip_ros.bench.storm import StormSettings, run_storm
+from segdip_ros.bench.storm import StormSettings, run_storm, run_transport_only
 from segdip_ros.core.synthetic import two_class_scene
 
 
@@ -87,6 +87,13 @@ def test_storm_of_hostile_messages_changes_nothing():
     assert stormy.warnings_logged < stormy.messages / 10  # ... and the log rate-limited
     assert stormy.parameter_sets_sent > 0
     assert stormy.parameter_sets_refused == stormy.parameter_sets_sent
+
+
+def test_storm_transport_only_measures_dds_without_the_node():
+    out = run_transport_only(StormSettings(messages=300, domain_id=78))
+    assert set(out) == {'start', 'quarter', 'half', 'end', 'received'}
+    assert 0 < out['received'] <= 300
+    assert all(out[k] > 0 for k in ('start', 'quarter', 'half', 'end'))
 
 
 def test_sigkill_in_every_state_loses_and_duplicates_nothing(tmp_path):
