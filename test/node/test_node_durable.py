@@ -6,6 +6,8 @@ the node (a child process) loses no accepted annotation and applies none twice."
 
 from __future__ import annotations
 
+import json
+
 from diagnostic_msgs.msg import DiagnosticArray
 from node_harness import TINY, Harness, header
 from rclpy.parameter import Parameter
@@ -65,6 +67,38 @@ def test_a_failing_decoder_is_contained_counted_and_the_node_keeps_working(monke
                 ok, reason = False, str(err)
             assert not ok and reason, (name, value)
         assert h.node.settings.active_class == 1 and h.node.settings.mode == 'still'
+    finally:
+        h.close()
+
+
+def test_a_stamped_click_on_a_frame_of_a_new_size_waits_for_it(tmp_path):
+    # the stream switched to 160x120 while the node still trains on a 128x96 frame: a click
+    # stamped with the new frame is checked against that frame, accepted, and applied there;
+    # an unstamped click goes to the current frame and is checked against it
+    small, big = two_class_scene(height=96, width=128), two_class_scene()
+    h = Harness(79, {**TINY, 'mode': 'tracking', 'session_dir': str(tmp_path)})
+    tr = h.node.trainer
+    try:
+        img = h.pub(Image, 'image', 5)
+        assert h.wait_matched(img)
+        h.send_image(small.rgb, header(1))
+        assert h.spin_until(lambda: tr.current is not None, 20)
+        tr.set_paused(True)
+        assert h.spin_until(lambda: tr.stats.state == 'paused', 10)
+        h.send_image(big.rgb, header(2))
+        assert h.spin_until(lambda: h.node._last_size == (120, 160), 10)
+        click = {'type': 'click', 'x': 150.0, 'y': 110.0, 'class_id': 0}
+        h.annotate(json.dumps(click))  # for the current 128x96 frame: outside, refused
+        h.annotate(json.dumps({**click, 'stamp': {'sec': 2, 'nanosec': 0}}))
+        assert h.spin_until(lambda: h.node.inputs_rejected == 1 and tr.pending_commands == 1, 10)
+        tr.set_paused(False)
+        assert h.spin_until(lambda: tr.stats.annotations_accepted == 1, 60)
+        assert tr.current.stamp_ns == 2_000_000_000 and tr.current.rgb.shape[:2] == (120, 160)
+        records = [json.loads(line) for line in (tmp_path / 'annotations.jsonl').open()]
+        queued = [r for r in records if r['status'] == 'queued']
+        applied = [r for r in records if r['status'] == 'applied']
+        assert len(queued) == 1 and queued[0]['x'] == 150.0
+        assert [r['id'] for r in applied] == [queued[0]['id']]
     finally:
         h.close()
 
