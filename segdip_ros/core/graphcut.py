@@ -71,8 +71,10 @@ class ColourGMM:
 
     def component_log_likelihood(self, x: np.ndarray) -> np.ndarray:
         """(n, k) log(w_c N(x | c)) up to the shared constant."""
-        d = x[:, None, :] - self.means[None]  # (n, k, 3)
-        maha = np.einsum('nki,kij,nkj->nk', d, self.inv, d)
+        maha = np.empty((len(x), len(self.means)))
+        for c, (mean, inv) in enumerate(zip(self.means, self.inv)):
+            d = x - mean  # (n, 3); one small matrix product per component (BLAS), not einsum
+            maha[:, c] = ((d @ inv) * d).sum(axis=1)
         return self.logw[None] - 0.5 * (maha + self.logdet[None])
 
     def log_likelihood(self, x: np.ndarray) -> np.ndarray:
@@ -253,9 +255,9 @@ def prior_graph_cut(
             if candidate.any():
                 break
         first.append(candidate)
-    gmms = [ColourGMM(pixels[m.ravel()]) for m in first]
+    given = colour_models or {}
+    gmms = [given.get(c) or ColourGMM(pixels[m.ravel()]) for c, m in zip(classes, first)]
     if colour_models is not None:
-        gmms = [colour_models.get(c, g) for c, g in zip(classes, gmms)]
         iterations = 1
     for it in range(iterations):
         if it == 1:

@@ -611,13 +611,18 @@ class TrainingSession:
         follow the image's own edges instead of a 160 px staircase. Used on tracked frames;
         on an annotated frame the user's clicks place the boundary, and on 10 coco_dev photos
         the filter cost clicks there (NoC@85 6.7 against 5.8 bilinear)."""
-        r, eps = self.track.upsample_radius, self.track.upsample_eps
+        r, eps, scale = (
+            self.track.upsample_radius,
+            self.track.upsample_eps,
+            self.track.upsample_scale,
+        )
         if probs.shape[0] == 2:
-            one = np.clip(guided_upsample(probs[1], image, r, eps), 0.0, 1.0)
+            one = np.clip(guided_upsample(probs[1], image, r, eps, scale), 0.0, 1.0)
             out = np.stack([1.0 - one, one], axis=2)
         else:
             out = np.stack(
-                [np.clip(guided_upsample(p, image, r, eps), 1e-6, None) for p in probs], axis=2
+                [np.clip(guided_upsample(p, image, r, eps, scale), 1e-6, None) for p in probs],
+                axis=2,
             )
             out /= out.sum(axis=2, keepdims=True)
         return out.astype(np.float32)

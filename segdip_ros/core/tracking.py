@@ -57,8 +57,9 @@ class TrackSettings:
     say: the ablation). gamma: the cut's boundary weight (GrabCut's 50 erases thin parts at a
     160 px working size). target_confidence: a warped label is a training target where its
     probability is above this. replay: the labelled frame in every training batch. upsample
-    radius / eps: the guided filter that takes the labels to the image's own resolution
-    (radius in original pixels; 0 = bilinear). train_trunk: on tracked frames the class
+    radius / eps / scale: the guided filter that takes the labels to the image's own
+    resolution (radius in original pixels, 0 = bilinear; its coefficients are computed at
+    `scale` x the image's size, the fast guided filter). train_trunk: on tracked frames the class
     head's gradient trains the shared layers too, so the network becomes the scene's
     appearance model (DAVIS, first-frame mask: mean J 0.743 -> 0.761).
     """
@@ -71,10 +72,13 @@ class TrackSettings:
     train_trunk: bool = True
     upsample_radius: int = 4
     upsample_eps: float = 1e-3
+    upsample_scale: float = 0.5
 
     def __post_init__(self) -> None:
         if min(self.warp_weight, self.network_weight, self.gamma, self.upsample_eps) < 0:
             raise ValueError(f'tracking weights must be >= 0: {self}')
+        if not 0.0 < self.upsample_scale <= 1.0:
+            raise ValueError(f'upsample_scale must be in (0, 1], got {self.upsample_scale}')
         if not 0.5 <= self.target_confidence < 1.0:
             raise ValueError(
                 f'target_confidence must be in [0.5, 1), got {self.target_confidence}'

@@ -49,16 +49,18 @@ def render_overlay(
     """(H, W, 3) uint8 RGB: the image blended with class colours where labelled (labels !=
     255), class boundaries darkened, annotations drawn on top (clicks as dots with a white
     ring, strokes as lines, boxes as rectangles) in their class colour."""
-    palette = np.zeros((256, 3), np.float32)
-    palette[: len(colors)] = np.asarray(colors, np.float32)
-    out = rgb.astype(np.float32)
+    palette = np.zeros((256, 3), np.uint8)
+    palette[: len(colors)] = np.clip(np.asarray(colors), 0, 255).astype(np.uint8)
+    out = np.ascontiguousarray(rgb, dtype=np.uint8).copy()
     labelled = labels != UNLABELLED
     if labelled.any():
-        tint = palette[labels]
-        out[labelled] = (1 - alpha) * out[labelled] + alpha * tint[labelled]
-        edges = cv2.morphologyEx(labels, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
-        out[edges & labelled] *= 0.4
-    out = np.clip(out, 0, 255).astype(np.uint8)
+        # uint8 blends by OpenCV (a camera frame per publish: float numpy took ~45 ms at 854x480)
+        labels = np.ascontiguousarray(labels, dtype=np.uint8)
+        tint = cv2.LUT(cv2.merge([labels, labels, labels]), palette.reshape(256, 1, 3))
+        blend = cv2.addWeighted(out, 1.0 - alpha, tint, alpha, 0.0)
+        edges = cv2.morphologyEx(labels, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+        cv2.copyTo(cv2.convertScaleAbs(blend, alpha=0.4), edges, blend)  # boundaries darker
+        cv2.copyTo(blend, labelled.view(np.uint8), out)
     h, w = labels.shape
     r = max(2, int(round(max(h, w) / 160)))
     for a in annotations:
@@ -156,6 +158,7 @@ def diagnostic_values(
         'frame_index': st.frame_index,
         'frames_received': counters['frames_received'],
         'frames_dropped': st.frames_dropped,
+        'catch_up_frames': st.catch_up_frames,
         'frames_rejected': counters['frames_rejected'],
         'frames_used': st.frames_used,
         'annotations': len(session.annotations)

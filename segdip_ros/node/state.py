@@ -45,6 +45,7 @@ class TrainerStats:
     loss: float = float('nan')
     frames_used: int = 0
     frames_dropped: int = 0
+    catch_up_frames: int = 0  # tracked frames cut short because a newer frame waited
     scenes: int = 0
     annotations_accepted: int = 0
     annotations_rejected: int = 0

@@ -63,6 +63,9 @@ __all__ = ['Frame', 'Request', 'Schedule', 'Trainer', 'TrainerStats']
 
 MAX_HELD = 1000  # annotations waiting for a future frame
 CHUNK_SECONDS = 0.1  # target duration of one chunk of iterations
+# Iterations a tracked frame trains for at most while a newer frame already waits: the
+# labels of every frame come first (flow + cut), the network learns in the time left over.
+CATCH_UP_ITERATIONS = 2
 
 
 PublishFn = Callable[[Frame, TrainingSession, bool], None]
@@ -116,6 +119,7 @@ class Trainer:
         self._warmup_left = 0
         self._budget = 0
         self._frame_refined = False
+        self._frame_iterations = 0  # iterations the current frame has trained
         self._next_publish = 0.0
         self._last_save = time.monotonic()
         self._saved_iteration = -1
@@ -347,13 +351,19 @@ class Trainer:
         if self._budget <= 0 and self.session.needs_refine:
             self._finish_budget()  # an undo or clear: no iterations, new labels at once
         self._keyframe(budget_end=False)
+        if sched.mode == 'tracking' and self._pending is not None and self._behind():
+            self._budget = 0  # its labels are out; the newer frame's come first
+            self.stats.catch_up_frames += 1
         if self._budget <= 0 and sched.mode == 'tracking' and self._pending is not None:
             self._switch(self._take_pending())
             return
         if self._budget > 0:
             self.stats.state = 'training'
             n = self._chunk(self._budget)
+            if self._frame_refined and sched.mode == 'tracking':
+                n = min(n, max(1, CATCH_UP_ITERATIONS - self._frame_iterations))
             self._step(n)
+            self._frame_iterations += n
             self._budget -= n
             if self._budget <= 0:
                 self._finish_budget()
@@ -433,6 +443,7 @@ class Trainer:
             return True
         self.session.next_frame(frame.rgb)
         self._frame_refined = False
+        self._frame_iterations = 0
         self.current = frame
         self._budget = frame_budget(self.session.cfg, first=False, annotations_added=0)
         self.stats.frames_used += 1
@@ -484,6 +495,16 @@ class Trainer:
             changed |= self._apply(cmd)
         if changed:
             self._autosave(force=True)
+
+    def _behind(self) -> bool:
+        """A tracked frame (labels published, no annotations) that has had its catch-up
+        iterations while a newer frame waits: the stream is faster than the full budget."""
+        return (
+            self._budget > 0
+            and self._frame_refined
+            and self._frame_iterations >= CATCH_UP_ITERATIONS
+            and refine_first(self.session)
+        )
 
     def _click_budget(self, per_click: int) -> int:
         """The budget after an accepted annotation: one more click's worth; but following a

@@ -129,3 +129,35 @@ def test_fast_clicks_do_not_hold_the_stream_on_one_frame(trainer):
         trainer._apply(Command('add', Click(30 + k, 10, 0), 0, 'test'))
     assert trainer._budget == 3 * CFG.iterations_per_click  # still images: they add up
     assert np.isfinite(trainer.stats.iterations_per_second)
+
+
+def test_a_stream_faster_than_training_gets_labels_for_every_frame_it_takes(trainer):
+    """While a newer frame waits, a tracked frame trains CATCH_UP_ITERATIONS and gives way:
+    each frame taken is labelled; with nothing waiting it trains its whole budget."""
+    from segdip_ros.node.trainer import CATCH_UP_ITERATIONS
+
+    cfg = CFG.__class__(**{**CFG.__dict__, 'iterations_per_frame': 8})
+    trainer._make_config = lambda: cfg
+    trainer.submit_frame(_frame(100))
+    trainer._tick()
+    trainer.submit(Command('add', Click(10, 10, 1), 0, 'test'))
+    _run(trainer)
+    start = trainer.session.iteration
+    trainer.submit_frame(_frame(200))
+    for _ in range(3):  # frame 200 becomes current and is labelled
+        trainer._tick()
+        if trainer.session.frame_index == 1 and trainer._frame_refined:
+            break
+    trainer.submit_frame(_frame(300))  # the camera is already one frame ahead
+    for _ in range(20):
+        trainer._tick()
+        if 300 in trainer.rec.iteration_at:
+            break
+    assert trainer.session.frame_index == 2
+    assert trainer.rec.iteration_at[200] == start  # frame 200 was labelled, then trained
+    assert trainer.rec.iteration_at[300] == start + CATCH_UP_ITERATIONS  # and gave way
+    assert trainer.stats.catch_up_frames == 1
+    _run(trainer)  # nothing waits now: frame 300 gets its whole budget
+    assert trainer.session.iteration == start + CATCH_UP_ITERATIONS + 8
+    finals = [stamp for stamp, final in trainer.rec.published if final]
+    assert finals.count(200) == 1  # no second publish of the labels it gave way with
