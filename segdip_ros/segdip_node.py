@@ -276,9 +276,15 @@ class SegDipNode(LifecycleNode):
             self._warn('camera_info', f'camera_info ignored: {err}')
 
     # ----- annotations ------------------------------------------------------------------------
-    def _image_size(self) -> tuple[int, int] | None:
+    def _image_size(self, stamp_ns: int = 0) -> tuple[int, int] | None:
+        """(h, w) the annotation is checked against: the current frame's; for one stamped
+        newer than the current frame (it waits for its frame, see the trainer) the newest
+        frame's received, so a click on a frame of a new size that the node has not reached yet
+        is not refused; before the first image, the newest frame's (or None)."""
         cur = self.trainer.current
-        return cur.rgb.shape[:2] if cur is not None else self._last_size
+        if cur is None or (stamp_ns > cur.stamp_ns and self._last_size is not None):
+            return self._last_size
+        return cur.rgb.shape[:2]
 
     def _refused_inactive(self, source: str) -> bool:
         """True (and one warning) when the node is not active and so takes no annotation."""
@@ -298,7 +304,7 @@ class SegDipNode(LifecycleNode):
             return
         try:
             ann = make()
-            check_fits(ann, self._image_size(), self.settings.num_classes)
+            check_fits(ann, self._image_size(stamp_ns), self.settings.num_classes)
         except InputError as err:
             self.inputs_rejected += 1
             self._warn(err.key, f'{source}: {err}')
@@ -310,10 +316,10 @@ class SegDipNode(LifecycleNode):
         self._submit(lambda: point_to_click(msg.x, msg.y, cls, self._image_size()), 0, topic)
 
     def _on_click_stamped(self, msg: PointStamped) -> None:
-        cls = self.settings.active_class
+        cls, stamp = self.settings.active_class, stamp_to_ns(msg.header.stamp)
         self._submit(
-            lambda: point_to_click(msg.point.x, msg.point.y, cls, self._image_size()),
-            stamp_to_ns(msg.header.stamp),
+            lambda: point_to_click(msg.point.x, msg.point.y, cls, self._image_size(stamp)),
+            stamp,
             '~/click_stamped',
         )
 
@@ -335,7 +341,9 @@ class SegDipNode(LifecycleNode):
         try:
             cmd = parse_annotation_json(msg.data, self.settings.num_classes)
             if cmd.annotation is not None:
-                check_fits(cmd.annotation, self._image_size(), self.settings.num_classes)
+                check_fits(
+                    cmd.annotation, self._image_size(cmd.stamp_ns), self.settings.num_classes
+                )
         except InputError as err:
             self.inputs_rejected += 1
             self._warn(err.key, str(err))
@@ -345,10 +353,9 @@ class SegDipNode(LifecycleNode):
     def _on_mask_annotation(self, msg: Image) -> None:
         """A whole label image (mono8 class ids, 255 = unlabelled) for the frame of its stamp:
         from a program, a detector or a first-frame mask."""
+        stamp = stamp_to_ns(msg.header.stamp)
         self._submit(
-            lambda: mask_from_image_msg(msg, self._image_size()),
-            stamp_to_ns(msg.header.stamp),
-            '~/mask_annotation',
+            lambda: mask_from_image_msg(msg, self._image_size(stamp)), stamp, '~/mask_annotation'
         )
 
     def _on_rviz_point(self, msg: PointStamped, class_id: int | None) -> None:

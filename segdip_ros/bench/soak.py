@@ -3,12 +3,13 @@
 
 The node runs as a child process (segdip_ros.bench.nodeproc) in tracking mode with
 `session_dir`; this process streams `moving_object_sequence` frames at `--fps`, sends a click
-on `~/annotations` every `--click-period` s (class from the ground truth of the frame it is
-sent on), and switches the frame size (160x120 <-> 128x96) every `--size-period` s. Every
-`--sample-period` s it records the node's RSS (/proc) and its /diagnostics (it/s, frames
-received/dropped). At the end the node is stopped with SIGINT and its annotation log is
-compared with the clicks sent: every click sent must have a queued record (accepted), and
-every accepted click an applied or refused record.
+on `~/annotations` every `--click-period` s (on the frame just sent: its stamp, a point within
+its size, the class its ground truth has there), and switches the frame size (160x120 <->
+128x96) every `--size-period` s. Every `--sample-period` s it records the node's RSS (/proc)
+and its /diagnostics (it/s, frames received/dropped). At the end the node is stopped with
+SIGINT and its annotation log is compared with the clicks sent: every click sent must have a
+queued record (accepted), every accepted click one applied or refused record, and RSS must
+stay within 10 % after the first minute (max / min <= 1.10).
 
 Writes OUT/soak.json (all samples), OUT/soak.png (RSS and it/s against time, matplotlib Agg)
 and prints a summary.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -103,7 +105,8 @@ def run_soak(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
                 if now >= next_click:
                     x, y = rng.uniform(0, size[0] - 1), rng.uniform(0, size[1] - 1)
                     cls = int(labels[int(y), int(x)])
-                    client.send({'type': 'click', 'x': x, 'y': y, 'class_id': cls})
+                    stamp = {'sec': msg.header.stamp.sec, 'nanosec': msg.header.stamp.nanosec}
+                    client.send({'type': 'click', 'x': x, 'y': y, 'class_id': cls, 'stamp': stamp})
                     sent.append((x, y, cls))
                     next_click += args.click_period
             if now >= next_sample:
@@ -118,6 +121,7 @@ def run_soak(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
                         'frames_dropped': int(d.get('frames_dropped', 0)),
                         'frames_used': int(d.get('frames_used', 0)),
                         'callback_errors': int(d.get('callback_errors', 0)),
+                        'annotations_rejected': int(d.get('annotations_rejected', 0)),
                         'size': list(size),
                         'clicks_sent': len(sent),
                     }
@@ -158,6 +162,11 @@ def _summary(
 ) -> dict[str, Any]:
     queued = {r['id']: r for r in records if r.get('status') == 'queued'}
     settled = [r['id'] for r in records if r.get('status') in ('applied', 'refused')]
+    refused = [r for r in records if r.get('status') == 'refused']
+    reasons: dict[str, int] = {}
+    for r in refused:  # grouped with the numbers blanked
+        key = re.sub(r'[-+]?\d+(\.\d+)?', '#', str(r.get('reason', '')))
+        reasons[key] = reasons.get(key, 0) + 1
     logged = {
         (round(r['x'], 6), round(r['y'], 6), r['class_id'])
         for r in queued.values()
@@ -177,9 +186,12 @@ def _summary(
         'frames_dropped': int(diag.get('frames_dropped', 0)),
         'frames_used': int(diag.get('frames_used', 0)),
         'callback_errors': int(diag.get('callback_errors', 0)),
+        'annotations_rejected': int(diag.get('annotations_rejected', 0)),
         'rss_after_1min_mb': warm[0] if warm else float('nan'),
         'rss_end_mb': samples[-1]['rss_mb'] if samples else float('nan'),
+        'rss_min_mb': min(warm) if warm else float('nan'),
         'rss_max_mb': max(warm) if warm else float('nan'),
+        'rss_spread_pct': 100.0 * (max(warm) / min(warm) - 1.0) if warm else float('nan'),
         'it_s_median': float(np.median(its)) if its else float('nan'),
         'it_s_min': float(min(its)) if its else float('nan'),
         'clicks_sent': len(sent),
@@ -187,6 +199,9 @@ def _summary(
         'accepted': len(queued),
         'settled': len(set(settled)),
         'settled_twice': len(settled) - len(set(settled)),
+        'applied': sum(1 for r in records if r.get('status') == 'applied'),
+        'refused': len(refused),
+        'refused_reasons': reasons,
     }
 
 
@@ -232,5 +247,6 @@ def run_cli(args: argparse.Namespace) -> int:
         and r['clicks_in_log'] == r['clicks_sent']
         and r['settled'] == r['accepted']
         and r['settled_twice'] == 0
+        and r['rss_spread_pct'] <= 10.0
     )
     return 0 if ok else 1

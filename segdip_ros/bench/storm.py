@@ -9,12 +9,16 @@ them it sends `messages` malformed or hostile messages, drawn (seeded) from ever
 images with wrong encodings, sizes, steps, truncated data; clicks, stamped clicks, RViz points
 with NaN/inf/huge coordinates; strokes with NaN points or 10^5 points; boxes of zero size or
 far outside; `~/annotations` JSON deeply nested, over the size limit, not UTF-8, with NaN,
-1e400, unknown classes, negative box sizes, 10^5-point strokes; camera_info with NaN; and
-parameter sets with wrong types or values. None of them is valid, so the good scene's IoU must
-match the run without the storm.
+1e400, unknown classes, negative box sizes, 10^5-point strokes, garbage text different every
+time; camera_info with NaN; and parameter sets with wrong types or values. None of them is
+valid, so the good scene's IoU must match the run without the storm.
 
 Reports: crashes, RSS after warm-up and at the end, warnings logged vs messages sent,
 callback errors, IoU with and without the storm.
+
+`--transport-only` sends the same messages, at the same pace, to subscriptions (same topics and
+QoS as the node's) that drop them: the RSS growth of DDS and rclpy alone, to tell it from the
+node's.
 """
 
 from __future__ import annotations
@@ -33,7 +37,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ['GOOD_CLICKS', 'StormResult', 'StormSettings', 'add_options', 'run_cli', 'run_storm']
+__all__ = [
+    'GOOD_CLICKS',
+    'StormResult',
+    'StormSettings',
+    'add_options',
+    'run_cli',
+    'run_storm',
+    'run_transport_only',
+]
 
 GOOD_CLICKS = ((88.0, 60.0, 1), (10.0, 60.0, 0), (150.0, 60.0, 0))
 
@@ -135,7 +147,7 @@ class _Hostile:
         return msg
 
     def annotation(self) -> str | bytes:
-        r, rng = self.rng.randrange(16), self.rng
+        rng = self.rng
         v = self.bad_value
         options: list[Callable[[], str | bytes]] = [
             lambda: self.deep,
@@ -158,6 +170,8 @@ class _Hostile:
             ),
             lambda: json.dumps({'type': 'lasso', 'class_id': 1}),
             lambda: json.dumps([1, 2, 3]),
+            # different text each time: the refusal quotes it, so every reason is new
+            lambda: ''.join(rng.choice('abcdefghijklmnopqrstuvwxyz{[":') for _ in range(24)),
             lambda: json.dumps(
                 {'type': 'click', 'x': 1, 'y': 1, 'class_id': 1, 'stamp': {'sec': -1}}
             ),
@@ -170,7 +184,7 @@ class _Hostile:
                 }
             ),
         ]
-        return options[r]()
+        return options[rng.randrange(len(options))]()
 
     def params(self) -> tuple[str, Any]:
         return self.rng.choice(
@@ -346,6 +360,91 @@ def run_storm(st: StormSettings, log: Callable[[str], None] = print) -> StormRes
         rclpy.try_shutdown(context=ctx)
 
 
+def run_transport_only(st: StormSettings) -> dict[str, float]:
+    """The storm's messages (same seed, bursts and pacing, no parameter sets) through DDS to
+    subscriptions with the node's topics and QoS that drop every message. Returns RSS (MB)
+    at the start and after a quarter, half and all of the messages, and messages received."""
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'OFF'
+    import rclpy
+    from geometry_msgs.msg import Point, PointStamped, PolygonStamped
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
+    from std_msgs.msg import String
+
+    from segdip_ros.core.synthetic import two_class_scene
+    from segdip_ros.node.interfaces import IMAGE_QOS, INPUT_QOS
+
+    rng = random.Random(st.seed)
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=st.domain_id)
+    ex = SingleThreadedExecutor(context=ctx)
+    got = [0]
+
+    def drop(msg: Any) -> None:
+        got[0] += 1
+
+    try:
+        sink = rclpy.create_node('segdip', context=ctx)
+        drv = rclpy.create_node('storm_driver', context=ctx)
+        ex.add_node(sink)
+        ex.add_node(drv)
+        rel = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)  # as run_storm
+        topics = {
+            'image': (Image, 'image', IMAGE_QOS, 5),
+            'ann': (String, '/segdip/annotations', INPUT_QOS, rel),
+            'click': (Point, '/segdip/click', INPUT_QOS, rel),
+            'click_stamped': (PointStamped, '/segdip/click_stamped', INPUT_QOS, rel),
+            'stroke': (PolygonStamped, '/segdip/stroke', INPUT_QOS, rel),
+            'box': (RegionOfInterest, '/segdip/box', INPUT_QOS, rel),
+            'rviz': (PointStamped, '/segdip/clicked_point', INPUT_QOS, rel),
+            'info': (CameraInfo, 'camera_info', IMAGE_QOS, 5),
+        }
+        pubs = {}
+        for key, (kind, topic, sub_qos, pub_qos) in topics.items():
+            sink.create_subscription(kind, topic, drop, sub_qos)
+            pubs[key] = drv.create_publisher(kind, topic, pub_qos)
+
+        def spin_for(seconds: float) -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                ex.spin_once(timeout_sec=0.001)
+
+        end = time.monotonic() + 20
+        while time.monotonic() < end and any(
+            p.get_subscription_count() == 0 for p in pubs.values()
+        ):
+            ex.spin_once(timeout_sec=0.01)
+        hostile = _Hostile(rng, two_class_scene().rgb)
+
+        class _NoService:
+            def call_async(self, request: Any) -> None:
+                return None
+
+        marks = {max(1, st.messages // 4): 'quarter', max(1, st.messages // 2): 'half'}
+        out = {'start': _rss_mb()}
+        sent = 0
+        while sent < st.messages:
+            for _ in range(20):
+                if sent >= st.messages:
+                    break
+                _send_one(rng, hostile, pubs, _NoService(), [], Parameter)
+                sent += 1
+                if sent in marks:
+                    out[marks[sent]] = _rss_mb()
+                ex.spin_once(timeout_sec=0.0)
+            spin_for(0.005)
+        spin_for(2.0)
+        out['end'] = _rss_mb()
+        out['received'] = float(got[0])
+        return out
+    finally:
+        ex.shutdown(timeout_sec=2.0)
+        rclpy.try_shutdown(context=ctx)
+
+
 def _send_one(
     rng: random.Random,
     h: _Hostile,
@@ -417,12 +516,29 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument('--messages', type=int, default=10000, help='hostile messages (10000)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--domain-id', type=int, default=93, help='ROS domain (default 93)')
+    p.add_argument(
+        '--transport-only',
+        action='store_true',
+        help='no node: the same messages to subscriptions that drop them (DDS memory alone)',
+    )
 
 
 def run_cli(args: argparse.Namespace) -> int:
     import torch
 
     torch.manual_seed(args.seed)
+    if args.transport_only:
+        t = run_transport_only(
+            StormSettings(messages=args.messages, seed=args.seed, domain_id=args.domain_id)
+        )
+        print(
+            f'transport only: {args.messages} messages sent, {t["received"]:.0f} received; '
+            f'RSS at the start {t["start"]:.0f} MB, after a quarter {t["quarter"]:.0f} MB, '
+            f'half {t["half"]:.0f} MB, the end {t["end"]:.0f} MB (growth after the first '
+            f'quarter {t["end"] - t["quarter"]:+.1f} MB, '
+            f'second half {t["end"] - t["half"]:+.1f} MB)'
+        )
+        return 0
     base = {'torch_threads': 1}
     calm = run_storm(
         StormSettings(
@@ -442,6 +558,11 @@ def run_cli(args: argparse.Namespace) -> int:
         f'RSS after warm-up {stormy.rss_warm_mb:.0f} MB, at the end {stormy.rss_end_mb:.0f} MB'
         f' (growth {stormy.rss_end_mb - stormy.rss_warm_mb:+.1f} MB; second half of the '
         f'messages {stormy.rss_end_mb - stormy.rss_half_mb:+.1f} MB)'
+    )
+    print(
+        f'without the storm (run first, same process): RSS after warm-up '
+        f'{calm.rss_warm_mb:.0f} MB, at the end {calm.rss_end_mb:.0f} MB (growth '
+        f'{calm.rss_end_mb - calm.rss_warm_mb:+.1f} MB: training the three clicks)'
     )
     print(
         f'warnings logged: {stormy.warnings_logged} for {stormy.problems_counted} problems '

@@ -342,7 +342,11 @@ class WarningLimiter:
     """Log each distinct problem once, then at most one summary per `period` seconds.
 
     The key is the problem's category plus its message with numbers blanked, so a stream of
-    frames with the same wrong encoding gives one warning, not thirty per second.
+    frames with the same wrong encoding gives one warning, not thirty per second. Messages
+    quote the sender's text (an encoding name, the start of a JSON string), so a sender of
+    ever-different text would make ever-new keys: one warning per message and tables that
+    grow with the message count. Hence at most `max_keys` distinct keys per category; further
+    problems of that category share the key `category:*` (one warning, then summaries).
     `counts` (per key) and `emitted` (warnings actually logged) are there for tests and
     diagnostics.
     """
@@ -352,18 +356,26 @@ class WarningLimiter:
         log: Callable[[str], None],
         period: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 32,
     ) -> None:
         self.log = log
         self._period = period
         self._clock = clock
+        self._max_keys = max_keys
         self._last: dict[str, float] = {}
         self._since: dict[str, int] = {}
+        self._keys_of: dict[str, int] = {}  # distinct keys per category
         self.counts: dict[str, int] = {}
         self.emitted = 0
 
     def report(self, category: str, message: str) -> bool:
         """Count a problem; log it if new or if `period` has passed. True when logged."""
         key = f'{category}:{_DIGITS.sub("#", message)}'
+        if key not in self.counts:
+            if self._keys_of.get(category, 0) >= self._max_keys:
+                key = f'{category}:*'
+            else:
+                self._keys_of[category] = self._keys_of.get(category, 0) + 1
         self.counts[key] = self.counts.get(key, 0) + 1
         now = self._clock()
         last = self._last.get(key)

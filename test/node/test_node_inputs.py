@@ -104,6 +104,22 @@ def test_warning_limiter_once_per_reason_then_summary():
     assert logged[-1].endswith('(4 more since the last report)')
 
 
+def test_warning_limiter_stays_bounded_when_every_message_is_different():
+    # the sender's own text is quoted in the reasons: 10,000 different non-JSON strings must
+    # not give 10,000 warnings, nor 10,000 entries in the limiter's tables
+    logged = []
+    lim = WarningLimiter(logged.append, period=10.0, clock=lambda: 0.0, max_keys=8)
+    for i in range(10_000):
+        text = ''.join(chr(ord('a') + int(d)) for d in str(i))  # no digits: all distinct keys
+        with pytest.raises(InputError) as err:
+            parse_annotation_json(text, 2)
+        lim.report(err.value.key, str(err.value))
+    lim.report('image', 'another category is still reported on its own')
+    assert lim.total('json') == 10_000 and lim.total() == 10_001
+    assert len(lim.counts) == 8 + 1 + 1 and len(logged) == lim.emitted == 8 + 1 + 1
+    assert logged[-1].startswith('another category')
+
+
 def test_settings_validation_reasons():
     s = check_settings(_raw())
     assert s.class_names == ('background', 'object') and s.active_class == 1
