@@ -172,8 +172,8 @@ def add_options(p: Any) -> None:
 def run_cli(args: Any) -> int:
     res = run_keepup(args.bag, args.rate, args.domain_id, args.threads, args.mode)
     print(
-        f'{args.bag.name} ({args.mode}): {res["frames_with_mask"]} of {res["frames"]} replayed frames got '
-        f'a mask ({100 * res["share_with_mask"]:.0f} %), J of those '
+        f'{args.bag.name} ({args.mode}): {res["frames_with_mask"]} of {res["frames"]} '
+        f'replayed frames got a mask ({100 * res["share_with_mask"]:.0f} %), J of those '
         f'{res["j_of_masked_frames"]:.3f}; the node trained on {res["frames_used"]} frames at '
         f'{res["iterations_per_second"]:.0f} it/s'
     )
