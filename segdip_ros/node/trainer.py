@@ -361,8 +361,8 @@ class Trainer:
         if self._budget > 0:
             self.stats.state = 'training'
             n = self._chunk(self._budget)
-            if self._frame_refined and catch_up:
-                n = min(n, max(1, CATCH_UP_ITERATIONS - self._frame_iterations))
+            if catch_up and self._frame_refined and self._frame_iterations < CATCH_UP_ITERATIONS:
+                n = min(n, CATCH_UP_ITERATIONS - self._frame_iterations)  # then look again
             self._step(n)
             self._frame_iterations += n
             self._budget -= n

@@ -4,6 +4,8 @@ thread): which frame an annotation lands on, the iteration budgets, when labels 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -104,12 +106,17 @@ def test_an_annotation_for_a_future_frame_waits_for_it_and_a_late_one_is_kept(tr
     assert any(cat == 'late' for cat, _ in trainer.rec.warnings)
 
 
+def _labelled_first_frame(t: Trainer) -> int:
+    """Frame 100 with one click, its budget spent; returns the iteration count then."""
+    t.submit_frame(_frame(100))
+    t._tick()
+    t.submit(Command('add', Click(10, 10, 1), 0, 'test'))
+    _run(t)
+    return t.session.iteration
+
+
 def test_a_tracked_frame_is_labelled_before_it_trains(trainer):
-    trainer.submit_frame(_frame(100))
-    trainer._tick()
-    trainer.submit(Command('add', Click(10, 10, 1), 0, 'test'))
-    _run(trainer)
-    before = trainer.session.iteration
+    before = _labelled_first_frame(trainer)
     trainer.submit_frame(_frame(200))
     _run(trainer)
     assert trainer.rec.iteration_at[200] == before  # its labels went out before training
@@ -136,13 +143,8 @@ def test_a_stream_faster_than_training_gets_labels_for_every_frame_it_takes(trai
     each frame taken is labelled; with nothing waiting it trains its whole budget."""
     from segdip_ros.node.trainer import CATCH_UP_ITERATIONS
 
-    cfg = CFG.__class__(**{**CFG.__dict__, 'iterations_per_frame': 8})
-    trainer._make_config = lambda: cfg
-    trainer.submit_frame(_frame(100))
-    trainer._tick()
-    trainer.submit(Command('add', Click(10, 10, 1), 0, 'test'))
-    _run(trainer)
-    start = trainer.session.iteration
+    trainer._make_config = lambda: replace(CFG, iterations_per_frame=8)
+    start = _labelled_first_frame(trainer)
     trainer.submit_frame(_frame(200))
     for _ in range(3):  # frame 200 becomes current and is labelled
         trainer._tick()
