@@ -3,6 +3,9 @@
 No ROS imports. The public surface is below; everything else is an implementation detail.
 """
 
+# first: caps the CPU convolution kernels before torch makes any (see numerics)
+from . import numerics  # noqa: F401  # isort: skip
+
 from .annotations import Annotation, Box, Click, Mask, Stroke, annotation_from_dict
 from .config import (
     PRESETS,

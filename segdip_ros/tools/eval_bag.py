@@ -211,7 +211,14 @@ def evaluate_bag(
             progress.close()
             if video[0] is not None:
                 video[0].release()
-    result.settings = {'bag': str(bag), 'image_topic': reader.image_topic, 'method': method}
+    from segdip_ros.core.numerics import cpu_kernels
+
+    result.settings = {
+        'bag': str(bag),
+        'image_topic': reader.image_topic,
+        'method': method,
+        'cpu_kernels': cpu_kernels(),
+    }
     if method.startswith('segdip'):
         result.settings['config'] = _config_dict(tracker.session.cfg)
     write_sequence_report(result, out_dir)
@@ -373,7 +380,12 @@ def _run(args: argparse.Namespace) -> int:
                 f'{method} {r.name}: J={r.j_mean:.3f} F={r.f_mean:.3f} '
                 f'{r.seconds_per_frame:.2f} s/frame ({len(r.frames)} frames)'
             )
-    print(f'results in {args.out} ({time.perf_counter() - t:.0f} s)', file=sys.stderr)
+    from segdip_ros.core.numerics import cpu_kernels
+
+    print(
+        f'results in {args.out} ({time.perf_counter() - t:.0f} s; CPU kernels {cpu_kernels()})',
+        file=sys.stderr,
+    )
     return 0
 
 
