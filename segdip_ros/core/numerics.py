@@ -4,9 +4,9 @@ oneDNN, which runs torch's convolutions on a CPU, picks its kernels by the instr
 processor offers. AVX-512 and AVX2 kernels add in a different order; the network is trained
 online and its predictions feed the next frame's labels, so those last-bit differences grow:
 the same DAVIS run (first-frame mask, one thread) gave car-shadow J 0.671 with AVX-512 kernels
-and 0.725 with AVX2 ones on the same machine. Capping oneDNN at AVX2, which every x86-64
-processor of the last decade has, gave the same J to three decimals on an AVX-512 and an
-AVX2-only machine, at the same speed (0.150 and 0.153 s per frame).
+and 0.725 with AVX2 ones on the same machine. With oneDNN capped at AVX2 that machine gave
+the same J to three decimals as an AVX2-only one, and ran as fast as without the cap (0.150
+against 0.153 s per frame, one run each).
 
 `ONEDNN_MAX_CPU_ISA` is read when torch makes its first convolution, so this module sets it
 when `segdip_ros.core` is imported, before any model exists; a value the user set wins
