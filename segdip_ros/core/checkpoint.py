@@ -98,11 +98,13 @@ def session_state(s: TrainingSession) -> dict[str, Any]:
             'warped': torch.from_numpy(f.motion.warped.copy()),
             'confidence': torch.from_numpy(f.motion.confidence.copy()),
         },
+        'positions': torch.from_numpy(f.positions.copy()),
         'anchor': None
         if s._anchor is None
         else {
             'image': torch.from_numpy(s._anchor.image.copy()),
             'labels': torch.from_numpy(s._anchor.labels.copy()),
+            'positions': torch.from_numpy(s._anchor.positions.copy()),
         },
         'has_labels': bool(s._has_labels),
         'label_norm': float(s._label_norm),
@@ -172,11 +174,15 @@ def _restore_tracking(s: TrainingSession, state: dict[str, Any]) -> None:
             s._set_track_target(
                 f, *labels_target(f.refinement.labels, s.num_classes, s.track.target_confidence)
             )
+    if state.get('positions') is not None:
+        s._set_positions(f, state['positions'].numpy())
     anchor = state.get('anchor')
     if anchor is not None:
         frame = s._new_frame(anchor['image'].numpy())
+        if anchor.get('positions') is not None:
+            s._set_positions(frame, anchor['positions'].numpy())
         labels = anchor['labels'].numpy().astype(np.int64)
-        s._anchor = s._make_anchor(frame.image, frame.small, labels, frame.code, frame.target)
+        s._anchor = s._make_anchor(frame, labels)
 
 
 def save_state(state: dict[str, Any], path: str) -> None:

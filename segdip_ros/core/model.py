@@ -14,7 +14,14 @@ from torch import nn
 
 from .config import SessionConfig
 
-__all__ = ['DOWNSAMPLING', 'SegDipNet', 'input_channels', 'make_input_code']
+__all__ = [
+    'DOWNSAMPLING',
+    'SegDipNet',
+    'input_channels',
+    'make_input_code',
+    'meshgrid',
+    'recolour_code',
+]
 
 ENCODER_LAYERS = 4  # the paper's
 DECODER_LAYERS = 3
@@ -77,22 +84,41 @@ class SegDipNet(nn.Module):
         return torch.sigmoid(self.rgb_head(x)), self.seg_head(feats)
 
 
+def meshgrid(height: int, width: int, device: torch.device | str = 'cpu') -> torch.Tensor:
+    """(1, 2, height, width) x and y in [-1, 1]."""
+    ys = torch.linspace(-1.0, 1.0, height, device=device)
+    xs = torch.linspace(-1.0, 1.0, width, device=device)
+    gy, gx = torch.meshgrid(ys, xs, indexing='ij')
+    return torch.stack([gx, gy])[None]
+
+
+def recolour_code(cfg: SessionConfig, code: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+    """`code` (from make_input_code) with its colour channels taken from `rgb` instead, the
+    positions kept."""
+    if cfg.input_code == 'meshgrid':
+        return code
+    if cfg.input_code == 'rgb':
+        return rgb * 2 - 1
+    return torch.cat([code[:, :2], rgb * 2 - 1], dim=1)
+
+
 def input_channels(cfg: SessionConfig) -> int:
     """Number of channels of the input code."""
     return {'meshgrid': 2, 'meshgrid+rgb': 5, 'rgb': 3}[cfg.input_code]
 
 
-def make_input_code(cfg: SessionConfig, rgb: torch.Tensor) -> torch.Tensor:
+def make_input_code(
+    cfg: SessionConfig, rgb: torch.Tensor, grid: torch.Tensor | None = None
+) -> torch.Tensor:
     """(1, C, h, w) input code at the size of `rgb` ((1, 3, h, w) in [0, 1]): the xy meshgrid
     in [-1, 1] (paper), with the frame's colours in [-1, 1] for 'meshgrid+rgb', or those
-    colours alone for 'rgb'."""
+    colours alone for 'rgb'. `grid` ((1, 2, h, w)) replaces the meshgrid: in a video, each
+    pixel's position in the labelled frame, carried along the optical flow."""
     if cfg.input_code == 'rgb':
         return rgb * 2 - 1
-    _, _, height, width = rgb.shape
-    ys = torch.linspace(-1.0, 1.0, height, device=rgb.device)
-    xs = torch.linspace(-1.0, 1.0, width, device=rgb.device)
-    gy, gx = torch.meshgrid(ys, xs, indexing='ij')
-    grid = torch.stack([gx, gy])[None]  # (1, 2, h, w)
+    if grid is None:
+        _, _, height, width = rgb.shape
+        grid = meshgrid(height, width, rgb.device)
     if cfg.input_code == 'meshgrid':
         return grid
     return torch.cat([grid, rgb * 2 - 1], dim=1)

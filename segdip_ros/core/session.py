@@ -41,15 +41,17 @@ from .device import autocast_dtype, resolve_device
 from .errors import ImageError, TrainingError
 from .flow import FlowEstimator
 from .graphcut import ColourGMM
-from .model import DOWNSAMPLING, SegDipNet, make_input_code
+from .model import DOWNSAMPLING, SegDipNet, make_input_code, meshgrid, recolour_code
 from .objective import LossTerms, Targets, objective
 from .refine import CutSettings, graphcut_refine
 from .tracking import (
     Motion,
     TrackSettings,
     anchor_colours,
+    carry_positions,
     estimate_motion,
     labels_target,
+    replay_gain,
     tracking_cut,
     tracking_prior,
     training_target,
@@ -136,6 +138,7 @@ class _Anchor:
     target: torch.Tensor  # (1, 3, h, w) that frame
     net_labels: torch.Tensor  # (h, w) its labels at network size
     net_weights: torch.Tensor  # (h, w) 0 in the band along its boundaries
+    positions: np.ndarray  # (2, h, w) its pixels' places in the frame labelled before it
 
 
 @dataclass
@@ -146,6 +149,7 @@ class _FrameState:
     small: np.ndarray  # (h, w, 3) uint8, working size
     target: torch.Tensor  # (1, 3, h, w) in [0, 1], network size
     code: torch.Tensor  # (1, C, h, w) the network's input
+    positions: np.ndarray  # (2, h, w) network size: each pixel's place in the labelled frame
     motion: Motion | None = None  # the previous frame's labels pulled along
     track_labels: torch.Tensor | None = None  # (h, w) motion-compensated TCL target, network
     track_weights: torch.Tensor | None = None  # (h, w) its weights
@@ -271,12 +275,12 @@ class TrainingSession:
                 self._teach_target = None
             new = self._new_frame(rgb)
             if self._tracking:
-                self._set_motion(
-                    new,
-                    estimate_motion(
-                        self._flow_estimator(), old.small, new.small, self._final_probs(old)
-                    ),
+                motion = estimate_motion(
+                    self._flow_estimator(), old.small, new.small, self._final_probs(old)
                 )
+                self._set_motion(new, motion)
+                if self.track.carry_code:
+                    self._set_positions(new, carry_positions(old.positions, motion))
             self._frame = new
             self.frame_index += 1
             self._touch()
@@ -310,6 +314,14 @@ class TrainingSession:
         """The frame's motion and, from it, its motion-compensated TCL target (network size)."""
         f.motion = motion
         self._set_track_target(f, *training_target(motion, self.track.target_confidence))
+
+    def _set_positions(self, f: _FrameState, positions: np.ndarray) -> None:
+        """The frame's positions in the labelled frame, and its input code built on them."""
+        f.positions = positions
+        grid = torch.from_numpy(positions)[None].to(self.device)
+        f.code = make_input_code(self.cfg, f.target, grid).contiguous(
+            memory_format=torch.channels_last
+        )
 
     def _set_track_target(self, f: _FrameState, labels: np.ndarray, weights: np.ndarray) -> None:
         """The tracked frame's training target and weights (working size) at network size."""
@@ -403,8 +415,9 @@ class TrainingSession:
         anchor = self._anchor
         tracked = f.track_labels is not None and not f.annotations
         if tracked and anchor is not None and self.track.replay:
-            codes.append(anchor.code)  # the labelled frame in the same batch
-            targets.append(self._anchor_targets(anchor))
+            code, rgb_target = self._replayed(anchor)  # the labelled frame in the same batch
+            codes.append(code)
+            targets.append(self._anchor_targets(anchor, rgb_target))
         # on a tracked frame the network is the scene's appearance model: all its layers learn
         trunk = True if tracked and self.track.train_trunk else None
         with self._autocast():
@@ -447,9 +460,21 @@ class TrainingSession:
             weights=f.track_weights if tracked else None,
         )
 
-    def _anchor_targets(self, anchor: _Anchor) -> Targets:
+    def _replayed(self, anchor: _Anchor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input code, reconstruction target) of the labelled frame as this iteration replays
+        it: its colours times a brightness factor (`replay_gain`), so the network learns the
+        objects' appearance under the lighting changes a video brings (a car driving into a
+        shadow) rather than the labelled frame's exact colours."""
+        gain = replay_gain(self.cfg.seed, self.iteration, self.track.replay_brightness)
+        if gain == 1.0:
+            return anchor.code, anchor.target
+        target = (anchor.target * gain).clamp(0.0, 1.0)
+        code = recolour_code(self.cfg, anchor.code, target)
+        return code.contiguous(memory_format=torch.channels_last), target
+
+    def _anchor_targets(self, anchor: _Anchor, rgb: torch.Tensor) -> Targets:
         return Targets(
-            rgb=anchor.target,
+            rgb=rgb,
             labels=anchor.net_labels,
             label_norm=1.0,
             previous=None,
@@ -506,31 +531,24 @@ class TrainingSession:
         """An annotated frame was refined: it becomes the frame the video is tracked from."""
         if f.refinement is None:
             return
-        labels = f.refinement.labels
-        nh, nw = self._net_size
-        self._anchor = self._make_anchor(f.image, f.small, labels, f.code, f.target)
+        self._anchor = self._make_anchor(f, f.refinement.labels)
 
-    def _make_anchor(
-        self,
-        image: np.ndarray,
-        small: np.ndarray,
-        labels: np.ndarray,
-        code: torch.Tensor,
-        target: torch.Tensor,
-    ) -> _Anchor:
+    def _make_anchor(self, f: _FrameState, labels: np.ndarray) -> _Anchor:
+        """The frame `f` with its refined `labels` (working size) as the labelled frame."""
         nh, nw = self._net_size
         net = cv2.resize(labels.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST)
         _, weights = labels_target(
             net.astype(np.int64), self.num_classes, self.track.target_confidence
         )
         return _Anchor(
-            image,
+            f.image,
             labels,
-            anchor_colours(small, labels),
-            code,
-            target,
+            anchor_colours(f.small, labels),
+            f.code,
+            f.target,
             torch.from_numpy(net.astype(np.int64)).to(self.device),
             torch.from_numpy(weights).to(self.device),
+            f.positions,
         )
 
     def _graphcut(self, f: _FrameState) -> None:
@@ -701,7 +719,8 @@ class TrainingSession:
         code = make_input_code(self.cfg, target).contiguous(memory_format=torch.channels_last)
         wh, ww = self._work_size
         work = cv2.resize(rgb, (ww, wh), interpolation=cv2.INTER_AREA)
-        frame = _FrameState(rgb.copy(), work, target, code)
+        positions = meshgrid(h, w)[0].numpy()
+        frame = _FrameState(rgb.copy(), work, target, code, positions)
         frame.labels = torch.full(self._net_size, -1, dtype=torch.long, device=self.device)
         return frame
 

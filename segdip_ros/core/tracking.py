@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
 from .flow import FlowEstimator, fb_confidence, to_grey, warp
 from .graphcut import ColourGMM, prior_graph_cut
@@ -36,9 +37,11 @@ __all__ = [
     'Motion',
     'TrackSettings',
     'anchor_colours',
+    'carry_positions',
     'colour_features',
     'estimate_motion',
     'labels_target',
+    'replay_gain',
     'tracking_cut',
     'tracking_prior',
     'training_target',
@@ -70,6 +73,8 @@ class TrackSettings:
     target_confidence: float = 0.8
     replay: bool = True
     train_trunk: bool = True
+    carry_code: bool = True
+    replay_brightness: tuple[float, float] = (0.4, 1.3)
     upsample_radius: int = 4
     upsample_eps: float = 1e-3
     upsample_scale: float = 0.25
@@ -77,6 +82,9 @@ class TrackSettings:
     def __post_init__(self) -> None:
         if min(self.warp_weight, self.network_weight, self.gamma, self.upsample_eps) < 0:
             raise ValueError(f'tracking weights must be >= 0: {self}')
+        low, high = self.replay_brightness
+        if not 0.0 < low <= high:
+            raise ValueError(f'replay_brightness must be 0 < low <= high, got {(low, high)}')
         if not 0.0 < self.upsample_scale <= 1.0:
             raise ValueError(f'upsample_scale must be in (0, 1], got {self.upsample_scale}')
         if not 0.5 <= self.target_confidence < 1.0:
@@ -87,11 +95,13 @@ class TrackSettings:
 
 @dataclass(frozen=True)
 class Motion:
-    """The previous frame's final labels in this frame: warped (N, h, w) probabilities and the
-    flow's confidence (h, w) in [0, 1], at working size."""
+    """The previous frame's final labels in this frame: warped (N, h, w) probabilities, the
+    flow's confidence (h, w) in [0, 1] and the backward flow (h, w, 2) it came from, at
+    working size."""
 
     warped: np.ndarray
     confidence: np.ndarray
+    backward: np.ndarray | None = None
 
 
 def estimate_motion(
@@ -104,7 +114,33 @@ def estimate_motion(
     moved = warp(np.moveaxis(prev_probs, 0, 2), back).reshape(h, w, n)
     warped = np.clip(np.moveaxis(moved, 2, 0), 0.0, 1.0)
     warped = warped / np.maximum(warped.sum(axis=0, keepdims=True), 1e-6)
-    return Motion(warped.astype(np.float32), fb_confidence(back, fwd))
+    return Motion(warped.astype(np.float32), fb_confidence(back, fwd), back)
+
+
+def carry_positions(positions: np.ndarray, motion: Motion) -> np.ndarray:
+    """(2, h, w) each pixel's position in the labelled frame, pulled from the previous frame
+    (`positions`, at the network's size) into this one along the flow (taken to that size):
+    the network's input code follows the motion, so what it learned at a point of the labelled
+    frame stays on that point."""
+    if motion.backward is None:
+        return positions
+    h, w = positions.shape[1:]
+    fh, fw = motion.backward.shape[:2]
+    back = cv2.resize(motion.backward, (w, h), interpolation=cv2.INTER_AREA)
+    back = back * np.array([w / fw, h / fh], np.float32)
+    moved = warp(np.moveaxis(positions, 0, 2), back)
+    return np.ascontiguousarray(np.moveaxis(moved, 2, 0), dtype=np.float32)
+
+
+def replay_gain(seed: int, iteration: int, brightness: tuple[float, float]) -> float:
+    """The brightness factor of the labelled frame replayed at `iteration`: uniform in
+    `brightness`, a function of (seed, iteration) alone, so a run, and a session restored from
+    its checkpoint, replay the same frames."""
+    low, high = brightness
+    if low == high:
+        return low
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + iteration)
+    return low + (high - low) * float(torch.rand((), generator=gen))
 
 
 def _log_soft(p: np.ndarray, low: float) -> np.ndarray:

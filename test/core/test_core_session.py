@@ -18,7 +18,9 @@ from segdip_ros.core import (
     TrainingSession,
     default_preset,
 )
+from segdip_ros.core.model import meshgrid
 from segdip_ros.core.synthetic import two_class_scene
+from segdip_ros.core.tracking import replay_gain
 
 # the network alone (no graph cut): these tests look at what the network itself does
 TINY = default_preset(2, working_size=64, warmup_iterations=5, refine='none', width=8)
@@ -176,6 +178,76 @@ def test_a_restored_session_trains_exactly_as_one_that_never_stopped(scene, tmp_
     assert resumed.iteration == straight.iteration
     assert all(torch.equal(a, b) for a, b in zip(_weights(straight), _weights(resumed)))
     assert np.array_equal(p_straight.probabilities, p_resumed.probabilities)
+
+
+def _labelled_then_moved(s, scene):
+    """Frame 0 labelled by two clicks, then the scene moved 3 px right: a tracked frame."""
+    s.set_image(scene.rgb)
+    s.warmup()
+    s.add_annotation(Click(30, 24, 1))
+    s.add_annotation(Click(2, 2, 0))
+    s.step(10)
+    s.refine()
+    s.next_frame(np.roll(scene.rgb, 3, axis=1))
+    s.refine()
+
+
+def test_a_restored_session_trains_exactly_as_one_that_never_stopped_while_tracking(
+    scene, tmp_path
+):
+    """Stop on a tracked frame (its positions carried along the flow, the labelled frame
+    replayed at a brightness that depends on the iteration), restore, go on: bit-identical."""
+
+    def first_part(s):
+        _labelled_then_moved(s, scene)
+        s.step(4)
+
+    def second_part(s):
+        s.step(3)
+        s.next_frame(np.roll(scene.rgb, 6, axis=1))
+        s.refine()
+        s.step(5)
+        return s.predict()
+
+    straight = TrainingSession(TINY_CUT)
+    first_part(straight)
+    stopped = TrainingSession(TINY_CUT)
+    first_part(stopped)
+    path = str(tmp_path / 'ck.pt')
+    stopped.save(path)
+    resumed = TrainingSession.load(path)
+    grid = meshgrid(*resumed.network_size)[0].numpy()
+    assert np.abs(resumed._frame.positions - grid).max() > 0.02  # the carried positions
+    p_straight, p_resumed = second_part(straight), second_part(resumed)
+    assert all(torch.equal(a, b) for a, b in zip(_weights(straight), _weights(resumed)))
+    assert np.array_equal(p_straight.probabilities, p_resumed.probabilities)
+
+
+def test_a_moved_frame_carries_the_positions_and_replays_the_labelled_frame_brighter_or_darker(
+    scene,
+):
+    s = TrainingSession(TINY_CUT)
+    _labelled_then_moved(s, scene)
+    f, anchor = s._frame, s._anchor
+    grid = meshgrid(*s.network_size)[0].numpy()
+    # 3 px right at 64 px is 1.5 px at the network's 32: x positions in the labelled frame
+    # are that much smaller here
+    step = 2.0 / (s.network_size[1] - 1)
+    inner = np.s_[:, 4:-4, 4:-4]
+    assert np.median(grid[0][inner[1:]] - f.positions[0][inner[1:]]) == pytest.approx(
+        1.5 * step, abs=0.75 * step
+    )
+    assert np.abs(f.positions[1] - grid[1])[inner[1:]].max() < step
+    gains = set()
+    for _ in range(6):
+        code, target = s._replayed(anchor)
+        gain = replay_gain(s.cfg.seed, s.iteration, s.track.replay_brightness)
+        gains.add(round(gain, 6))
+        assert torch.allclose(target, (anchor.target * gain).clamp(0, 1))
+        assert torch.equal(code[:, :2], anchor.code[:, :2])  # positions as labelled
+        assert torch.allclose(code[:, 2:], target * 2 - 1)
+        s.step(1)
+    assert len(gains) == 6
 
 
 def test_bad_checkpoints_raise(session, tmp_path):

@@ -1,9 +1,18 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The tracking cut's prior (core/tracking.py): who decides where the flow is sure or unsure."""
+"""Tracking (core/tracking.py): who decides in the cut's prior where the flow is sure or
+unsure, the positions carried along the flow, the replayed frame's brightness."""
 
 import numpy as np
+import pytest
 
-from segdip_ros.core.tracking import Motion, TrackSettings, tracking_prior
+from segdip_ros.core.model import meshgrid
+from segdip_ros.core.tracking import (
+    Motion,
+    TrackSettings,
+    carry_positions,
+    replay_gain,
+    tracking_prior,
+)
 
 
 def _prior(confidence, network_object):
@@ -35,3 +44,31 @@ def test_without_the_network_the_prior_is_the_warped_labels_weighted_by_confiden
     prior = tracking_prior(Motion(warped, conf), np.zeros_like(warped), settings)
     assert prior[1, 0, 0] > prior[1, 0, 1] > prior[1, 0, 2]
     assert abs(prior[1, 0, 2] - 0.5) < 1e-6  # no confidence: no say
+
+
+def test_the_positions_follow_the_flow():
+    """A scene moving 3 px right: each pixel's position in the labelled frame is the one of
+    the pixel 3 px to its left in the previous frame (the border replicated)."""
+    positions = meshgrid(6, 10)[0].numpy()
+    backward = np.zeros((6, 10, 2), np.float32)
+    backward[..., 0] = -3.0  # pixel x of this frame was at x - 3 in the previous one
+    motion = Motion(np.full((2, 6, 10), 0.5, np.float32), np.ones((6, 10), np.float32), backward)
+    carried = carry_positions(positions, motion)
+    assert np.allclose(carried[:, :, 3:], positions[:, :, :-3], atol=1e-6)
+    assert np.allclose(carried[0, :, :3], positions[0, :, :1], atol=1e-6)
+    assert np.array_equal(carried[1], positions[1])
+    assert carry_positions(positions, Motion(motion.warped, motion.confidence)) is positions
+
+
+def test_the_replay_gain_is_a_function_of_seed_and_iteration_within_its_range():
+    gains = [replay_gain(0, i, (0.4, 1.3)) for i in range(200)]
+    assert gains == [replay_gain(0, i, (0.4, 1.3)) for i in range(200)]
+    assert 0.4 <= min(gains) < 0.5 and 1.2 < max(gains) <= 1.3
+    assert gains != [replay_gain(1, i, (0.4, 1.3)) for i in range(200)]
+    assert replay_gain(5, 7, (1.0, 1.0)) == 1.0
+
+
+def test_bad_replay_brightness_is_refused():
+    for bad in ((0.0, 1.0), (1.2, 1.0)):
+        with pytest.raises(ValueError, match='replay_brightness'):
+            TrackSettings(replay_brightness=bad)
