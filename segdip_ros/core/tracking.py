@@ -8,7 +8,10 @@ used three ways on every frame:
 1. as the network's training target (the motion-compensated TCL): the warped labels where the
    flow is confident (forward-backward consistent) and the label is clear, weighted by that
    confidence; the frame the user labelled is replayed in the same batch, so the network stays
-   the appearance model of what the user vouched for;
+   the appearance model of what the user vouched for (at a random brightness, so that model
+   holds when the object moves into a shadow). The network's xy input is carried along the
+   same flow: each pixel's position in the labelled frame, so what the network learned there
+   stays on the object as it moves (the paper's closing idea of pixel flow in the network);
 2. as a prior of the graph cut, together with the network's prediction: where the flow fails
    (occlusion, fast motion) the network, trained on this scene's appearance, still decides;
 3. with the colour models of the labelled frame kept fixed (in CIE Lab with the lightness
@@ -64,7 +67,11 @@ class TrackSettings:
     resolution (radius in original pixels, 0 = bilinear; its coefficients are computed at
     `scale` x the image's size, the fast guided filter). train_trunk: on tracked frames the class
     head's gradient trains the shared layers too, so the network becomes the scene's
-    appearance model (DAVIS, first-frame mask: mean J 0.743 -> 0.761).
+    appearance model (DAVIS, first-frame mask: mean J 0.743 -> 0.761). carry_code: the
+    network's xy input is each pixel's position in the labelled frame, carried along the flow
+    (`carry_positions`), not its place in the image. replay_brightness: the labelled frame is
+    replayed with its colours times a factor drawn from this range (`replay_gain`; (1, 1) =
+    as labelled), so its appearance model holds under the lighting changes of a video.
     """
 
     warp_weight: float = 2.0
