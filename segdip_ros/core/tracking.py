@@ -167,8 +167,9 @@ def tracking_prior(
     where the flow is unsure (occlusion, fast motion, the boundary band) it decides, with the
     colour models. Squeezed to 0.02 / 0.98 instead, a confident mistake of the network
     overruled sure flow and was carried on by the next frames: DAVIS from the first-frame mask,
-    seeds 0 / 1 / 2, mean J 0.783 / 0.770 / 0.730 against 0.766 / 0.764 / 0.758 now (the
-    ablation 0.737), from 5 clicks 0.611 / 0.570 / 0.615 against 0.599 / 0.602 / 0.623."""
+    seeds 0 / 1 / 2, mean J 0.783 / 0.770 / 0.730 against 0.766 / 0.764 / 0.758 with this
+    squeeze (the ablation 0.737), from 5 clicks 0.611 / 0.570 / 0.615 against 0.599 / 0.602 /
+    0.623, both before the positions were carried (`carry_positions`)."""
     n = motion.warped.shape[0]
     log_p = settings.warp_weight * motion.confidence[None] * _log_soft(motion.warped, 0.2 / n)
     if network is not None and settings.network_weight > 0:
