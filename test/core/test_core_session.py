@@ -167,6 +167,12 @@ def test_a_restored_session_trains_exactly_as_one_that_never_stopped(scene, tmp_
         s.step(6)
         return s.predict()
 
+    _assert_resumes_exactly(first_part, second_part, tmp_path)
+
+
+def _assert_resumes_exactly(first_part, second_part, tmp_path, check_restored=None):
+    """Run first_part then second_part on one session, and on another saved and loaded in
+    between: the same iteration count, weights and prediction, bit for bit."""
     straight = TrainingSession(TINY_CUT)
     first_part(straight)
     stopped = TrainingSession(TINY_CUT)
@@ -174,6 +180,8 @@ def test_a_restored_session_trains_exactly_as_one_that_never_stopped(scene, tmp_
     path = str(tmp_path / 'ck.pt')
     stopped.save(path)
     resumed = TrainingSession.load(path)
+    if check_restored is not None:
+        check_restored(resumed)
     p_straight, p_resumed = second_part(straight), second_part(resumed)
     assert resumed.iteration == straight.iteration
     assert all(torch.equal(a, b) for a, b in zip(_weights(straight), _weights(resumed)))
@@ -209,18 +217,11 @@ def test_a_restored_session_trains_exactly_as_one_that_never_stopped_while_track
         s.step(5)
         return s.predict()
 
-    straight = TrainingSession(TINY_CUT)
-    first_part(straight)
-    stopped = TrainingSession(TINY_CUT)
-    first_part(stopped)
-    path = str(tmp_path / 'ck.pt')
-    stopped.save(path)
-    resumed = TrainingSession.load(path)
-    grid = meshgrid(*resumed.network_size)[0].numpy()
-    assert np.abs(resumed._frame.positions - grid).max() > 0.02  # the carried positions
-    p_straight, p_resumed = second_part(straight), second_part(resumed)
-    assert all(torch.equal(a, b) for a, b in zip(_weights(straight), _weights(resumed)))
-    assert np.array_equal(p_straight.probabilities, p_resumed.probabilities)
+    def carried(resumed):
+        grid = meshgrid(*resumed.network_size)[0].numpy()
+        assert np.abs(resumed._frame.positions - grid).max() > 0.02
+
+    _assert_resumes_exactly(first_part, second_part, tmp_path, check_restored=carried)
 
 
 def test_a_moved_frame_carries_the_positions_and_replays_the_labelled_frame_brighter_or_darker(
