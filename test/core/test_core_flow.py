@@ -51,3 +51,20 @@ def test_guided_upsampling_puts_the_boundary_on_the_images_own_edge():
     guided = guided_upsample(small, big, radius=8, eps=1e-3) > 0.5
     err = lambda m: int((m != truth).sum())
     assert err(guided) < err(bilinear) and err(guided) <= 240 * 1  # within a pixel column
+
+
+def test_guided_upsample_adds_the_channels_as_a_sum_over_them_would():
+    """The channel-by-channel output equals the filter written as (a * I).sum(2) + b."""
+    from segdip_ros.core.upsample import guided_filter_colour
+
+    rng = np.random.default_rng(3)
+    big = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    small = rng.random((24, 32), dtype=np.float32)
+    out = guided_upsample(small, big, radius=4, eps=1e-3, inner_scale=0.5)
+    guide = cv2.resize(big, (64, 48), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    a, b = guided_filter_colour(guide, cv2.resize(small, (64, 48)), 2, 1e-3)
+    a_hi = cv2.resize(a, (128, 96), interpolation=cv2.INTER_LINEAR)
+    b_hi = cv2.resize(b, (128, 96), interpolation=cv2.INTER_LINEAR)
+    expected = (a_hi * (big.astype(np.float32) / 255)).sum(axis=2) + b_hi
+    assert out.shape == (96, 128) and out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
