@@ -19,7 +19,6 @@ from segdip_ros.core import (
     default_preset,
 )
 from segdip_ros.core.model import meshgrid
-from segdip_ros.core.session import class_ids
 from segdip_ros.core.synthetic import two_class_scene
 from segdip_ros.core.tracking import replay_gain
 
@@ -365,15 +364,3 @@ def test_network_runs_at_network_scale_of_the_working_size(scene):
     assert full.network_size == full.work_size == (48, 64)
     with pytest.raises(Exception, match='network_scale'):
         replace(TINY, network_scale=0.0).validate()
-
-
-@pytest.mark.parametrize('num_classes', [2, 3, 5])
-def test_class_ids_is_argmax_with_its_tie_rule(num_classes):
-    """The fast per-class comparison gives np.argmax's ids, ties to the first class included."""
-    rng = np.random.default_rng(num_classes)
-    probs = np.round(rng.random((30, 40, num_classes), dtype=np.float32), 1)  # many ties
-    probs[0, 0] = 0.5
-    ids = class_ids(probs)
-    assert ids.dtype == np.uint8 and ids.shape == (30, 40)
-    assert np.array_equal(ids, probs.argmax(axis=2))
-    assert ids[0, 0] == 0
