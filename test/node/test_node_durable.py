@@ -171,7 +171,14 @@ def test_a_stamped_click_on_a_frame_of_a_new_size_waits_for_it(tmp_path):
         tr.set_paused(False)
         assert h.spin_until(lambda: tr.stats.annotations_accepted == 1, 60)
         assert tr.current.stamp_ns == 2_000_000_000 and tr.current.rgb.shape[:2] == (120, 160)
-        records = [json.loads(line) for line in (tmp_path / 'annotations.jsonl').open()]
+
+        def journal() -> list[dict]:  # whole lines only: the trainer may be writing one
+            text = (tmp_path / 'annotations.jsonl').read_text()
+            return [json.loads(line) for line in text.split('\n')[:-1]]
+
+        # the trainer counts the annotation, then logs it as applied: wait for the log line
+        assert h.spin_until(lambda: any(r['status'] == 'applied' for r in journal()), 10)
+        records = journal()
         queued = [r for r in records if r['status'] == 'queued']
         applied = [r for r in records if r['status'] == 'applied']
         assert len(queued) == 1 and queued[0]['x'] == 150.0
