@@ -9,6 +9,7 @@ the node nor changes what it learns from a good scene, and SIGKILL in every stat
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -23,8 +24,16 @@ from segdip_ros import segdip_node
 from segdip_ros.bench.killtest import STATES, KillSettings, run_kills
 from segdip_ros.bench.storm import StormSettings, run_storm, run_transport_only
 from segdip_ros.core.synthetic import two_class_scene
+from segdip_ros.node.journal import read_journal
 from segdip_ros.ros.convert import labels_to_mono8_msg
 from segdip_ros.ros.image_plane import ImagePlane
+
+
+def _settled(session_dir: Path) -> int:
+    """Commands the node's log has settled (applied or refused); a line being written is not
+    read (`read_journal` drops a torn last line)."""
+    records = read_journal(session_dir / 'annotations.jsonl').records
+    return sum(r['status'] in ('applied', 'refused') for r in records)
 
 
 def test_a_failing_decoder_is_contained_counted_and_the_node_keeps_working(monkeypatch):
@@ -127,7 +136,9 @@ def test_every_input_topic_and_the_edit_services_are_logged_before_they_apply(tm
         for op in ('undo', 'clear'):
             assert h.call(Trigger, f'/segdip/{op}').success, op
         assert h.node.inputs_rejected == 0
-        records = [json.loads(line) for line in (tmp_path / 'annotations.jsonl').open()]
+        # every command is logged as queued, then as applied or refused once the trainer is done
+        assert h.spin_until(lambda: _settled(tmp_path) == len(sends) + 2, 30)
+        records = read_journal(tmp_path / 'annotations.jsonl').records
         queued = [r for r in records if r['status'] == 'queued']
         settled = [r['id'] for r in records if r['status'] in ('applied', 'refused')]
         assert [r['source'] for r in queued] == [
@@ -171,14 +182,9 @@ def test_a_stamped_click_on_a_frame_of_a_new_size_waits_for_it(tmp_path):
         tr.set_paused(False)
         assert h.spin_until(lambda: tr.stats.annotations_accepted == 1, 60)
         assert tr.current.stamp_ns == 2_000_000_000 and tr.current.rgb.shape[:2] == (120, 160)
-
-        def journal() -> list[dict]:  # whole lines only: the trainer may be writing one
-            text = (tmp_path / 'annotations.jsonl').read_text()
-            return [json.loads(line) for line in text.split('\n')[:-1]]
-
         # the trainer counts the annotation, then logs it as applied: wait for the log line
-        assert h.spin_until(lambda: any(r['status'] == 'applied' for r in journal()), 10)
-        records = journal()
+        assert h.spin_until(lambda: _settled(tmp_path) == 1, 10)
+        records = read_journal(tmp_path / 'annotations.jsonl').records
         queued = [r for r in records if r['status'] == 'queued']
         applied = [r for r in records if r['status'] == 'applied']
         assert len(queued) == 1 and queued[0]['x'] == 150.0
