@@ -300,6 +300,28 @@ def test_same_seed_same_result(scene):
     assert np.array_equal(preds[0], preds[1])
 
 
+def test_the_one_kernel_optimiser_trains_the_same_weights_as_the_per_tensor_one(scene):
+    """The session's Adam runs all parameters in one (foreach) step to save per-op overhead;
+    that must not change what the network learns."""
+    weights = []
+    for foreach in (True, False):
+        s = TrainingSession(TINY)
+        s.set_image(scene.rgb)
+        assert s._optimizer is not None and s._model is not None
+        assert s._optimizer.defaults['foreach'] is True
+        if not foreach:
+            s._optimizer = torch.optim.Adam(
+                s._model.parameters(), lr=TINY.learning_rate, amsgrad=True, foreach=False
+            )
+        start = [p.detach().clone() for p in s._model.parameters()]
+        s.add_annotation(Click(30, 24, 1))
+        s.add_annotation(Click(2, 2, 0))
+        s.step(6)
+        weights.append([p.detach().clone() for p in s._model.parameters()])
+        assert not all(torch.equal(a, b) for a, b in zip(start, weights[-1]))  # it trained
+    assert all(torch.equal(a, b) for a, b in zip(*weights))
+
+
 def test_nonfinite_loss_skips_update_and_session_recovers(session, monkeypatch):
     from segdip_ros.core import objective
 
