@@ -160,8 +160,10 @@ def default_preset(num_classes: int = 2, **overrides: Any) -> SessionConfig:
 
 
 def still_preset(num_classes: int = 2, **overrides: Any) -> SessionConfig:
-    """The default for labelling still images: the paper's xy-only input code, which needed
-    fewer clicks on still photos; the frame's colours in the input are what tracking needs."""
+    """The paper's xy-only input code on the default's network, for still images. On coco_dev
+    (20 photos, one thread) it reaches 90 % IoU in fewer clicks than the default (NoC@90 8.40
+    against 8.60) and 85 % in more (NoC@85 6.80 against 5.70); the frame's colours in the
+    input are what tracking needs."""
     return _build(replace(default_preset(num_classes), input_code='meshgrid'), overrides)
 
 
