@@ -730,9 +730,9 @@ class TrainingSession:
             model = SegDipNet(self.cfg)
         move: Any = model.to  # its stubs lack the memory_format keyword
         self._model = move(self.device, memory_format=torch.channels_last)
-        # foreach: one kernel per step for all parameters, the same arithmetic as the default
-        # per-tensor loop (identical weights) with less of the per-op overhead that dominates
-        # a small network's step on a CPU
+        # foreach: all parameters in one step, the same update as the per-tensor loop (identical
+        # weights on the CPUs measured) with less of the per-op overhead that dominates a small
+        # network's step on a CPU
         self._optimizer = torch.optim.Adam(
             self._model.parameters(), lr=self.cfg.learning_rate, amsgrad=True, foreach=True
         )

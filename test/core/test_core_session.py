@@ -302,7 +302,8 @@ def test_same_seed_same_result(scene):
 
 def test_the_one_kernel_optimiser_trains_the_same_weights_as_the_per_tensor_one(scene):
     """The session's Adam runs all parameters in one (foreach) step to save per-op overhead;
-    that must not change what the network learns."""
+    that must not change what the network learns. Compared with a tolerance, not bit for bit:
+    the two code paths may round differently on another CPU."""
     weights = []
     for foreach in (True, False):
         s = TrainingSession(TINY)
@@ -319,7 +320,7 @@ def test_the_one_kernel_optimiser_trains_the_same_weights_as_the_per_tensor_one(
         s.step(6)
         weights.append([p.detach().clone() for p in s._model.parameters()])
         assert not all(torch.equal(a, b) for a, b in zip(start, weights[-1]))  # it trained
-    assert all(torch.equal(a, b) for a, b in zip(*weights))
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(*weights))
 
 
 def test_nonfinite_loss_skips_update_and_session_recovers(session, monkeypatch):
