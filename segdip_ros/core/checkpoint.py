@@ -169,10 +169,10 @@ def _restore_tracking(s: TrainingSession, state: dict[str, Any]) -> None:
     if motion is not None:
         s._set_motion(f, Motion(motion['warped'].numpy(), motion['confidence'].numpy()))
         if f.refinement is not None and not f.annotations:  # a tracked frame, cut already
-            from .tracking import labels_target
+            from .tracking import tracked_frame_target
 
             s._set_track_target(
-                f, *labels_target(f.refinement.labels, s.num_classes, s.track.target_confidence)
+                f, *tracked_frame_target(f.refinement.labels, s.num_classes, s.track)
             )
     if state.get('positions') is not None:
         s._set_positions(f, state['positions'].numpy())

@@ -52,6 +52,7 @@ from .tracking import (
     estimate_motion,
     labels_target,
     replay_gain,
+    tracked_frame_target,
     tracking_cut,
     tracking_prior,
     training_target,
@@ -524,8 +525,7 @@ class TrainingSession:
             torch.from_numpy(probs)[None], labels.astype(np.int64), np.full((h, w), -1, np.int64)
         )
         # the network then trains on these labels (the frame-switch rule: cut, then train)
-        target, weights = labels_target(labels, n, self.track.target_confidence)
-        self._set_track_target(f, target, weights)
+        self._set_track_target(f, *tracked_frame_target(labels, n, self.track))
 
     def _set_anchor(self, f: _FrameState) -> None:
         """An annotated frame was refined: it becomes the frame the video is tracked from."""

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
+from scipy import ndimage
 
 from .flow import FlowEstimator, fb_confidence, to_grey, warp
 from .graphcut import ColourGMM, prior_graph_cut
@@ -46,6 +47,7 @@ __all__ = [
     'labels_target',
     'replay_gain',
     'tracking_cut',
+    'tracked_frame_target',
     'tracking_prior',
     'training_target',
 ]
@@ -72,6 +74,9 @@ class TrackSettings:
     (`carry_positions`), not its place in the image. replay_brightness: the labelled frame is
     replayed with its colours times a factor drawn from this range (`replay_gain`; (1, 1) =
     as labelled), so its appearance model holds under the lighting changes of a video.
+    background_band: working px; in a binary scene a tracked frame's background pixels nearer
+    than this to its object are left out of the network's target (`tracked_frame_target`;
+    0 = none).
     """
 
     warp_weight: float = 2.0
@@ -85,9 +90,19 @@ class TrackSettings:
     upsample_radius: int = 4
     upsample_eps: float = 1e-3
     upsample_scale: float = 0.25
+    background_band: float = 8.0
 
     def __post_init__(self) -> None:
-        if min(self.warp_weight, self.network_weight, self.gamma, self.upsample_eps) < 0:
+        if (
+            min(
+                self.warp_weight,
+                self.network_weight,
+                self.gamma,
+                self.upsample_eps,
+                self.background_band,
+            )
+            < 0
+        ):
             raise ValueError(f'tracking weights must be >= 0: {self}')
         low, high = self.replay_brightness
         if not 0.0 < low <= high:
@@ -205,6 +220,30 @@ def labels_target(
         blurred = blurred[..., None]
     clear = blurred.max(axis=2) > threshold
     return labels.astype(np.int64), clear.astype(np.float32)
+
+
+def tracked_frame_target(
+    labels: np.ndarray, num_classes: int, settings: TrackSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, weights): what the network learns from a tracked frame's cut (`labels`, (h, w)
+    at working size): `labels_target`, and in a binary scene (class 0 the background, as the
+    click prior has it) no background within `settings.background_band` of the object.
+
+    Where the cut loses a part of the object (the dog's hindquarters as it turns, the far
+    side of a car, what 5 first-frame clicks left out), that part is background right next to
+    the object. Taught as background frame after frame, the network learns the loss and the
+    next cuts keep it; left out, the network keeps what the labelled frame and the object's
+    own pixels taught it there, while the background farther away is still learned. DAVIS,
+    seeds 0 / 1 / 2, two threads: from 5 clicks mean J 0.617 / 0.621 / 0.634 against 0.612 /
+    0.587 / 0.608 without the band; from the first-frame mask 0.780 / 0.759 / 0.776 against
+    0.769 / 0.760 / 0.785. Wider bands gain more from clicks and lose from the mask (16 px:
+    0.641 / 0.616 / 0.667 and 0.775 / 0.753 / 0.759)."""
+    target, weights = labels_target(labels, num_classes, settings.target_confidence)
+    band = settings.background_band
+    if num_classes != 2 or band <= 0 or not (labels == 1).any():
+        return target, weights
+    near = ndimage.distance_transform_edt(labels != 1) < band
+    return target, np.where((labels == 0) & near, 0.0, weights).astype(np.float32)
 
 
 def anchor_colours(rgb: np.ndarray, labels: np.ndarray) -> dict[int, ColourGMM]:

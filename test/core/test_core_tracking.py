@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Tracking (core/tracking.py): who decides in the cut's prior where the flow is sure or
-unsure, the positions carried along the flow, the replayed frame's brightness."""
+unsure, the positions carried along the flow, the replayed frame's brightness, what a
+tracked frame teaches the network."""
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from segdip_ros.core.tracking import (
     TrackSettings,
     carry_positions,
     replay_gain,
+    tracked_frame_target,
     tracking_prior,
 )
 
@@ -72,3 +74,35 @@ def test_bad_replay_brightness_is_refused():
     for bad in ((0.0, 1.0), (1.2, 1.0)):
         with pytest.raises(ValueError, match='replay_brightness'):
             TrackSettings(replay_brightness=bad)
+
+
+def _square_scene():
+    """40 x 60 labels: background, a 10 x 10 object (class 1) at rows 15-24, columns 25-34."""
+    labels = np.zeros((40, 60), np.int64)
+    labels[15:25, 25:35] = 1
+    return labels
+
+
+def test_a_tracked_frame_teaches_no_background_next_to_its_object():
+    labels = _square_scene()
+    target, weights = tracked_frame_target(labels, 2, TrackSettings(background_band=8.0))
+    assert np.array_equal(target, labels)
+    assert (weights[15 + 3 : 25 - 3, 25 + 3 : 35 - 3] == 1).all()  # the object's inside
+    assert (weights[15:25, 35 : 35 + 7] == 0).all()  # background within 8 px of it
+    assert (weights[15:25, 25 - 7 : 25] == 0).all()
+    assert (weights[:, :15] == 1).all() and (weights[:5] == 1).all()  # farther: still taught
+
+
+def test_without_the_band_or_with_more_classes_the_background_is_taught_up_to_the_edge_blur():
+    labels = _square_scene()
+    off = tracked_frame_target(labels, 2, TrackSettings(background_band=0.0))[1]
+    assert (off[15:25, 35 + 4 : 35 + 7] == 1).all()
+    three = tracked_frame_target(labels, 3, TrackSettings(background_band=8.0))[1]
+    assert np.array_equal(three, off)
+    empty = tracked_frame_target(np.zeros((40, 60), np.int64), 2, TrackSettings())[1]
+    assert (empty == 1).all()  # no object in the frame: nothing to keep clear of
+
+
+def test_a_negative_background_band_is_refused():
+    with pytest.raises(ValueError, match='tracking weights'):
+        TrackSettings(background_band=-1.0)
