@@ -20,7 +20,9 @@ used three ways on every frame:
 
 Order on a tracked frame: the cut first (flow, the network's prediction, the cut: the frame's
 labels are ready at once), then the network trains on those labels (blurred, so a band along
-the boundary, where the cut is least sure, is left out) with the labelled frame replayed.
+the boundary, where the cut is least sure, is left out, and in a binary scene the background
+next to the object, where a part the cut lost would lie: `tracked_frame_target`) with the
+labelled frame replayed.
 
 Everything is learned online from the user's labels; the flow has no learned weights.
 """
