@@ -105,6 +105,7 @@ def session_state(s: TrainingSession) -> dict[str, Any]:
             'image': torch.from_numpy(s._anchor.image.copy()),
             'labels': torch.from_numpy(s._anchor.labels.copy()),
             'positions': torch.from_numpy(s._anchor.positions.copy()),
+            'annotated': float(s._anchor.annotated),
         },
         'has_labels': bool(s._has_labels),
         'label_norm': float(s._label_norm),
@@ -163,6 +164,13 @@ def _restore_tracking(s: TrainingSession, state: dict[str, Any]) -> None:
 
     from .tracking import Motion
 
+    anchor = state.get('anchor')
+    if anchor is not None:  # first: a tracked frame's target depends on it
+        frame = s._new_frame(anchor['image'].numpy())
+        if anchor.get('positions') is not None:
+            s._set_positions(frame, anchor['positions'].numpy())
+        labels = anchor['labels'].numpy().astype(np.int64)
+        s._anchor = s._make_anchor(frame, labels, float(anchor.get('annotated', 1.0)))
     f = s._frame
     assert f is not None
     motion = state.get('motion')
@@ -171,18 +179,15 @@ def _restore_tracking(s: TrainingSession, state: dict[str, Any]) -> None:
         if f.refinement is not None and not f.annotations:  # a tracked frame, cut already
             from .tracking import tracked_frame_target
 
+            band = s.track.band_for(1.0 if s._anchor is None else s._anchor.annotated)
             s._set_track_target(
-                f, *tracked_frame_target(f.refinement.labels, s.num_classes, s.track)
+                f,
+                *tracked_frame_target(
+                    f.refinement.labels, s.num_classes, s.track.target_confidence, band
+                ),
             )
     if state.get('positions') is not None:
         s._set_positions(f, state['positions'].numpy())
-    anchor = state.get('anchor')
-    if anchor is not None:
-        frame = s._new_frame(anchor['image'].numpy())
-        if anchor.get('positions') is not None:
-            s._set_positions(frame, anchor['positions'].numpy())
-        labels = anchor['labels'].numpy().astype(np.int64)
-        s._anchor = s._make_anchor(frame, labels)
 
 
 def save_state(state: dict[str, Any], path: str) -> None:

@@ -140,6 +140,7 @@ class _Anchor:
     net_labels: torch.Tensor  # (h, w) its labels at network size
     net_weights: torch.Tensor  # (h, w) 0 in the band along its boundaries
     positions: np.ndarray  # (2, h, w) its pixels' places in the frame labelled before it
+    annotated: float  # the share of its working-size pixels the user labelled
 
 
 @dataclass
@@ -525,16 +526,21 @@ class TrainingSession:
             torch.from_numpy(probs)[None], labels.astype(np.int64), np.full((h, w), -1, np.int64)
         )
         # the network then trains on these labels (the frame-switch rule: cut, then train)
-        self._set_track_target(f, *tracked_frame_target(labels, n, self.track))
+        band = self.track.band_for(anchor.annotated)
+        self._set_track_target(
+            f, *tracked_frame_target(labels, n, self.track.target_confidence, band)
+        )
 
     def _set_anchor(self, f: _FrameState) -> None:
         """An annotated frame was refined: it becomes the frame the video is tracked from."""
         if f.refinement is None:
             return
-        self._anchor = self._make_anchor(f, f.refinement.labels)
+        annotated = float((f.refinement.seeds >= 0).mean())
+        self._anchor = self._make_anchor(f, f.refinement.labels, annotated)
 
-    def _make_anchor(self, f: _FrameState, labels: np.ndarray) -> _Anchor:
-        """The frame `f` with its refined `labels` (working size) as the labelled frame."""
+    def _make_anchor(self, f: _FrameState, labels: np.ndarray, annotated: float) -> _Anchor:
+        """The frame `f` with its refined `labels` (working size) as the labelled frame, the
+        user having labelled the share `annotated` of its pixels."""
         nh, nw = self._net_size
         net = cv2.resize(labels.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST)
         _, weights = labels_target(
@@ -549,6 +555,7 @@ class TrainingSession:
             torch.from_numpy(net.astype(np.int64)).to(self.device),
             torch.from_numpy(weights).to(self.device),
             f.positions,
+            annotated,
         )
 
     def _graphcut(self, f: _FrameState) -> None:

@@ -78,7 +78,9 @@ class TrackSettings:
     as labelled), so its appearance model holds under the lighting changes of a video.
     background_band: working px; in a binary scene a tracked frame's background pixels nearer
     than this to its object are left out of the network's target (`tracked_frame_target`;
-    0 = none).
+    0 = none), when the user labelled at least half the labelled frame (a mask);
+    sparse_background_band: the same when they labelled less (clicks, strokes, boxes), so
+    the cut's first labels next to the object were already its guesses (`band_for`).
     """
 
     warp_weight: float = 2.0
@@ -93,6 +95,7 @@ class TrackSettings:
     upsample_eps: float = 1e-3
     upsample_scale: float = 0.25
     background_band: float = 8.0
+    sparse_background_band: float = 24.0
 
     def __post_init__(self) -> None:
         if (
@@ -102,6 +105,7 @@ class TrackSettings:
                 self.gamma,
                 self.upsample_eps,
                 self.background_band,
+                self.sparse_background_band,
             )
             < 0
         ):
@@ -115,6 +119,11 @@ class TrackSettings:
             raise ValueError(
                 f'target_confidence must be in [0.5, 1), got {self.target_confidence}'
             )
+
+    def band_for(self, annotated_share: float) -> float:
+        """The background band of a video tracked from a frame whose pixels the user labelled
+        this share of."""
+        return self.background_band if annotated_share >= 0.5 else self.sparse_background_band
 
 
 @dataclass(frozen=True)
@@ -225,23 +234,24 @@ def labels_target(
 
 
 def tracked_frame_target(
-    labels: np.ndarray, num_classes: int, settings: TrackSettings
+    labels: np.ndarray, num_classes: int, threshold: float, band: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """(labels, weights): what the network learns from a tracked frame's cut (`labels`, (h, w)
     at working size): `labels_target`, and in a binary scene (class 0 the background, as the
-    click prior has it) no background within `settings.background_band` of the object.
+    click prior has it) no background within `band` working px of the object.
 
     Where the cut loses a part of the object (the dog's hindquarters as it turns, the far
     side of a car, what 5 first-frame clicks left out), that part is background right next to
     the object. Taught as background frame after frame, the network learns the loss and the
     next cuts keep it; left out, the network keeps what the labelled frame and the object's
     own pixels taught it there, while the background farther away is still learned. DAVIS,
-    seeds 0 / 1 / 2, two threads: from 5 clicks mean J 0.617 / 0.621 / 0.634 against 0.612 /
-    0.587 / 0.608 without the band; from the first-frame mask 0.780 / 0.759 / 0.776 against
-    0.769 / 0.760 / 0.785. Wider bands gain more from clicks and lose from the mask (16 px:
-    0.641 / 0.616 / 0.667 and 0.775 / 0.753 / 0.759)."""
-    target, weights = labels_target(labels, num_classes, settings.target_confidence)
-    band = settings.background_band
+    seeds 0 / 1 / 2, two threads (docs/benchmarks.md): from the first-frame mask with 8 px mean
+    J 0.780 / 0.759 / 0.776 against 0.769 / 0.760 / 0.785 without a band, wider bands worse
+    (16 px: 0.775 / 0.753 / 0.759); from 5 clicks with 24 px 0.643 / 0.640 / 0.658 against
+    0.612 / 0.587 / 0.608 (8 px: 0.617 / 0.621 / 0.634). With a whole mask the cut's
+    background next to the object is mostly right, and a network never taught it there leaks
+    into it; from clicks it was a guess from the first frame on."""
+    target, weights = labels_target(labels, num_classes, threshold)
     if num_classes != 2 or band <= 0 or not (labels == 1).any():
         return target, weights
     near = ndimage.distance_transform_edt(labels != 1) < band

@@ -4,6 +4,7 @@
 import pickle
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -14,13 +15,14 @@ from segdip_ros.core import (
     Click,
     CutSettings,
     ImageError,
+    Mask,
     TrainingError,
     TrainingSession,
     default_preset,
 )
 from segdip_ros.core.model import meshgrid
 from segdip_ros.core.synthetic import two_class_scene
-from segdip_ros.core.tracking import replay_gain
+from segdip_ros.core.tracking import replay_gain, tracked_frame_target
 
 # the network alone (no graph cut): these tests look at what the network itself does
 TINY = default_preset(2, working_size=64, warmup_iterations=5, refine='none', width=8)
@@ -249,6 +251,34 @@ def test_a_moved_frame_carries_the_positions_and_replays_the_labelled_frame_brig
         assert torch.allclose(code[:, 2:], target * 2 - 1)
         s.step(1)
     assert len(gains) == 6
+
+
+def test_a_tracked_frame_leaves_out_a_wider_background_band_after_clicks_than_after_a_mask(
+    scene,
+):
+    """The band follows how much of the labelled frame the user labelled: two clicks are a
+    guess of the object's extent, a whole mask is not (TrackSettings.band_for)."""
+    clicked = TrainingSession(TINY_CUT)
+    _labelled_then_moved(clicked, scene)
+    masked = TrainingSession(TINY_CUT)
+    masked.set_image(scene.rgb)
+    masked.warmup()
+    masked.add_annotation(Mask(scene.labels.astype(np.uint8)))
+    masked.step(10)
+    masked.refine()
+    masked.next_frame(np.roll(scene.rgb, 3, axis=1))
+    masked.refine()
+    assert clicked._anchor.annotated < 0.01 and masked._anchor.annotated == 1.0
+    track = clicked.track
+    for s, band in ((clicked, track.sparse_background_band), (masked, track.background_band)):
+        labels = s._frame.refinement.labels
+        nh, nw = s.network_size
+        expected = tracked_frame_target(labels, 2, track.target_confidence, band)[1]
+        other = track.background_band + track.sparse_background_band - band
+        wrong = tracked_frame_target(labels, 2, track.target_confidence, other)[1]
+        assert not np.array_equal(expected, wrong)  # the two bands differ on this frame
+        got = s._frame.track_weights.cpu().numpy()
+        assert np.array_equal(got, cv2.resize(expected, (nw, nh), interpolation=cv2.INTER_AREA))
 
 
 def test_bad_checkpoints_raise(session, tmp_path):

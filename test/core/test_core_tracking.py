@@ -85,7 +85,7 @@ def _square_scene():
 
 def test_a_tracked_frame_teaches_no_background_next_to_its_object():
     labels = _square_scene()
-    target, weights = tracked_frame_target(labels, 2, TrackSettings(background_band=8.0))
+    target, weights = tracked_frame_target(labels, 2, 0.8, 8.0)
     assert np.array_equal(target, labels)
     assert (weights[15 + 3 : 25 - 3, 25 + 3 : 35 - 3] == 1).all()  # the object's inside
     assert (weights[15:25, 35 : 35 + 7] == 0).all()  # background within 8 px of it
@@ -95,14 +95,21 @@ def test_a_tracked_frame_teaches_no_background_next_to_its_object():
 
 def test_without_the_band_or_with_more_classes_the_background_is_taught_up_to_the_edge_blur():
     labels = _square_scene()
-    off = tracked_frame_target(labels, 2, TrackSettings(background_band=0.0))[1]
+    off = tracked_frame_target(labels, 2, 0.8, 0.0)[1]
     assert (off[15:25, 35 + 4 : 35 + 7] == 1).all()
-    three = tracked_frame_target(labels, 3, TrackSettings(background_band=8.0))[1]
+    three = tracked_frame_target(labels, 3, 0.8, 8.0)[1]
     assert np.array_equal(three, off)
-    empty = tracked_frame_target(np.zeros((40, 60), np.int64), 2, TrackSettings())[1]
+    empty = tracked_frame_target(np.zeros((40, 60), np.int64), 2, 0.8, 8.0)[1]
     assert (empty == 1).all()  # no object in the frame: nothing to keep clear of
 
 
+def test_the_band_is_wider_when_the_user_labelled_less_than_half_the_labelled_frame():
+    settings = TrackSettings(background_band=8.0, sparse_background_band=24.0)
+    assert settings.band_for(1.0) == settings.band_for(0.5) == 8.0  # a mask
+    assert settings.band_for(0.01) == 24.0  # a few clicks
+
+
 def test_a_negative_background_band_is_refused():
-    with pytest.raises(ValueError, match='tracking weights'):
-        TrackSettings(background_band=-1.0)
+    for bad in ({'background_band': -1.0}, {'sparse_background_band': -1.0}):
+        with pytest.raises(ValueError, match='tracking weights'):
+            TrackSettings(**bad)
