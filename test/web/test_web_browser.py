@@ -105,7 +105,10 @@ def test_labelling_console_end_to_end(tmp_path):
         for p in (p1, p2):
             expect(p.locator('#status-annotations')).to_have_text('1', timeout=T)
         expect(p2.locator('#log')).to_contain_text('click of class 1', timeout=T)
-        assert int(p2.locator('#canvas').get_attribute('data-frames')) > frames2
+        # the other page shows the new labels once their frame has reached it
+        assert wait_for(
+            lambda: int(p2.locator('#canvas').get_attribute('data-frames')) > frames2, 30
+        )
         assert live.stats.annotations_accepted == 1 and server.published == 1
 
         # key 2 + shift-drag: a box of class 2
