@@ -48,8 +48,8 @@ __all__ = [
     'estimate_motion',
     'labels_target',
     'replay_gain',
-    'tracking_cut',
     'tracked_frame_target',
+    'tracking_cut',
     'tracking_prior',
     'training_target',
 ]
