@@ -25,9 +25,12 @@ def test_presets_validate_and_round_trip():
         cfg.validate()
         assert config_from_dict(config_to_dict(cfg)) == cfg
     assert paper_preset().width == 128 and paper_preset().tcl_lambda == 0.001
-    # 'still' is the default with the paper's xy-only code, nothing else
+    # 'still' is the default with the paper's xy-only code and no skips, nothing else
     assert still_preset().input_code == 'meshgrid'
-    assert replace(still_preset(), input_code='meshgrid+rgb') == default_preset()
+    assert (
+        replace(still_preset(), input_code='meshgrid+rgb', skip_connections=True)
+        == default_preset()
+    )
     assert set(PRESETS) == {'default', 'still', 'paper'}
 
 
