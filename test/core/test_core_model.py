@@ -6,7 +6,7 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from segdip_ros.core import default_preset, still_preset
+from segdip_ros.core import config_from_dict, config_to_dict, default_preset, still_preset
 from segdip_ros.core.model import SegDipNet, make_input_code
 
 STRIPE = 2  # px: the stripes the image shows and the labels follow
@@ -31,6 +31,10 @@ def test_skip_connections_add_no_parameters_but_change_the_output():
 
 def test_the_default_has_skip_connections_and_the_still_preset_none():
     assert default_preset().skip_connections and not still_preset().skip_connections
+    # a configuration saved before the field existed restores the network it described
+    saved = config_to_dict(default_preset())
+    del saved['skip_connections']
+    assert not config_from_dict(saved).skip_connections
 
 
 def _fit_stripes(skips: bool, seed: int) -> float:
