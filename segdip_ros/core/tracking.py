@@ -95,7 +95,7 @@ class TrackSettings:
     upsample_eps: float = 1e-3
     upsample_scale: float = 0.25
     background_band: float = 8.0
-    sparse_background_band: float = 40.0
+    sparse_background_band: float = 60.0
 
     def __post_init__(self) -> None:
         if (
@@ -249,8 +249,9 @@ def tracked_frame_target(
     J 0.780 / 0.759 / 0.776 against 0.769 / 0.760 / 0.785 without a band, wider bands worse
     (16 px: 0.775 / 0.753 / 0.759); from 5 clicks with 24 px 0.643 / 0.640 / 0.658 against
     0.612 / 0.587 / 0.608 (8 px: 0.617 / 0.621 / 0.634), all without skip connections; with
-    them, from 5 clicks, 40 px gives 0.630 / 0.655 / 0.657 against 0.625 / 0.648 / 0.636 with
-    24 px and 0.620 / 0.633 / 0.643 with 12 px (from the mask, 8 px: 0.797 / 0.788 / 0.801).
+    them, from 5 clicks, 60 px gives 0.648 / 0.655 / 0.645 against 0.630 / 0.655 / 0.657 with
+    40 px, 0.625 / 0.648 / 0.636 with 24 px and 0.640 / 0.644 / 0.617 with 80 px (from the
+    mask, 8 px: 0.797 / 0.788 / 0.801).
     With a whole mask the cut's background next to the object is mostly right, and a network
     never taught it there leaks into it; from clicks it was a guess from the first frame on."""
     target, weights = labels_target(labels, num_classes, threshold)
