@@ -34,7 +34,7 @@ DOWNSAMPLING = 2 ** (ENCODER_LAYERS - 1)  # input sides must be multiples of thi
 # Encoder outputs (by scale: 1 = full, 2 = half, 4 = quarter of the input's size) that a
 # network with skip connections adds to the decoder's output of the same size. Not the full
 # size: with it too, the network tracked no better (DAVIS from the first-frame mask, seed 0:
-# mean J 0.796 against 0.797) and each output pixel leans on its own input pixel alone.
+# mean J 0.796 against 0.797; from 5 clicks 0.625 against 0.625, docs/benchmarks.md).
 SKIP_SCALES = (2, 4)
 
 
